@@ -1,0 +1,750 @@
+//! The coordinator: validate, reserve, lock, start workers, supervise, flush,
+//! publish.
+//!
+//! [`Runner`] is the library's entry point. A run goes through these steps,
+//! and only the last ones touch the disk:
+//!
+//! 1. *Prepare* — resolve the target (symlinks, directory), decide between
+//!    building a new file and working in place, read or build the layout,
+//!    build the kernel, plan the rows. Any problem here is exit 2 and
+//!    nothing on disk has changed.
+//! 2. *Lock* — create and lock the journal ([`crate::journal`]); a held
+//!    journal is exit 75.
+//! 3. *Reserve* — new files are built as `.<name>.mmrun-partial` beside the
+//!    target, header written and every data block reserved with `fallocate`
+//!    so no worker can die of SIGBUS on a full disk. A refusal here removes
+//!    what this run created.
+//! 4. *Run* — [`supervise::run_workers`].
+//! 5. *Flush and publish* — `fsync` the file once (`--sync full`), rename
+//!    the partial file over the target, `fsync` the directory, remove the
+//!    journal. A run whose workers did not all succeed stops before this
+//!    step: the target is untouched and the partial file and journal stay.
+
+pub mod supervise;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use serde::Serialize;
+
+pub use supervise::{Spawn, WorkerOutcome, WorkerRecord};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::journal::{self, Journal, Owner, Stale};
+use crate::kernels::Kernel;
+use crate::layout::{npy, DType, Format, HeaderStyle, Layout, RawSpec};
+use crate::os;
+use crate::plan::{Plan, RowRange, RowSlice, LOCAL_ALIGN};
+use crate::worker::WorkerTask;
+
+/// How many workers to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// Exactly this many (clamped to the number of rows).
+    Count(usize),
+    /// The CPUs this process may use (affinity mask, cgroup quota), capped
+    /// by `SLURM_CPUS_PER_TASK` inside a Slurm step.
+    Auto,
+}
+
+impl Workers {
+    /// The count `Auto` stands for here, or the explicit count.
+    pub fn resolve(self) -> usize {
+        match self {
+            Workers::Count(n) => n,
+            Workers::Auto => auto_workers(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1),
+                std::env::var("SLURM_STEP_ID").ok().as_deref(),
+                std::env::var("SLURM_CPUS_PER_TASK").ok().as_deref(),
+            ),
+        }
+    }
+}
+
+/// `--workers auto`: `available` CPUs, capped by Slurm's CPUs per task only
+/// inside a step (an sbatch body outside `srun` has the variable too).
+fn auto_workers(available: usize, step_id: Option<&str>, cpus_per_task: Option<&str>) -> usize {
+    let cap = step_id
+        .and(cpus_per_task)
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0);
+    cap.map_or(available, |c| c.min(available)).max(1)
+}
+
+/// Whether data is made durable before publishing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// `fsync` the file, and the directory after the rename.
+    #[default]
+    Full,
+    /// No sync: protects against a crashed process, not a crashed machine.
+    None,
+}
+
+/// How space is reserved before workers start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Prealloc {
+    /// `fallocate`; where the file system cannot, warn and go on.
+    #[default]
+    Auto,
+    /// `fallocate`, and refuse where the file system cannot.
+    Fallocate,
+    /// Only set the file's length (sparse).
+    None,
+}
+
+/// A new file to build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFile {
+    /// Element type.
+    pub dtype: DType,
+    /// Shape.
+    pub shape: Vec<u64>,
+    /// Headerless (`--raw`) instead of `.npy`.
+    pub raw: bool,
+    /// Data offset of a raw file (zero bytes before it, as `numpy.memmap`'s
+    /// `w+` leaves them).
+    pub offset: u64,
+    /// Header layout of a `.npy` file.
+    pub header: HeaderStyle,
+}
+
+/// What a run works on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The target path as given.
+    pub path: PathBuf,
+    /// Build a new file with this layout (`--shape`).
+    pub create: Option<NewFile>,
+    /// Read an existing file as raw with this layout (`--raw`).
+    pub raw: Option<RawSpec>,
+    /// Replace an existing target, or discard a stale partial file.
+    pub force: bool,
+    /// Always build a new file (the `create` command), even for raw files
+    /// whose layout options could describe the existing file.
+    pub create_only: bool,
+    /// Refuse an existing file whose dtype differs.
+    pub expect_dtype: Option<DType>,
+}
+
+impl Target {
+    /// A target at `path` worked on in place.
+    pub fn existing(path: impl Into<PathBuf>) -> Self {
+        Target {
+            path: path.into(),
+            create: None,
+            raw: None,
+            force: false,
+            create_only: false,
+            expect_dtype: None,
+        }
+    }
+
+    /// A new `.npy` file at `path`.
+    pub fn new_npy(path: impl Into<PathBuf>, dtype: DType, shape: Vec<u64>) -> Self {
+        Target {
+            create: Some(NewFile {
+                dtype,
+                shape,
+                raw: false,
+                offset: 0,
+                header: HeaderStyle::Page,
+            }),
+            ..Target::existing(path)
+        }
+    }
+}
+
+/// Builder and entry point for a run.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    target: Target,
+    workers: Workers,
+    spawn: Spawn,
+    sync: SyncMode,
+    prealloc: Prealloc,
+    align: u64,
+    lock: bool,
+    dry_run: bool,
+    rows: Option<RowSlice>,
+    seed: Option<u128>,
+    kill_after: Duration,
+    worker_exe: Option<PathBuf>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// The target as given.
+    pub path: PathBuf,
+    /// The file's layout.
+    pub layout: Layout,
+    /// Whether a new file was built and published.
+    pub created: bool,
+    /// Rows worked on.
+    pub rows: RowRange,
+    /// Worker count asked for, before clamping to the rows.
+    pub workers_requested: usize,
+    /// The partition of rows.
+    pub plan: Plan,
+    /// Per-worker records (empty for a dry run or `create`).
+    pub workers: Vec<WorkerRecord>,
+    /// Seconds spent validating, locking and reserving.
+    pub prepare_s: f64,
+    /// Seconds workers ran.
+    pub run_s: f64,
+    /// Seconds syncing and publishing.
+    pub flush_s: f64,
+    /// Bytes of rows written by workers.
+    pub bytes: u64,
+    /// Whether this was a dry run (nothing touched).
+    pub dry_run: bool,
+    /// How space was reserved: `fallocate`, `sparse`, or `none` (dry run).
+    pub reserved: &'static str,
+    /// The job's seed, if it has one.
+    pub seed: Option<String>,
+}
+
+/// The resolved target, before anything on disk changes.
+#[derive(Debug)]
+struct Prepared {
+    real: PathBuf,
+    layout: Layout,
+    mode: Mode,
+}
+
+#[derive(Debug)]
+enum Mode {
+    New {
+        header: Vec<u8>,
+        keep_mode: Option<u32>,
+    },
+    InPlace {
+        file: File,
+    },
+}
+
+impl Runner {
+    /// A run on `target` with defaults: `--workers auto`, fork, `--sync
+    /// full`, `--prealloc auto`, 4096-byte alignment, locking on.
+    pub fn new(target: Target) -> Self {
+        Runner {
+            target,
+            workers: Workers::Auto,
+            spawn: Spawn::Fork,
+            sync: SyncMode::Full,
+            prealloc: Prealloc::Auto,
+            align: LOCAL_ALIGN,
+            lock: true,
+            dry_run: false,
+            rows: None,
+            seed: None,
+            kill_after: Duration::from_secs(10),
+            worker_exe: None,
+        }
+    }
+
+    /// Worker count.
+    pub fn workers(mut self, w: Workers) -> Self {
+        self.workers = w;
+        self
+    }
+
+    /// Fork or exec.
+    pub fn spawn(mut self, s: Spawn) -> Self {
+        self.spawn = s;
+        self
+    }
+
+    /// Sync mode.
+    pub fn sync(mut self, s: SyncMode) -> Self {
+        self.sync = s;
+        self
+    }
+
+    /// Space reservation.
+    pub fn prealloc(mut self, p: Prealloc) -> Self {
+        self.prealloc = p;
+        self
+    }
+
+    /// Boundary alignment in bytes.
+    pub fn align(mut self, a: u64) -> Self {
+        self.align = a.max(1);
+        self
+    }
+
+    /// Whether to take the journal lock (`--no-lock` turns it off).
+    pub fn lock(mut self, on: bool) -> Self {
+        self.lock = on;
+        self
+    }
+
+    /// Plan only; touch nothing.
+    pub fn dry_run(mut self, on: bool) -> Self {
+        self.dry_run = on;
+        self
+    }
+
+    /// Work on these rows only (`--rows A:B`).
+    pub fn rows(mut self, r: Option<RowSlice>) -> Self {
+        self.rows = r;
+        self
+    }
+
+    /// The job's seed, passed to workers as `MMRUN_SEED`.
+    pub fn seed(mut self, s: Option<u128>) -> Self {
+        self.seed = s;
+        self
+    }
+
+    /// Grace between SIGTERM and SIGKILL when interrupted.
+    pub fn kill_after(mut self, d: Duration) -> Self {
+        self.kill_after = d;
+        self
+    }
+
+    /// The program `Spawn::Exec` re-executes as `PROGRAM __worker`. Defaults
+    /// to the running executable, which is right for the `mmrun` binary; a
+    /// library caller using exec points this at an `mmrun` binary.
+    pub fn worker_exe(mut self, p: impl Into<PathBuf>) -> Self {
+        self.worker_exe = Some(p.into());
+        self
+    }
+
+    /// Builds (or checks) the file and runs the kernel `make` returns for
+    /// its layout over the planned rows; `None` from `make` only creates
+    /// the file. The fork path requires the calling process to be
+    /// single-threaded at this point (see [`crate::os::fork_child`]).
+    pub fn run<F>(&self, make: F) -> Result<RunSummary>
+    where
+        F: FnOnce(&Layout) -> Result<Option<Box<dyn Kernel>>>,
+    {
+        let t0 = Instant::now();
+        let prepared = self.prepare()?;
+        let layout = prepared.layout.clone();
+        let kernel = make(&layout)?;
+        let rows = self.rows.map_or(RowRange::new(0, layout.rows()), |r| {
+            r.resolve(layout.rows())
+        });
+        let requested = self.workers.resolve();
+        if requested == 0 {
+            return Err(Error::refused("--workers must be at least 1"));
+        }
+        let plan_rows = if kernel.is_some() {
+            rows
+        } else {
+            RowRange::new(rows.start, rows.start)
+        };
+        let plan = Plan::split(
+            plan_rows,
+            requested,
+            layout.data_offset,
+            layout.row_bytes()?,
+            self.align,
+        );
+        let bytes = plan_rows.len() * layout.row_bytes()?;
+        let mut summary = RunSummary {
+            path: self.target.path.clone(),
+            layout: layout.clone(),
+            created: matches!(prepared.mode, Mode::New { .. }),
+            rows,
+            workers_requested: requested,
+            plan: plan.clone(),
+            workers: Vec::new(),
+            prepare_s: 0.0,
+            run_s: 0.0,
+            flush_s: 0.0,
+            bytes,
+            dry_run: self.dry_run,
+            reserved: "none",
+            seed: self.seed.map(|s| s.to_string()),
+        };
+        if self.dry_run {
+            return Ok(summary);
+        }
+
+        os::ignore_sigxfsz();
+        let fingerprint = fingerprint(&layout, rows, kernel.as_deref());
+        let stale = if self.target.force {
+            Stale::Discard
+        } else {
+            Stale::Refuse
+        };
+        let journal = Journal::acquire(
+            &prepared.real,
+            &Owner::this_process(fingerprint),
+            self.lock,
+            stale,
+        )?;
+        let partial = journal::partial_path(&prepared.real);
+        let (file, reserved) = match self.open_for_work(&prepared, &layout, &partial) {
+            Ok(v) => v,
+            Err(e) => {
+                // Refused before any work: leave nothing behind.
+                if matches!(prepared.mode, Mode::New { .. }) {
+                    let _ = fs::remove_file(&partial);
+                }
+                let _ = journal.remove();
+                return Err(e);
+            }
+        };
+        summary.reserved = reserved;
+        summary.prepare_s = t0.elapsed().as_secs_f64();
+
+        let t1 = Instant::now();
+        let work_path = match prepared.mode {
+            Mode::New { .. } => partial.clone(),
+            Mode::InPlace { .. } => prepared.real.clone(),
+        };
+        if let Some(kernel) = kernel.as_deref() {
+            let tasks: Vec<WorkerTask> = plan
+                .ranges
+                .iter()
+                .enumerate()
+                .map(|(i, &range)| WorkerTask {
+                    path: work_path.clone(),
+                    layout: layout.clone(),
+                    range,
+                    worker: i,
+                    workers: plan.workers(),
+                    seed: self.seed,
+                })
+                .collect();
+            let exe = match &self.worker_exe {
+                Some(p) => p.clone(),
+                None => std::env::current_exe().map_err(|e| {
+                    Error::failed(format!("cannot find mmrun's own executable: {e}"))
+                })?,
+            };
+            let cfg = supervise::SpawnConfig {
+                spawn: self.spawn,
+                worker_exe: &exe,
+                kill_after: self.kill_after,
+            };
+            let sup = supervise::run_workers(&file, &tasks, kernel, &cfg)?;
+            summary.workers = sup.workers;
+            summary.run_s = t1.elapsed().as_secs_f64();
+            let kept = match prepared.mode {
+                Mode::New { .. } => format!(
+                    "the partial file {} is kept (--force discards it)",
+                    partial.display()
+                ),
+                Mode::InPlace { .. } => format!(
+                    "rows of {} may be partly written; the journal {} records the run",
+                    prepared.real.display(),
+                    journal.path().display()
+                ),
+            };
+            if let Some(sig) = sup.interrupted {
+                drop(journal);
+                return Err(Error::new(
+                    ErrorKind::Interrupted(sig),
+                    format!(
+                        "interrupted by SIG{}: nothing was published; {kept}",
+                        os::signal_name(sig)
+                    ),
+                ));
+            }
+            let failed: Vec<String> = summary
+                .workers
+                .iter()
+                .filter(|w| !w.outcome.succeeded())
+                .map(WorkerRecord::describe)
+                .collect();
+            if !failed.is_empty() {
+                drop(journal);
+                return Err(Error::failed(format!(
+                    "{}; nothing was published; {kept}",
+                    failed.join("; ")
+                )));
+            }
+        }
+
+        let t2 = Instant::now();
+        if self.sync == SyncMode::Full {
+            file.sync_all()
+                .map_err(|e| Error::io_failed("cannot sync", &work_path, e))?;
+        }
+        drop(file);
+        if let Mode::New { .. } = prepared.mode {
+            fs::rename(&partial, &prepared.real)
+                .map_err(|e| Error::io_failed("cannot publish", &prepared.real, e))?;
+        }
+        journal.remove()?;
+        if self.sync == SyncMode::Full {
+            sync_dir(&prepared.real)?;
+        }
+        summary.flush_s = t2.elapsed().as_secs_f64();
+        Ok(summary)
+    }
+
+    /// Step 1: everything that can be checked without changing the disk.
+    fn prepare(&self) -> Result<Prepared> {
+        let t = &self.target;
+        let path = &t.path;
+        match fs::symlink_metadata(path) {
+            Ok(_) => {
+                let real = fs::canonicalize(path).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => {
+                        Error::refused(format!("{} is a dangling symbolic link", path.display()))
+                    }
+                    _ => Error::io_refused("cannot resolve", path, e),
+                })?;
+                let meta =
+                    fs::metadata(&real).map_err(|e| Error::io_refused("cannot access", path, e))?;
+                if meta.is_dir() {
+                    return Err(Error::refused(format!("{} is a directory", path.display())));
+                }
+                if !meta.is_file() {
+                    return Err(Error::refused(format!(
+                        "{} is not a regular file",
+                        path.display()
+                    )));
+                }
+                let describe_raw = t.raw.is_some() && !t.create_only && !t.force;
+                if let Some(new) = t.create.as_ref().filter(|_| !describe_raw) {
+                    if !t.force {
+                        return Err(Error::refused(format!(
+                            "{} already exists: use --force to replace it, or leave out --shape to work on it in place",
+                            path.display()
+                        )));
+                    }
+                    let (layout, header) = new_layout(new)?;
+                    return Ok(Prepared {
+                        real,
+                        layout,
+                        mode: Mode::New {
+                            header,
+                            keep_mode: Some(meta.permissions().mode() & 0o7777),
+                        },
+                    });
+                }
+                let mut file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&real)
+                    .map_err(|e| Error::io_refused("cannot open", path, e))?;
+                let layout = Layout::read(path, &mut file, t.raw.as_ref())?;
+                layout.check_workable(path)?;
+                if let Some(d) = t.expect_dtype.filter(|&d| d != layout.dtype) {
+                    return Err(Error::refused(format!(
+                        "{} holds {}, not {d}: leave out --dtype, or use --force with --shape to replace it",
+                        path.display(),
+                        layout.dtype
+                    )));
+                }
+                Ok(Prepared {
+                    real,
+                    layout,
+                    mode: Mode::InPlace { file },
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let Some(new) = &t.create else {
+                    return Err(Error::refused(format!(
+                        "{} does not exist: give --shape and --dtype to create it",
+                        path.display()
+                    )));
+                };
+                let name = path.file_name().ok_or_else(|| {
+                    Error::refused(format!("{} does not name a file", path.display()))
+                })?;
+                let parent = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                let dir = fs::canonicalize(parent).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => {
+                        Error::refused(format!("directory {} does not exist", parent.display()))
+                    }
+                    _ => Error::io_refused("cannot access directory", parent, e),
+                })?;
+                if !dir.is_dir() {
+                    return Err(Error::refused(format!(
+                        "{} is not a directory",
+                        parent.display()
+                    )));
+                }
+                let (layout, header) = new_layout(new)?;
+                Ok(Prepared {
+                    real: dir.join(name),
+                    layout,
+                    mode: Mode::New {
+                        header,
+                        keep_mode: None,
+                    },
+                })
+            }
+            Err(e) => Err(Error::io_refused("cannot access", path, e)),
+        }
+    }
+
+    /// Step 3: the partial file built and reserved, or the target opened.
+    fn open_for_work(
+        &self,
+        p: &Prepared,
+        layout: &Layout,
+        partial: &Path,
+    ) -> Result<(File, &'static str)> {
+        let len = layout.file_len()?;
+        match &p.mode {
+            Mode::New { header, keep_mode } => {
+                let create = || {
+                    OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o666)
+                        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                        .open(partial)
+                };
+                let mut file = match create() {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        // We hold the journal, so this is a leftover of ours.
+                        fs::remove_file(partial)
+                            .map_err(|e| Error::io_refused("cannot remove", partial, e))?;
+                        create()
+                    }
+                    other => other,
+                }
+                .map_err(|e| Error::io_refused("cannot create", partial, e))?;
+                if let Some(mode) = keep_mode {
+                    file.set_permissions(fs::Permissions::from_mode(*mode))
+                        .map_err(|e| Error::io_refused("cannot set the mode of", partial, e))?;
+                }
+                let reserved = self.reserve(&file, 0, len, &p.real)?;
+                file.seek(SeekFrom::Start(0))
+                    .and_then(|_| file.write_all(header))
+                    .map_err(|e| Error::io_refused("cannot write the header of", partial, e))?;
+                Ok((file, reserved))
+            }
+            Mode::InPlace { file } => {
+                let file = file
+                    .try_clone()
+                    .map_err(|e| Error::io_refused("cannot open", &p.real, e))?;
+                let reserved =
+                    self.reserve(&file, layout.data_offset, layout.data_bytes()?, &p.real)?;
+                Ok((file, reserved))
+            }
+        }
+    }
+
+    /// Reserves `offset..offset+len` and makes the file at least that long.
+    fn reserve(&self, file: &File, offset: u64, len: u64, target: &Path) -> Result<&'static str> {
+        let end = offset + len;
+        let sparse = |file: &File| -> Result<&'static str> {
+            if file.metadata().map(|m| m.len()).unwrap_or(0) < end {
+                file.set_len(end)
+                    .map_err(|e| space_error(target, end, e.raw_os_error()))?;
+            }
+            Ok("sparse")
+        };
+        match self.prealloc {
+            Prealloc::None => sparse(file),
+            mode => match os::reserve(file, offset, len) {
+                Ok(()) => Ok("fallocate"),
+                Err(Errno::EOPNOTSUPP | Errno::ENOSYS) if mode == Prealloc::Auto => {
+                    tracing::warn!(
+                        "the file system of {} cannot reserve space: going on without (a full disk may stop workers)",
+                        target.display()
+                    );
+                    sparse(file)
+                }
+                Err(e) => Err(space_error(target, end, Some(e as i32))),
+            },
+        }
+    }
+}
+
+/// Layout and header bytes for a new file.
+fn new_layout(new: &NewFile) -> Result<(Layout, Vec<u8>)> {
+    if new.raw {
+        let layout = Layout::new(Format::Raw, new.dtype, new.shape.clone(), new.offset)?;
+        return Ok((layout, vec![0; 0]));
+    }
+    // Check the size first so a huge shape is refused as an overflow.
+    Layout::new(Format::Npy { major: 1 }, new.dtype, new.shape.clone(), 0)?;
+    let header =
+        npy::encode_header(new.dtype, &new.shape, new.header).map_err(|e| Error::refused(e.0))?;
+    let layout = Layout::new(
+        Format::Npy { major: header[6] },
+        new.dtype,
+        new.shape.clone(),
+        header.len() as u64,
+    )?;
+    Ok((layout, header))
+}
+
+fn space_error(target: &Path, need: u64, errno: Option<i32>) -> Error {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    match errno {
+        Some(libc::ENOSPC) => {
+            let avail = os::available_bytes(dir).map(|a| format!(", {a} available")).unwrap_or_default();
+            Error::refused(format!(
+                "not enough space in {} for {}: it needs {need} bytes{avail}",
+                dir.display(),
+                target.display()
+            ))
+        }
+        Some(libc::EDQUOT) => Error::refused(format!(
+            "disk quota exceeded in {}: {} needs {need} bytes",
+            dir.display(),
+            target.display()
+        )),
+        Some(libc::EFBIG) => Error::refused(format!(
+            "{} would be {need} bytes, over this process's file size limit (ulimit -f) or the file system's",
+            target.display()
+        )),
+        Some(e) => Error::refused(format!(
+            "cannot reserve {need} bytes for {}: {}",
+            target.display(),
+            std::io::Error::from_raw_os_error(e)
+        )),
+        None => Error::refused(format!("cannot reserve {need} bytes for {}", target.display())),
+    }
+}
+
+fn sync_dir(target: &Path) -> Result<()> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io_failed("cannot sync directory", dir, e))
+}
+
+/// A short hash of the job's parameters (FNV-1a over their JSON), recorded in
+/// the journal so a resumed run can tell it is the same job.
+fn fingerprint(layout: &Layout, rows: RowRange, kernel: Option<&dyn Kernel>) -> String {
+    let text = serde_json::json!({
+        "layout": layout,
+        "rows": rows,
+        "kernel": kernel.map(|k| k.spec()),
+    })
+    .to_string();
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_workers_honours_slurm_only_inside_a_step() {
+        assert_eq!(auto_workers(16, None, Some("4")), 16);
+        assert_eq!(auto_workers(16, Some("0"), Some("4")), 4);
+        assert_eq!(auto_workers(2, Some("0"), Some("8")), 2);
+        assert_eq!(auto_workers(16, Some("0"), Some("junk")), 16);
+        assert_eq!(auto_workers(0, None, None), 1);
+    }
+}

@@ -1,0 +1,198 @@
+//! Kernels: what workers compute, one block of rows at a time.
+//!
+//! A [`Kernel`] sees typed row blocks ([`RowsMut<T>`], wrapped in
+//! [`AnyRowsMut`] so one dispatch on the dtype happens per block, never per
+//! element) and global indices, so its result never depends on how rows were
+//! split between workers. Its parameters serialise to a [`KernelSpec`], and
+//! [`build`] rebuilds a kernel from a spec by name — that is how a kernel
+//! crosses `exec` into a re-executed worker. Built-in kernels use exactly the
+//! API library users get.
+
+pub mod fill;
+
+use half::f16;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::layout::DType;
+
+pub use fill::{Fill, FillKind};
+
+/// A mutable view of consecutive whole rows of one worker, typed.
+#[derive(Debug)]
+pub struct RowsMut<'a, T> {
+    data: &'a mut [T],
+    first_row: u64,
+    row_len: u64,
+}
+
+impl<'a, T> RowsMut<'a, T> {
+    /// Wraps `data`, which holds whole rows of `row_len` elements starting
+    /// at global row `first_row`.
+    pub fn new(data: &'a mut [T], first_row: u64, row_len: u64) -> Self {
+        debug_assert!(row_len == 0 || data.len() as u64 % row_len == 0);
+        RowsMut {
+            data,
+            first_row,
+            row_len,
+        }
+    }
+
+    /// Global index of the first row.
+    pub fn first_row(&self) -> u64 {
+        self.first_row
+    }
+
+    /// Number of rows in this block.
+    pub fn rows(&self) -> u64 {
+        (self.data.len() as u64)
+            .checked_div(self.row_len)
+            .unwrap_or(0)
+    }
+
+    /// Elements per row.
+    pub fn row_len(&self) -> u64 {
+        self.row_len
+    }
+
+    /// Global flat index of the first element.
+    pub fn first_element(&self) -> u64 {
+        self.first_row * self.row_len
+    }
+
+    /// All elements of the block, row-major.
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        self.data
+    }
+
+    /// Iterates over the rows as `(global row index, elements)`.
+    pub fn rows_mut(&mut self) -> impl Iterator<Item = (u64, &mut [T])> {
+        let first = self.first_row;
+        let n = self.row_len.max(1) as usize;
+        self.data
+            .chunks_mut(n)
+            .enumerate()
+            .map(move |(i, r)| (first + i as u64, r))
+    }
+}
+
+/// A row block of any supported dtype. `b1` elements are bytes holding 0/1.
+#[derive(Debug)]
+#[allow(missing_docs)]
+pub enum AnyRowsMut<'a> {
+    Bool(RowsMut<'a, u8>),
+    I8(RowsMut<'a, i8>),
+    I16(RowsMut<'a, i16>),
+    I32(RowsMut<'a, i32>),
+    I64(RowsMut<'a, i64>),
+    U8(RowsMut<'a, u8>),
+    U16(RowsMut<'a, u16>),
+    U32(RowsMut<'a, u32>),
+    U64(RowsMut<'a, u64>),
+    F16(RowsMut<'a, f16>),
+    F32(RowsMut<'a, f32>),
+    F64(RowsMut<'a, f64>),
+}
+
+impl<'a> AnyRowsMut<'a> {
+    /// Views `bytes` (whole rows, aligned for `dtype`) as typed rows.
+    ///
+    /// Panics if `bytes` is not aligned for `dtype` or not a whole number of
+    /// elements: callers (the worker) guarantee both.
+    pub fn from_bytes(dtype: DType, bytes: &'a mut [u8], first_row: u64, row_len: u64) -> Self {
+        use bytemuck::cast_slice_mut as c;
+        match dtype {
+            DType::Bool => AnyRowsMut::Bool(RowsMut::new(bytes, first_row, row_len)),
+            DType::U8 => AnyRowsMut::U8(RowsMut::new(bytes, first_row, row_len)),
+            DType::I8 => AnyRowsMut::I8(RowsMut::new(c(bytes), first_row, row_len)),
+            DType::I16 => AnyRowsMut::I16(RowsMut::new(c(bytes), first_row, row_len)),
+            DType::I32 => AnyRowsMut::I32(RowsMut::new(c(bytes), first_row, row_len)),
+            DType::I64 => AnyRowsMut::I64(RowsMut::new(c(bytes), first_row, row_len)),
+            DType::U16 => AnyRowsMut::U16(RowsMut::new(c(bytes), first_row, row_len)),
+            DType::U32 => AnyRowsMut::U32(RowsMut::new(c(bytes), first_row, row_len)),
+            DType::U64 => AnyRowsMut::U64(RowsMut::new(c(bytes), first_row, row_len)),
+            DType::F16 => AnyRowsMut::F16(RowsMut::new(c(bytes), first_row, row_len)),
+            DType::F32 => AnyRowsMut::F32(RowsMut::new(c(bytes), first_row, row_len)),
+            DType::F64 => AnyRowsMut::F64(RowsMut::new(c(bytes), first_row, row_len)),
+        }
+    }
+}
+
+/// A kernel's name and parameters: enough to rebuild it in another process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelSpec {
+    /// Registry name, e.g. `fill`.
+    pub name: String,
+    /// Parameters, as the kernel serialises them.
+    pub params: serde_json::Value,
+}
+
+/// A computation over row blocks.
+///
+/// `run` is called once per block, in row order within a worker, from the
+/// worker process; blocks of different workers run concurrently in other
+/// processes. A kernel must only write the block it is given, and its
+/// output for a row must not depend on which worker or block holds it.
+pub trait Kernel: Send + Sync {
+    /// The name and parameters that rebuild this kernel through [`build`].
+    fn spec(&self) -> KernelSpec;
+
+    /// Computes one block.
+    fn run(&self, rows: AnyRowsMut<'_>) -> std::result::Result<(), String>;
+
+    /// Whether the kernel reads the existing values (so blocks must be
+    /// loaded before `run` when they are staged through a bounce buffer).
+    fn reads_input(&self) -> bool {
+        false
+    }
+}
+
+type Builder = fn(&serde_json::Value, DType) -> Result<Box<dyn Kernel>>;
+
+/// The kernels [`build`] knows, by name.
+const REGISTRY: &[(&str, Builder)] = &[("fill", fill::build)];
+
+/// Rebuilds a kernel from its spec, for files of `dtype`.
+pub fn build(spec: &KernelSpec, dtype: DType) -> Result<Box<dyn Kernel>> {
+    let (_, builder) = REGISTRY
+        .iter()
+        .find(|(name, _)| *name == spec.name)
+        .ok_or_else(|| Error::refused(format!("unknown kernel '{}'", spec.name)))?;
+    builder(&spec.params, dtype)
+}
+
+/// The names of the registered kernels.
+pub fn registered() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().map(|(n, _)| *n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_rebuild_the_same_kernel() {
+        let k = Fill::new(FillKind::Uniform { seed: 7 }, DType::F32).unwrap();
+        let spec = k.spec();
+        let again = build(&spec, DType::F32).unwrap();
+        assert_eq!(again.spec(), spec);
+        assert!(build(
+            &KernelSpec {
+                name: "nope".into(),
+                params: serde_json::json!({})
+            },
+            DType::F32
+        )
+        .is_err());
+        assert_eq!(registered().collect::<Vec<_>>(), vec!["fill"]);
+    }
+
+    #[test]
+    fn rows_know_their_global_position() {
+        let mut data = [0u32; 6];
+        let mut rows = RowsMut::new(&mut data, 10, 3);
+        assert_eq!((rows.rows(), rows.first_element()), (2, 30));
+        let idx: Vec<u64> = rows.rows_mut().map(|(i, _)| i).collect();
+        assert_eq!(idx, vec![10, 11]);
+    }
+}

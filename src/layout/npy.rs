@@ -1,0 +1,308 @@
+//! `.npy` headers: writing them (page-padded or as `np.save` writes them) and
+//! reading them defensively.
+//!
+//! Reading checks the fixed prefix by hand first — magic, version, header
+//! length against [`MAX_HEADER_LEN`] and the file's size — so a hostile file
+//! can neither make mmrun allocate a huge buffer nor read past its end. Only
+//! then is the header text handed to `ndarray-npy`'s parser, which accepts
+//! Python literals only (no evaluation). Sizes are computed in checked `u64`
+//! arithmetic by the caller ([`crate::layout::Layout`]).
+
+use std::io::{Cursor, Read};
+
+use ndarray_npy::npy::header::Header;
+use py_literal::Value as PyValue;
+
+use super::dtype::{ByteOrder, DType};
+
+/// The magic string every `.npy` file starts with.
+pub const MAGIC: &[u8; 6] = b"\x93NUMPY";
+
+/// Largest header mmrun reads. NumPy's own reader refuses headers longer
+/// than this by default (`max_header_size` in `numpy.lib.format`).
+///
+/// Sources: numpy/lib/format.py, `_MAX_HEADER_SIZE = 10000`.
+pub const MAX_HEADER_LEN: u64 = 10_000;
+
+/// Where data starts in a page-padded header. A format constant, not the
+/// running machine's page size, so files are identical everywhere; 4096 is a
+/// multiple of every common page size's alignment needs for `mmap` offsets on
+/// x86-64 and of the 64-byte alignment `np.save` keeps.
+pub const PAGE_DATA_OFFSET: u64 = 4096;
+
+/// `np.save` pads headers so the data starts at a multiple of this.
+/// Sources: numpy/lib/format.py, `ARRAY_ALIGN = 64`.
+const ARRAY_ALIGN: usize = 64;
+
+/// `np.save` leaves room for the growth axis to reach this many digits.
+/// Sources: numpy/lib/format.py, `GROWTH_AXIS_MAX_DIGITS = 21`.
+const GROWTH_AXIS_MAX_DIGITS: usize = 21;
+
+/// How to lay out a header mmrun writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeaderStyle {
+    /// v1.0 header padded with spaces so data starts at byte 4096.
+    #[default]
+    Page,
+    /// Byte-identical to what `np.save` writes for the same array.
+    Compact,
+}
+
+/// What a parsed header says about the array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NpyInfo {
+    /// Format version, e.g. (1, 0).
+    pub version: (u8, u8),
+    /// Element type.
+    pub dtype: DType,
+    /// Byte order of the elements.
+    pub byte_order: ByteOrder,
+    /// Whether the array is stored in Fortran (column-major) order.
+    pub fortran_order: bool,
+    /// The array's shape.
+    pub shape: Vec<u64>,
+    /// Byte offset of the first element.
+    pub data_offset: u64,
+}
+
+/// Why a header could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NpyError(pub String);
+
+impl std::fmt::Display for NpyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err(msg: impl Into<String>) -> NpyError {
+    NpyError(msg.into())
+}
+
+/// The header dictionary text NumPy writes, without padding.
+fn dict_text(dtype: DType, shape: &[u64]) -> String {
+    let shape_repr = match shape {
+        [] => "()".to_string(),
+        [one] => format!("({one},)"),
+        many => {
+            let parts: Vec<String> = many.iter().map(u64::to_string).collect();
+            format!("({})", parts.join(", "))
+        }
+    };
+    format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {shape_repr}, }}",
+        dtype.descr()
+    )
+}
+
+/// Encodes a header for a C-order, little-endian array. Returns the bytes,
+/// whose length is the data offset.
+pub fn encode_header(dtype: DType, shape: &[u64], style: HeaderStyle) -> Result<Vec<u8>, NpyError> {
+    let mut dict = dict_text(dtype, shape);
+    match style {
+        HeaderStyle::Compact => {
+            if let Some(first) = shape.first() {
+                let digits = first.to_string().len();
+                dict.push_str(&" ".repeat(GROWTH_AXIS_MAX_DIGITS.saturating_sub(digits)));
+            }
+            // np.save picks v1.0 unless the header length overflows u16.
+            let (version, len_bytes) = if dict.len() + 1 + ARRAY_ALIGN < 65_536 - 10 {
+                (1u8, 2usize)
+            } else {
+                (2u8, 4usize)
+            };
+            let prefix = MAGIC.len() + 2 + len_bytes;
+            let hlen = dict.len() + 1;
+            let pad = ARRAY_ALIGN - (prefix + hlen) % ARRAY_ALIGN;
+            Ok(assemble(version, len_bytes, &dict, pad))
+        }
+        HeaderStyle::Page => {
+            let prefix = MAGIC.len() + 2 + 2;
+            let total = PAGE_DATA_OFFSET as usize;
+            if prefix + dict.len() + 1 > total {
+                return Err(err(format!(
+                    "the .npy header for shape {shape:?} does not fit in {total} bytes: use --npy-header compact"
+                )));
+            }
+            let pad = total - prefix - dict.len() - 1;
+            Ok(assemble(1, 2, &dict, pad))
+        }
+    }
+}
+
+fn assemble(version: u8, len_bytes: usize, dict: &str, pad: usize) -> Vec<u8> {
+    let hlen = dict.len() + pad + 1;
+    let mut out = Vec::with_capacity(MAGIC.len() + 2 + len_bytes + hlen);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[version, 0]);
+    if len_bytes == 2 {
+        out.extend_from_slice(&(hlen as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(hlen as u32).to_le_bytes());
+    }
+    out.extend_from_slice(dict.as_bytes());
+    out.resize(out.len() + pad, b' ');
+    out.push(b'\n');
+    out
+}
+
+/// Whether `prefix` starts with the `.npy` magic string.
+pub fn has_magic(prefix: &[u8]) -> bool {
+    prefix.starts_with(MAGIC)
+}
+
+/// Reads and checks the header of a file `file_len` bytes long.
+pub fn read_header<R: Read>(reader: &mut R, file_len: u64) -> Result<NpyInfo, NpyError> {
+    let mut prefix = [0u8; 12];
+    if file_len < 10 {
+        return Err(err(format!(
+            "truncated .npy header: the file is only {file_len} bytes"
+        )));
+    }
+    reader
+        .read_exact(&mut prefix[..10])
+        .map_err(|e| err(format!("cannot read the .npy header: {e}")))?;
+    if !has_magic(&prefix) {
+        return Err(err(
+            "not a .npy file (no magic string); use --raw for headerless files",
+        ));
+    }
+    let (major, minor) = (prefix[6], prefix[7]);
+    let (len_bytes, hlen) = match (major, minor) {
+        (1, 0) => (2u64, u64::from(u16::from_le_bytes([prefix[8], prefix[9]]))),
+        (2, 0) | (3, 0) => {
+            if file_len < 12 {
+                return Err(err(format!(
+                    "truncated .npy header: the file is only {file_len} bytes"
+                )));
+            }
+            reader
+                .read_exact(&mut prefix[10..12])
+                .map_err(|e| err(format!("cannot read the .npy header: {e}")))?;
+            let n = u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]);
+            (4u64, u64::from(n))
+        }
+        _ => {
+            return Err(err(format!(
+                "unsupported .npy format version {major}.{minor}"
+            )))
+        }
+    };
+    if hlen > MAX_HEADER_LEN {
+        return Err(err(format!(
+            "the .npy header is {hlen} bytes, over the {MAX_HEADER_LEN}-byte limit NumPy also keeps"
+        )));
+    }
+    let data_offset = 8 + len_bytes + hlen;
+    if data_offset > file_len {
+        return Err(err(format!(
+            "truncated .npy header: it claims {hlen} bytes but the file ends at byte {file_len}"
+        )));
+    }
+    let mut whole = prefix[..(8 + len_bytes) as usize].to_vec();
+    let mut text = vec![0u8; hlen as usize];
+    reader
+        .read_exact(&mut text)
+        .map_err(|e| err(format!("cannot read the .npy header: {e}")))?;
+    whole.extend_from_slice(&text);
+    let header = Header::from_reader(&mut Cursor::new(&whole))
+        .map_err(|e| err(format!("corrupt .npy header: {e}")))?;
+    let descr = match &header.type_descriptor {
+        PyValue::String(s) => s.clone(),
+        other => {
+            return Err(err(format!(
+                "structured dtype {other} is not supported (mmrun handles plain numeric arrays)"
+            )))
+        }
+    };
+    let (dtype, byte_order) = DType::parse_descr(&descr).ok_or_else(|| {
+        err(format!(
+            "dtype '{descr}' is not supported (mmrun handles bool, integer and float arrays)"
+        ))
+    })?;
+    Ok(NpyInfo {
+        version: (major, minor),
+        dtype,
+        byte_order,
+        fortran_order: header.layout.is_fortran(),
+        shape: header.shape.iter().map(|&d| d as u64).collect(),
+        data_offset,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse(bytes: &[u8]) -> Result<NpyInfo, NpyError> {
+        read_header(&mut Cursor::new(bytes), bytes.len() as u64)
+    }
+
+    #[test]
+    fn compact_matches_np_save_for_a_known_array() {
+        // np.save of np.zeros((3, 4), np.float32): header as NumPy 2 writes it.
+        let h = encode_header(DType::F32, &[3, 4], HeaderStyle::Compact).unwrap();
+        let text = std::str::from_utf8(&h[10..]).unwrap();
+        assert_eq!(h.len(), 128);
+        assert!(text.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }"));
+        assert!(text.ends_with(" \n"));
+        assert_eq!(&h[..8], b"\x93NUMPY\x01\x00");
+    }
+
+    #[test]
+    fn page_header_puts_data_at_4096() {
+        let h = encode_header(DType::U8, &[10_000, 10_000], HeaderStyle::Page).unwrap();
+        assert_eq!(h.len() as u64, PAGE_DATA_OFFSET);
+        let info = parse(&h).unwrap();
+        assert_eq!(info.data_offset, PAGE_DATA_OFFSET);
+        assert_eq!(info.shape, vec![10_000, 10_000]);
+    }
+
+    #[test]
+    fn refuses_long_and_truncated_headers() {
+        let mut h = encode_header(DType::F32, &[3], HeaderStyle::Compact).unwrap();
+        h[8..10].copy_from_slice(&20_000u16.to_le_bytes());
+        assert!(parse(&h).unwrap_err().0.contains("limit"));
+        let h = encode_header(DType::F32, &[3], HeaderStyle::Compact).unwrap();
+        assert!(parse(&h[..40]).unwrap_err().0.contains("truncated"));
+        assert!(parse(&h[..5]).unwrap_err().0.contains("truncated"));
+    }
+
+    #[test]
+    fn refuses_non_literal_and_unsupported_headers() {
+        let bad = |dict: &str| {
+            let mut v = MAGIC.to_vec();
+            v.extend_from_slice(&[1, 0]);
+            let body = format!("{dict}\n");
+            v.extend_from_slice(&(body.len() as u16).to_le_bytes());
+            v.extend_from_slice(body.as_bytes());
+            parse(&v)
+        };
+        assert!(
+            bad("{'descr': __import__('os'), 'fortran_order': False, 'shape': (3,), }").is_err()
+        );
+        assert!(bad("{'descr': '|O', 'fortran_order': False, 'shape': (3,), }").is_err());
+        assert!(bad("{'descr': '<c8', 'fortran_order': False, 'shape': (3,), }").is_err());
+        assert!(bad("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (3,), }").is_err());
+        let be = bad("{'descr': '>f8', 'fortran_order': True, 'shape': (3, 2), }").unwrap();
+        assert_eq!((be.byte_order, be.fortran_order), (ByteOrder::Big, true));
+    }
+
+    proptest! {
+        #[test]
+        fn headers_round_trip(shape in proptest::collection::vec(0u64..1_000_000_000, 0..5),
+                              d in 0usize..12, compact: bool) {
+            let dtype = DType::ALL[d];
+            let style = if compact { HeaderStyle::Compact } else { HeaderStyle::Page };
+            let h = encode_header(dtype, &shape, style).unwrap();
+            prop_assert_eq!(h.len() % ARRAY_ALIGN, 0);
+            let info = parse(&h).unwrap();
+            prop_assert_eq!(info.shape, shape);
+            prop_assert_eq!(info.dtype, dtype);
+            prop_assert_eq!(info.data_offset, h.len() as u64);
+            prop_assert!(!info.fortran_order);
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! The one place for `unsafe` and raw system calls: shared mappings, fork,
+//! `wait4`, the signal descriptor, space reservation and locks.
+//!
+//! Everything outside this module sees safe types: a [`SharedRegion`] that
+//! derefs to the bytes of one worker's rows, a [`Child`] pid, a
+//! [`SignalWatch`] to poll. `libc` is used only here, and only for what
+//! `nix` lacks (`wait4` with rusage).
+//!
+//! Durability: workers write through `MAP_SHARED` mappings, which other
+//! mappings of the file see through the page cache at once. Nothing here
+//! calls `msync`: the coordinator makes the whole file durable once with
+//! `fsync` after every worker has been reaped.
+
+use std::fs::File;
+use std::io;
+use std::ops::{Deref, DerefMut};
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use memmap2::{MmapMut, MmapOptions};
+use nix::errno::Errno;
+use nix::fcntl::{fallocate, FallocateFlags, Flock, FlockArg};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::{self, ForkResult, Pid};
+
+/// A writable shared mapping of one byte range of a file.
+#[derive(Debug)]
+pub struct SharedRegion {
+    map: MmapMut,
+}
+
+impl SharedRegion {
+    /// Maps `len` bytes of `file` at `offset`, `MAP_SHARED`, read-write.
+    /// `memmap2` rounds the offset down to a page and hides the slack.
+    ///
+    /// # Safety
+    /// The caller guarantees, for as long as the region lives:
+    /// - the file is at least `offset + len` bytes long and nobody truncates
+    ///   it (a store to a page past the end is a SIGBUS);
+    /// - no other process or mapping in this process writes any byte of
+    ///   `offset..offset + len` (other processes may write neighbouring
+    ///   bytes, even in the same page: `MAP_SHARED` keeps them coherent).
+    ///
+    /// What is *not* protected: another program editing the file while mmrun
+    /// runs. mmrun's lock only keeps other mmruns out.
+    pub unsafe fn map(file: &File, offset: u64, len: usize) -> io::Result<Self> {
+        debug_assert!(len > 0, "zero-length mappings are invalid");
+        // SAFETY: the caller upholds the length and exclusivity contract
+        // above; the mapping is private to this value and unmapped on drop.
+        let map = unsafe { MmapOptions::new().offset(offset).len(len).map_mut(file)? };
+        Ok(SharedRegion { map })
+    }
+}
+
+impl Deref for SharedRegion {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+impl DerefMut for SharedRegion {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.map
+    }
+}
+
+/// Signals the coordinator takes through its descriptor instead of handlers.
+pub const WATCHED: [Signal; 5] = [
+    Signal::SIGCHLD,
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+];
+
+/// The coordinator's view of signals: blocked, and delivered as readable
+/// events on a descriptor its single `poll` loop waits on. No handler runs,
+/// so there is nothing async-signal-unsafe to get wrong.
+#[derive(Debug)]
+pub struct SignalWatch {
+    fd: SignalFd,
+    previous: SigSet,
+}
+
+/// What one wait on a [`SignalWatch`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// A signal arrived.
+    Signal(Signal),
+    /// The timeout passed with nothing to read.
+    Timeout,
+}
+
+impl SignalWatch {
+    /// Blocks [`WATCHED`] in this thread and opens the descriptor. Must be
+    /// called before the first worker is started so no SIGCHLD is lost.
+    pub fn new() -> io::Result<Self> {
+        let mut mask = SigSet::empty();
+        for s in WATCHED {
+            mask.add(s);
+        }
+        let previous = mask.thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
+        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        Ok(SignalWatch { fd, previous })
+    }
+
+    /// Waits up to `timeout_ms` for a signal.
+    pub fn wait(&mut self, timeout_ms: u16) -> io::Result<Wake> {
+        if let Some(s) = self.try_read()? {
+            return Ok(Wake::Signal(s));
+        }
+        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(timeout_ms)) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(self.try_read()?.map(Wake::Signal).unwrap_or(Wake::Timeout))
+    }
+
+    fn try_read(&mut self) -> io::Result<Option<Signal>> {
+        loop {
+            match self.fd.read_signal() {
+                Ok(Some(info)) => match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(s) => return Ok(Some(s)),
+                    Err(_) => continue,
+                },
+                Ok(None) => return Ok(None),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Drop for SignalWatch {
+    /// Restores the signal mask a library caller had before the run.
+    fn drop(&mut self) {
+        let _ = self.previous.thread_set_mask();
+    }
+}
+
+/// Resource use of a reaped child, from `wait4`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Usage {
+    /// User CPU seconds.
+    pub user_s: f64,
+    /// System CPU seconds.
+    pub sys_s: f64,
+    /// Peak resident set, KiB.
+    pub max_rss_kib: i64,
+    /// Minor page faults.
+    pub minor_faults: i64,
+    /// Major page faults.
+    pub major_faults: i64,
+}
+
+/// How a reaped child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal killed it.
+    Signal {
+        /// Signal number.
+        signal: i32,
+        /// Whether it dumped core.
+        core_dumped: bool,
+    },
+}
+
+/// Reaps one exited child without blocking: `None` when no child has exited.
+pub fn reap_any() -> io::Result<Option<(Pid, Exit, Usage)>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 writes only through the two valid pointers we pass,
+    // both to locals that outlive the call.
+    let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut ru) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    if pid < 0 {
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::ECHILD) => Ok(None),
+            Some(libc::EINTR) => reap_any(),
+            _ => Err(err),
+        };
+    }
+    let exit = if libc::WIFSIGNALED(status) {
+        Exit::Signal {
+            signal: libc::WTERMSIG(status),
+            core_dumped: libc::WCOREDUMP(status),
+        }
+    } else {
+        Exit::Code(libc::WEXITSTATUS(status))
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let usage = Usage {
+        user_s: secs(ru.ru_utime),
+        sys_s: secs(ru.ru_stime),
+        max_rss_kib: ru.ru_maxrss,
+        minor_faults: ru.ru_minflt,
+        major_faults: ru.ru_majflt,
+    };
+    Ok(Some((Pid::from_raw(pid), exit, usage)))
+}
+
+/// Starts a child process that runs `work` and leaves with `_exit(code)`.
+///
+/// The child first restores default signal dispositions and an empty signal
+/// mask (the coordinator blocks signals for its descriptor), asks to be
+/// SIGKILLed when the coordinator dies, then checks the coordinator has not
+/// already died before that request took effect, and leads its own process
+/// group so the coordinator can signal it and its children together.
+///
+/// The caller must be single-threaded (the coordinator is): after `fork`
+/// only the calling thread exists in the child, so a lock held by any other
+/// thread would stay held forever. `work` must only touch data prepared
+/// before the call.
+pub fn fork_child<F: FnOnce() -> i32>(work: F) -> io::Result<Pid> {
+    let parent = unistd::getpid();
+    // SAFETY: the coordinator is single-threaded when it forks (see the doc
+    // above and coordinator::supervise), so the child cannot inherit a lock
+    // held by another thread. The child runs `child_main` and never returns
+    // from this function: it leaves through `_exit`, so no destructor or
+    // atexit handler of the parent's state runs twice.
+    match unsafe { unistd::fork() }? {
+        ForkResult::Parent { child } => {
+            // Also set the group here: whichever of parent and child runs
+            // first, the group exists before the parent might signal it.
+            let _ = unistd::setpgid(child, child);
+            Ok(child)
+        }
+        ForkResult::Child => child_main(parent, work),
+    }
+}
+
+fn child_main<F: FnOnce() -> i32>(parent: Pid, work: F) -> ! {
+    reset_signals();
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    if unistd::getppid() != parent {
+        // The coordinator died before PDEATHSIG was armed.
+        exit_now(crate::exit_code::RUN_FAILED);
+    }
+    let _ = unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(code) => code,
+        Err(_) => crate::exit_code::RUN_FAILED,
+    };
+    exit_now(code)
+}
+
+/// Leaves the process at once with `code`, running no destructors and no
+/// `atexit` handlers: what a forked child must do, so it never flushes or
+/// frees state it shares with the parent.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` is async-signal-safe and touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
+
+fn reset_signals() {
+    for s in Signal::iterator() {
+        if s == Signal::SIGKILL || s == Signal::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code of ours in signal context.
+        let _ = unsafe { signal::signal(s, SigHandler::SigDfl) };
+    }
+    let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+/// Sends `sig` to the process group led by `pgid`.
+pub fn signal_group(pgid: Pid, sig: Signal) {
+    let _ = signal::killpg(pgid, sig);
+}
+
+/// Ignores SIGXFSZ so that writing past `ulimit -f` is an EFBIG error mmrun
+/// can report instead of a core dump.
+pub fn ignore_sigxfsz() {
+    // SAFETY: SIG_IGN runs no code of ours in signal context.
+    let _ = unsafe { signal::signal(Signal::SIGXFSZ, SigHandler::SigIgn) };
+}
+
+/// Dies of `sig` the way an uncaught signal would: restores the default
+/// disposition, unblocks it and sends it to this process. Falls back to
+/// exiting with 128+N should the signal somehow not be fatal.
+pub fn die_of_signal(sig: i32) -> ! {
+    if let Ok(s) = Signal::try_from(sig) {
+        // SAFETY: installing SIG_DFL runs no code of ours in signal context.
+        let _ = unsafe { signal::signal(s, SigHandler::SigDfl) };
+        let mut set = SigSet::empty();
+        set.add(s);
+        let _ = set.thread_unblock();
+        let _ = signal::raise(s);
+    }
+    std::process::exit(128 + sig)
+}
+
+/// Reserves `len` bytes of real blocks from `offset`, so later stores through
+/// a mapping cannot fail for lack of space.
+pub fn reserve(file: &File, offset: u64, len: u64) -> Result<(), Errno> {
+    if len == 0 {
+        return Ok(());
+    }
+    fallocate(
+        file.as_fd(),
+        FallocateFlags::empty(),
+        offset as libc::off_t,
+        len as libc::off_t,
+    )
+}
+
+/// Bytes available to unprivileged users on the file system holding `path`.
+pub fn available_bytes(path: &Path) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(path).ok()?;
+    Some(st.blocks_available() as u64 * st.fragment_size() as u64)
+}
+
+/// Result of trying to lock a file.
+#[derive(Debug)]
+pub enum LockOutcome {
+    /// The lock is ours until the value is dropped.
+    Locked(Flock<File>),
+    /// Another open file description holds it.
+    Held(File),
+    /// The file system has no locks (ENOLCK, ENOSYS, EOPNOTSUPP).
+    Unsupported(File),
+}
+
+/// Tries to take `flock(LOCK_EX)` without waiting.
+pub fn try_lock_exclusive(file: File) -> io::Result<LockOutcome> {
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => Ok(LockOutcome::Locked(l)),
+        Err((f, Errno::EWOULDBLOCK)) => Ok(LockOutcome::Held(f)),
+        Err((f, Errno::ENOLCK | Errno::ENOSYS | Errno::EOPNOTSUPP)) => {
+            Ok(LockOutcome::Unsupported(f))
+        }
+        Err((_, e)) => Err(e.into()),
+    }
+}
+
+/// The kernel's boot id, which changes at every boot.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Name of a signal without the `SIG` prefix, as reports print it: `KILL`.
+pub fn signal_name(sig: i32) -> String {
+    match Signal::try_from(sig) {
+        Ok(s) => s.as_str().trim_start_matches("SIG").to_string(),
+        Err(_) => format!("SIG{sig}"),
+    }
+}

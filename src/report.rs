@@ -1,0 +1,182 @@
+//! What mmrun tells people: the one-paragraph summary of a run, the plan of a
+//! dry run, and `info`'s description of a file (text and JSON).
+//!
+//! Only formatting lives here; the numbers come from
+//! [`crate::coordinator::RunSummary`] and [`crate::layout::Layout`].
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::coordinator::RunSummary;
+use crate::layout::{Format, Layout};
+use crate::plan::Alignment;
+
+/// Bytes as people read them: `381.5 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn alignment_note(a: Alignment, align: u64) -> String {
+    match a {
+        Alignment::Aligned => format!("boundaries aligned to {align} bytes"),
+        Alignment::Impossible => format!("no row boundary is {align}-byte aligned in this file: boundaries are balanced instead"),
+        Alignment::TooSparse => format!("{align}-byte aligned boundaries are too sparse for this many workers: boundaries are balanced instead"),
+        Alignment::NotNeeded => "one range".into(),
+    }
+}
+
+/// The plan of a run, one line per worker, as `--dry-run` prints it.
+pub fn plan_text(s: &RunSummary) -> String {
+    let l = &s.layout;
+    let row_bytes = l.row_bytes().unwrap_or(0);
+    let mut out = format!(
+        "plan for {}: {} {} {}, data at byte {}, rows {} ({}), {} worker(s){}\n  {}\n",
+        s.path.display(),
+        l.format.name(),
+        l.dtype,
+        l.shape_text(),
+        l.data_offset,
+        s.rows,
+        human_bytes(s.bytes),
+        s.plan.workers(),
+        if s.plan.workers() < s.workers_requested {
+            format!(
+                " (clamped from {}: fewer rows than workers)",
+                s.workers_requested
+            )
+        } else {
+            String::new()
+        },
+        alignment_note(s.plan.alignment, s.plan.align),
+    );
+    for (i, r) in s.plan.ranges.iter().enumerate() {
+        out.push_str(&format!(
+            "  worker {i}: rows {r}, bytes {}..{} ({})\n",
+            l.data_offset + r.start * row_bytes,
+            l.data_offset + r.end * row_bytes,
+            human_bytes(r.len() * row_bytes)
+        ));
+    }
+    out.push_str(&format!(
+        "  {}; space would be {}\n",
+        if s.created {
+            "a new file would be built and published atomically"
+        } else {
+            "the file would be written in place"
+        },
+        "reserved with fallocate (--prealloc)"
+    ));
+    out
+}
+
+/// The one-paragraph summary printed on stderr after a run.
+pub fn summary_text(s: &RunSummary) -> String {
+    let l = &s.layout;
+    let total = s.prepare_s + s.run_s + s.flush_s;
+    let rate = if s.run_s + s.flush_s > 0.0 {
+        s.bytes as f64 / (s.run_s + s.flush_s) / 1e9
+    } else {
+        0.0
+    };
+    let mut text = format!(
+        "mmrun: {} {} {} {} ({}): {} rows by {} worker(s) in {:.3} s ({:.2} GB/s; prepare {:.3} s, run {:.3} s, flush {:.3} s)",
+        if s.created { "wrote" } else { "updated" },
+        s.path.display(),
+        l.dtype,
+        l.shape_text(),
+        human_bytes(l.file_len().unwrap_or(0)),
+        s.rows.len(),
+        s.plan.workers(),
+        total,
+        rate,
+        s.prepare_s,
+        s.run_s,
+        s.flush_s,
+    );
+    if let Some(seed) = &s.seed {
+        text.push_str(&format!("; seed {seed}"));
+    }
+    if s.plan.workers() < s.workers_requested && s.plan.workers() > 0 {
+        text.push_str(&format!(
+            "; {} workers asked for, clamped to the {} rows",
+            s.workers_requested,
+            s.rows.len()
+        ));
+    }
+    text
+}
+
+/// `info`'s JSON document for a file.
+pub fn info_json(path: &Path, l: &Layout, file_len: u64) -> serde_json::Value {
+    json!({
+        "schema_version": 1,
+        "file": path,
+        "format": l.format.name(),
+        "npy_version": match l.format { Format::Npy { major } => Some(format!("{major}.0")), Format::Raw => None },
+        "dtype": l.dtype.descr_with(l.byte_order),
+        "dtype_name": l.dtype.numpy_name(),
+        "byte_order": l.byte_order,
+        "fortran_order": l.fortran_order,
+        "shape": l.shape,
+        "data_offset": l.data_offset,
+        "data_bytes": l.data_bytes().ok(),
+        "file_bytes": file_len,
+        "row_bytes": l.row_bytes().ok(),
+    })
+}
+
+/// `info`'s text description of a file.
+pub fn info_text(path: &Path, l: &Layout, file_len: u64) -> String {
+    let mut notes = Vec::new();
+    if l.byte_order == crate::layout::ByteOrder::Big {
+        notes.push("big-endian: mmrun convert makes a native copy");
+    }
+    if l.fortran_order && l.shape.len() > 1 {
+        notes.push("Fortran order: mmrun convert makes a C-order copy");
+    }
+    let format = match l.format {
+        Format::Npy { major } => format!("npy v{major}.0"),
+        Format::Raw => "raw".into(),
+    };
+    let mut s = format!(
+        "{}: {format}, dtype {} ({}), shape {}, {} order, data at byte {}, {} of data ({} bytes), file {} bytes",
+        path.display(),
+        l.dtype.descr_with(l.byte_order),
+        l.dtype,
+        l.shape_text(),
+        if l.fortran_order { "Fortran" } else { "C" },
+        l.data_offset,
+        human_bytes(l.data_bytes().unwrap_or(0)),
+        l.data_bytes().unwrap_or(0),
+        file_len
+    );
+    for n in notes {
+        s.push_str("\n  note: ");
+        s.push_str(n);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_read_like_people_write_them() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(400_004_096), "381.5 MiB");
+        assert_eq!(human_bytes(1 << 30), "1.0 GiB");
+    }
+}

@@ -1,0 +1,224 @@
+//! The worker side: map this worker's rows, run a kernel over them block by
+//! block, exit.
+//!
+//! A worker is started either by `fork` (it inherits the open file and the
+//! kernel) or by re-executing `mmrun __worker`, which rebuilds everything
+//! from the environment of the external-worker protocol (see
+//! [`WorkerTask::to_env`]) plus `MMRUN_KERNEL`, the kernel's spec as JSON.
+//!
+//! Each worker maps only its own rows, so it never holds a reference to
+//! bytes another process writes. Blocks are sized to stay in cache; the block
+//! loop is the one place later work adds streamed writeback.
+
+use std::fs::{File, OpenOptions};
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::kernels::{self, AnyRowsMut, Kernel, KernelSpec};
+use crate::layout::{DType, Format, Layout};
+use crate::os::SharedRegion;
+use crate::plan::RowRange;
+
+/// Target bytes per kernel block: small enough to stay in L2.
+const BLOCK_BYTES: u64 = 1 << 20;
+
+/// Protocol version of the worker environment.
+pub const PROTOCOL_VERSION: &str = "1";
+
+/// Everything one worker needs to know.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerTask {
+    /// The file to write (the partial file for new targets).
+    pub path: PathBuf,
+    /// Its layout.
+    pub layout: Layout,
+    /// This worker's rows.
+    pub range: RowRange,
+    /// 0-based worker id.
+    pub worker: usize,
+    /// Number of workers in the run.
+    pub workers: usize,
+    /// The job's seed, if it has one.
+    pub seed: Option<u128>,
+}
+
+impl WorkerTask {
+    /// The protocol-v1 environment describing this task.
+    pub fn to_env(&self) -> Vec<(String, String)> {
+        let shape: Vec<String> = self.layout.shape.iter().map(u64::to_string).collect();
+        let mut env = vec![
+            ("MMRUN_PROTOCOL".into(), PROTOCOL_VERSION.into()),
+            (
+                "MMRUN_FILE".into(),
+                self.path.to_string_lossy().into_owned(),
+            ),
+            ("MMRUN_FORMAT".into(), self.layout.format.name().into()),
+            ("MMRUN_DTYPE".into(), self.layout.dtype.descr()),
+            ("MMRUN_SHAPE".into(), shape.join(",")),
+            (
+                "MMRUN_DATA_OFFSET".into(),
+                self.layout.data_offset.to_string(),
+            ),
+            ("MMRUN_ROW_START".into(), self.range.start.to_string()),
+            ("MMRUN_ROW_END".into(), self.range.end.to_string()),
+            ("MMRUN_WORKER".into(), self.worker.to_string()),
+            ("MMRUN_WORKERS".into(), self.workers.to_string()),
+        ];
+        if let Some(seed) = self.seed {
+            env.push(("MMRUN_SEED".into(), seed.to_string()));
+        }
+        env
+    }
+
+    /// Reads a task back from protocol-v1 variables.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let need = |k: &str| get(k).ok_or_else(|| Error::refused(format!("{k} is not set")));
+        let num = |k: &str| -> Result<u64> {
+            need(k)?
+                .parse()
+                .map_err(|_| Error::refused(format!("{k} is not a number")))
+        };
+        if need("MMRUN_PROTOCOL")? != PROTOCOL_VERSION {
+            return Err(Error::refused("unsupported MMRUN_PROTOCOL"));
+        }
+        let dtype: DType = need("MMRUN_DTYPE")?
+            .parse()
+            .map_err(|e| Error::refused(format!("MMRUN_DTYPE: {e}")))?;
+        let format = match need("MMRUN_FORMAT")?.as_str() {
+            "npy" => Format::Npy { major: 1 },
+            "raw" => Format::Raw,
+            other => return Err(Error::refused(format!("MMRUN_FORMAT {other} is unknown"))),
+        };
+        let shape = crate::layout::parse_shape(&need("MMRUN_SHAPE")?)?;
+        let layout = Layout::new(format, dtype, shape, num("MMRUN_DATA_OFFSET")?)?;
+        let seed = match get("MMRUN_SEED") {
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| Error::refused("MMRUN_SEED is not a number"))?,
+            ),
+            None => None,
+        };
+        Ok(WorkerTask {
+            path: PathBuf::from(need("MMRUN_FILE")?),
+            layout,
+            range: RowRange::new(num("MMRUN_ROW_START")?, num("MMRUN_ROW_END")?),
+            worker: num("MMRUN_WORKER")? as usize,
+            workers: num("MMRUN_WORKERS")? as usize,
+            seed,
+        })
+    }
+}
+
+/// Runs `kernel` over the task's rows of `file`.
+pub fn run(task: &WorkerTask, file: &File, kernel: &dyn Kernel) -> Result<()> {
+    test_hooks::before_work(task.worker);
+    let layout = &task.layout;
+    let row_bytes = layout.row_bytes()?;
+    if task.range.is_empty() || row_bytes == 0 {
+        return Ok(());
+    }
+    let row_len = layout.row_len()?;
+    let itemsize = layout.dtype.itemsize();
+    let offset = layout.data_offset + task.range.start * row_bytes;
+    let len = usize::try_from(task.range.len() * row_bytes)
+        .map_err(|_| Error::failed("this worker's rows do not fit in the address space"))?;
+    // SAFETY: the one app-level decision for the worker side. The
+    // coordinator sized the file to `layout.file_len()` before starting any
+    // worker and holds the journal lock, so no other mmrun resizes it; the
+    // plan gives each worker disjoint rows, so no other process writes
+    // `offset..offset + len`. Another program truncating the file would
+    // still SIGBUS us: that is reported as an I/O error on these rows.
+    let mut region = unsafe { SharedRegion::map(file, offset, len) }
+        .map_err(|e| Error::io_failed("cannot map rows of", &task.path, e))?;
+    let block_rows = (BLOCK_BYTES / row_bytes).max(1);
+    let aligned = offset % itemsize == 0;
+    let mut bounce: Vec<u64> = Vec::new();
+    let mut row = task.range.start;
+    while row < task.range.end {
+        let n = block_rows.min(task.range.end - row);
+        let lo = ((row - task.range.start) * row_bytes) as usize;
+        let hi = lo + (n * row_bytes) as usize;
+        let bytes = &mut region[lo..hi];
+        if aligned {
+            kernel.run(AnyRowsMut::from_bytes(layout.dtype, bytes, row, row_len))
+        } else {
+            // Raw files may put data at an offset that is not a multiple of
+            // the itemsize, as numpy.memmap allows: stage through an aligned
+            // buffer so kernels always see aligned, typed rows.
+            bounce.resize(bytes.len().div_ceil(8), 0);
+            let staged = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut bounce)[..bytes.len()];
+            if kernel.reads_input() {
+                staged.copy_from_slice(bytes);
+            }
+            let r = kernel.run(AnyRowsMut::from_bytes(layout.dtype, staged, row, row_len));
+            bytes.copy_from_slice(staged);
+            r
+        }
+        .map_err(|e| Error::failed(format!("rows {row}..{}: {e}", row + n)))?;
+        row += n;
+    }
+    Ok(())
+}
+
+/// Entry point of a re-executed worker (`mmrun __worker`): everything comes
+/// from the environment. Returns the process exit code.
+pub fn exec_main() -> i32 {
+    let result = (|| -> Result<()> {
+        let task = WorkerTask::from_env(|k| std::env::var(k).ok())?;
+        let spec: KernelSpec = serde_json::from_str(
+            &std::env::var("MMRUN_KERNEL")
+                .map_err(|_| Error::refused("MMRUN_KERNEL is not set"))?,
+        )
+        .map_err(|e| Error::refused(format!("MMRUN_KERNEL: {e}")))?;
+        let kernel = kernels::build(&spec, task.layout.dtype)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&task.path)
+            .map_err(|e| Error::io_failed("cannot open", &task.path, e))?;
+        run(&task, &file, kernel.as_ref())
+    })();
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("mmrun: worker: {e}");
+            crate::exit_code::RUN_FAILED
+        }
+    }
+}
+
+/// Test-only faults, so tests can make a real worker fail in a chosen way.
+/// Compiled into debug builds only.
+mod test_hooks {
+    /// `__MMRUN_TEST_WORKER_FAULT=W:ACTION` makes worker `W` abort, exit
+    /// with a code (`exit:7`), SIGKILL itself, hang or panic before it works.
+    #[cfg(debug_assertions)]
+    pub(super) fn before_work(worker: usize) {
+        let Ok(spec) = std::env::var("__MMRUN_TEST_WORKER_FAULT") else {
+            return;
+        };
+        let Some((w, action)) = spec.split_once(':') else {
+            return;
+        };
+        if w.parse::<usize>().ok() != Some(worker) {
+            return;
+        }
+        match action {
+            "abort" => std::process::abort(),
+            "kill" => {
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+            }
+            "hang" => loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            },
+            "panic" => panic!("test fault"),
+            a if a.starts_with("exit:") => {
+                crate::os::exit_now(a[5..].parse().unwrap_or(1));
+            }
+            _ => {}
+        }
+    }
+
+    #[cfg(not(debug_assertions))]
+    pub(super) fn before_work(_worker: usize) {}
+}

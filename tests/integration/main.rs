@@ -1,0 +1,13 @@
+//! Integration tests of the real `mmrun` binary. One test binary; each
+//! module covers one part of the contract.
+
+mod util;
+
+// Command-line behaviour: create, info, fill, dry runs, spawn modes.
+mod cli;
+// Every bad input: one-line error, documented exit code, nothing changed.
+mod bad_input;
+// Failing and interrupted workers: exit codes, nothing published, no orphans.
+mod failure;
+// Interoperability with real NumPy (np.load, np.memmap, Philox streams).
+mod numpy_interop;

@@ -1,0 +1,182 @@
+//! Test harness: a scratch directory, the real `mmrun` binary, a Python with
+//! NumPy, and snapshots to prove a refused command changed nothing.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `mmrun` binary under test.
+pub fn mmrun_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mmrun"))
+}
+
+/// A scratch directory removed at drop.
+pub struct Dir {
+    tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Self {
+        Dir {
+            tmp: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// A `Command` for mmrun running in this directory, with a clean
+    /// environment as far as mmrun's own variables go.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(mmrun_bin());
+        c.args(args).current_dir(self.path());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("MMRUN_") || k.starts_with("__MMRUN_") || k.starts_with("SLURM_") {
+                c.env_remove(k);
+            }
+        }
+        c
+    }
+
+    /// Runs mmrun with `args` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run mmrun")
+    }
+
+    /// Runs mmrun and asserts it succeeded.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "mmrun {args:?} failed: {:?}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Every file in the directory (hidden ones included) with its bytes.
+    pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut m = BTreeMap::new();
+        for e in fs::read_dir(self.path()).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let bytes = if e.path().is_file() {
+                fs::read(e.path()).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            m.insert(name, bytes);
+        }
+        m
+    }
+
+    /// File names in the directory, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.snapshot().into_keys().collect()
+    }
+}
+
+/// Exit code of a finished process (panics on a signal death).
+pub fn code(out: &Output) -> i32 {
+    out.status
+        .code()
+        .unwrap_or_else(|| panic!("killed by a signal: {:?}", out.status))
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts `out` failed with `want` and a one-line error containing `needle`.
+pub fn assert_refused(out: &Output, want: i32, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(code(out), want, "stderr: {err}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("mmrun: error:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "want exactly one error line, got: {err}");
+    assert!(
+        err.to_lowercase().contains(&needle.to_lowercase()),
+        "error should mention {needle:?}: {err}"
+    );
+}
+
+/// Whether tests run under CI, where a missing tool is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A tool a test needs is missing: fail under CI, print a SKIP line locally.
+/// Returns normally (so the caller can `return`) only outside CI.
+pub fn missing_tool(test: &str, what: &str) {
+    if in_ci() {
+        panic!("{test}: {what} is required under CI=true but missing");
+    }
+    eprintln!("SKIP {test}: {what} is missing (install it, or run the README's test command)");
+}
+
+/// A Python interpreter with NumPy: `MMRUN_TEST_PYTHON`, the project's
+/// `.venv`, or `python3` — the first that imports numpy.
+pub fn numpy_python() -> Option<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(p) = std::env::var_os("MMRUN_TEST_PYTHON") {
+        candidates.push(PathBuf::from(p));
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    candidates.push(PathBuf::from("python3"));
+    candidates.into_iter().find(|p| {
+        Command::new(p)
+            .args(["-c", "import numpy"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// NumPy's Python, or `None` after reporting it missing (see [`missing_tool`]).
+pub fn require_numpy(test: &str) -> Option<PathBuf> {
+    let p = numpy_python();
+    if p.is_none() {
+        missing_tool(test, "Python with NumPy");
+    }
+    p
+}
+
+/// Runs a Python snippet with NumPy in `dir`; panics with its stderr on failure.
+/// `workers/python` is on `PYTHONPATH`. Returns stdout.
+pub fn python(py: &Path, dir: &Path, code: &str) -> String {
+    let out = Command::new(py)
+        .args(["-c", code])
+        .current_dir(dir)
+        .env(
+            "PYTHONPATH",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("workers/python"),
+        )
+        .env("MMRUN_BIN", mmrun_bin())
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed:\n{code}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether tests run as root (CI does): permission tests then drop to nobody.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
