@@ -39,7 +39,7 @@ struct LayoutArgs {
     /// Shape, e.g. 10000,10000. With an existing .npy target this replaces it (needs --force).
     #[arg(long, value_name = "R,C,...")]
     shape: Option<String>,
-    /// Element type, NumPy spelling: f4 float32 f8 f2 i1 i2 i4 i8 u1 u2 u4 u8 b1.
+    /// Element type, NumPy spelling: f4 float32 f8 f2 i1 i2 i4 i8 u1 u2 u4 u8 b1 (default f4).
     #[arg(long, value_name = "DTYPE")]
     dtype: Option<String>,
     /// Headerless file, as numpy.memmap reads it (beats .npy magic detection).
@@ -247,7 +247,7 @@ impl LayoutArgs {
             None
         };
         let create = shape.map(|shape| NewFile {
-            dtype: dtype.unwrap_or(DType::F64),
+            dtype: dtype.unwrap_or(DType::F32),
             shape,
             raw: self.raw,
             offset,
@@ -309,7 +309,7 @@ fn info(a: InfoArgs) -> Result<()> {
 fn create(a: CreateArgs) -> Result<()> {
     if a.layout.shape.is_none() {
         return Err(Error::refused(
-            "create needs --shape (and --dtype; the default is f8)",
+            "create needs --shape (and --dtype; the default is f4)",
         ));
     }
     let target = a

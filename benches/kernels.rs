@@ -1,0 +1,65 @@
+//! Micro-benchmarks of what a worker spends its CPU on: the random streams
+//! (reported as bytes per second on one core) and the fill kernel over one
+//! cache-sized block, plus the planner.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use half::f16;
+use mmrun::kernels::{AnyRowsMut, Fill, FillKind, Kernel, RowsMut};
+use mmrun::plan::{Plan, RowRange};
+use mmrun::rng::Philox;
+use mmrun::DType;
+
+const BLOCK_BYTES: usize = 1 << 20;
+
+fn rng(c: &mut Criterion) {
+    let g = Philox::new(42);
+    let mut group = c.benchmark_group("rng");
+    group.throughput(Throughput::Bytes(BLOCK_BYTES as u64));
+    let mut f32s = vec![0f32; BLOCK_BYTES / 4];
+    group.bench_function("uniform/f32/1MiB", |b| {
+        b.iter(|| g.fill_uniform_f32(12_345, &mut f32s))
+    });
+    let mut f64s = vec![0f64; BLOCK_BYTES / 8];
+    group.bench_function("uniform/f64/1MiB", |b| {
+        b.iter(|| g.fill_uniform_f64(12_345, &mut f64s))
+    });
+    group.bench_function("normal/f64/1MiB", |b| {
+        b.iter(|| g.fill_normal_f64(12_345, &mut f64s))
+    });
+    let mut f16s = vec![f16::ZERO; BLOCK_BYTES / 2];
+    group.bench_function("uniform/f16/1MiB", |b| {
+        b.iter(|| g.fill_uniform_f16(12_345, &mut f16s))
+    });
+    let mut u8s = vec![0u8; BLOCK_BYTES];
+    group.bench_function("raw/u1/1MiB", |b| b.iter(|| g.fill_int(12_345, &mut u8s)));
+    group.finish();
+}
+
+fn fill_kernel(c: &mut Criterion) {
+    let mut group = c.benchmark_group("kernel/fill");
+    group.throughput(Throughput::Bytes(BLOCK_BYTES as u64));
+    let mut data = vec![0f32; BLOCK_BYTES / 4];
+    for (name, kind) in [
+        ("value", FillKind::Value { value: "1".into() }),
+        ("arange", FillKind::Arange),
+        ("uniform", FillKind::Uniform { seed: 1 }),
+    ] {
+        let k = Fill::new(kind, DType::F32).unwrap();
+        group.bench_with_input(BenchmarkId::new(name, "f32/1MiB"), &k, |b, k| {
+            b.iter(|| {
+                k.run(AnyRowsMut::F32(RowsMut::new(&mut data, 100, 1000)))
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn plan(c: &mut Criterion) {
+    c.bench_function("plan/split/1e9rows/64workers", |b| {
+        b.iter(|| Plan::split(RowRange::new(0, 1_000_000_000), 64, 128, 40_000, 4096))
+    });
+}
+
+criterion_group!(benches, rng, fill_kernel, plan);
+criterion_main!(benches);

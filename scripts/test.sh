@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what mmrun's tests need and runs every test:
+#   - a Python virtual environment in .venv with NumPy (a system Python may
+#     refuse global pip installs; Debian needs python3-venv for venvs),
+#   - formatting and lint checks, then `cargo test` (unit, property,
+#     integration and doc tests).
+# Tests that need a missing tool fail when CI=true and print SKIP otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_install() {
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    else
+        echo "scripts/test.sh: please install: $*" >&2
+        return 1
+    fi
+}
+
+command -v python3 >/dev/null || apt_install python3 python3-venv
+if ! .venv/bin/python -c 'import numpy' 2>/dev/null; then
+    rm -rf .venv
+    python3 -m venv .venv 2>/dev/null || { apt_install python3-venv && python3 -m venv .venv; }
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check 'numpy>=2'
+fi
+command -v setpriv >/dev/null || apt_install util-linux
+export MMRUN_TEST_PYTHON="$PWD/.venv/bin/python"
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked --quiet -- -D warnings
+cargo test --locked
