@@ -2,6 +2,9 @@
 //! (reported as bytes per second on one core) and the fill kernel over one
 //! cache-sized block, plus the planner.
 
+// criterion's macros generate undocumented public functions.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use half::f16;
 use mmrun::kernels::{AnyRowsMut, Fill, FillKind, Kernel, RowsMut};

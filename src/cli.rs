@@ -132,7 +132,7 @@ struct FillArgs {
     #[arg(long)]
     seed: Option<u128>,
     /// Only these rows, as a Python slice A:B (negative and open ends allowed).
-    #[arg(long, value_name = "A:B")]
+    #[arg(long, value_name = "A:B", allow_hyphen_values = true)]
     rows: Option<RowSlice>,
     /// Replace an existing file (with --shape), or discard a stale partial file.
     #[arg(long)]
@@ -273,7 +273,25 @@ fn draw_seed() -> Result<u128> {
 
 /// Parses the command line and runs it.
 pub fn run() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: print and succeed.
+            let _ = e.print();
+            return Ok(());
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return Err(Error::refused("no command given"));
+        }
+        Err(e) => {
+            // Usage errors are refusals like any other: one line, exit 2.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid usage");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            return Err(Error::refused(format!("{first} (see mmrun --help)")));
+        }
+    };
     match cli.command {
         Command::Info(a) => info(a),
         Command::Create(a) => create(a),

@@ -120,6 +120,17 @@ impl SignalWatch {
         Ok(self.try_read()?.map(Wake::Signal).unwrap_or(Wake::Timeout))
     }
 
+    /// Returns a stop signal (SIGINT, SIGTERM, SIGHUP) that is pending,
+    /// without waiting; other pending signals are consumed and ignored.
+    pub fn pending_stop(&mut self) -> io::Result<Option<Signal>> {
+        while let Some(s) = self.try_read()? {
+            if matches!(s, Signal::SIGINT | Signal::SIGTERM | Signal::SIGHUP) {
+                return Ok(Some(s));
+            }
+        }
+        Ok(None)
+    }
+
     fn try_read(&mut self) -> io::Result<Option<Signal>> {
         loop {
             match self.fd.read_signal() {

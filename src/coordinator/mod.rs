@@ -379,6 +379,10 @@ impl Runner {
         } else {
             Stale::Refuse
         };
+        // Signals are taken through the watch from here on, so an interrupt
+        // while space is being reserved cannot leave a stale journal.
+        let mut watch = os::SignalWatch::new()
+            .map_err(|e| Error::failed(format!("cannot watch signals: {e}")))?;
         let journal = Journal::acquire(
             &prepared.real,
             &Owner::this_process(fingerprint),
@@ -386,10 +390,24 @@ impl Runner {
             stale,
         )?;
         let partial = journal::partial_path(&prepared.real);
-        let (file, reserved) = match self.open_for_work(&prepared, &layout, &partial) {
+        let opened = self
+            .open_for_work(&prepared, &layout, &partial)
+            .and_then(|v| {
+                let stop = watch
+                    .pending_stop()
+                    .map_err(|e| Error::failed(format!("cannot watch signals: {e}")))?;
+                match stop {
+                    Some(sig) => Err(Error::new(
+                        ErrorKind::Interrupted(sig as i32),
+                        format!("interrupted by {sig} before any work: nothing was changed"),
+                    )),
+                    None => Ok(v),
+                }
+            });
+        let (file, reserved) = match opened {
             Ok(v) => v,
             Err(e) => {
-                // Refused before any work: leave nothing behind.
+                // Stopped before any work: leave nothing behind.
                 if matches!(prepared.mode, Mode::New { .. }) {
                     let _ = fs::remove_file(&partial);
                 }
@@ -430,7 +448,7 @@ impl Runner {
                 worker_exe: &exe,
                 kill_after: self.kill_after,
             };
-            let sup = supervise::run_workers(&file, &tasks, kernel, &cfg)?;
+            let sup = supervise::run_workers(&mut watch, &file, &tasks, kernel, &cfg)?;
             summary.workers = sup.workers;
             summary.run_s = t1.elapsed().as_secs_f64();
             let kept = match prepared.mode {

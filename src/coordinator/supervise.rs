@@ -195,13 +195,12 @@ fn exec_plan(exe: &Path, task: &WorkerTask, kernel: &dyn Kernel) -> Result<ExecP
 
 /// Starts one worker per task and waits for all of them.
 pub fn run_workers(
+    watch: &mut SignalWatch,
     file: &File,
     tasks: &[WorkerTask],
     kernel: &dyn Kernel,
     cfg: &SpawnConfig<'_>,
 ) -> Result<Supervised> {
-    let mut watch =
-        SignalWatch::new().map_err(|e| Error::failed(format!("cannot watch signals: {e}")))?;
     let mut records: Vec<WorkerRecord> = tasks
         .iter()
         .map(|t| WorkerRecord {
@@ -328,7 +327,6 @@ pub fn run_workers(
             Wake::Signal(_) | Wake::Timeout => {}
         }
     }
-    drop(watch);
     Ok(Supervised {
         workers: records,
         interrupted,

@@ -205,9 +205,17 @@ pub fn read_header<R: Read>(reader: &mut R, file_len: u64) -> Result<NpyInfo, Np
     reader
         .read_exact(&mut text)
         .map_err(|e| err(format!("cannot read the .npy header: {e}")))?;
+    check_plain_literal(&text)?;
     whole.extend_from_slice(&text);
-    let header = Header::from_reader(&mut Cursor::new(&whole))
-        .map_err(|e| err(format!("corrupt .npy header: {e}")))?;
+    let header = Header::from_reader(&mut Cursor::new(&whole)).map_err(|e| {
+        // Parser errors span several lines; a refusal is one line.
+        let detail = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        err(format!("corrupt .npy header: {detail}"))
+    })?;
     let descr = match &header.type_descriptor {
         PyValue::String(s) => s.clone(),
         other => {
@@ -229,6 +237,40 @@ pub fn read_header<R: Read>(reader: &mut R, file_len: u64) -> Result<NpyInfo, Np
         shape: header.shape.iter().map(|&d| d as u64).collect(),
         data_offset,
     })
+}
+
+/// Refuses header text with anything but plain literals: outside quoted
+/// strings only names, digits, brackets, commas, colons, dots and spaces may
+/// appear. NumPy's `ast.literal_eval` refuses arithmetic such as `(1+2, 2)`;
+/// so does mmrun, before any parser sees it.
+fn check_plain_literal(text: &[u8]) -> Result<(), NpyError> {
+    let mut quote: Option<u8> = None;
+    let mut escaped = false;
+    for &c in text {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == b'\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                b'\'' | b'"' => quote = Some(c),
+                b'{' | b'}' | b'(' | b')' | b'[' | b']' | b',' | b':' | b'.' | b'_' => {}
+                c if c.is_ascii_alphanumeric() || c.is_ascii_whitespace() => {}
+                c => {
+                    return Err(err(format!(
+                        "corrupt .npy header: '{}' is not allowed in a literal header",
+                        char::from(c).escape_default()
+                    )))
+                }
+            },
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -286,6 +328,8 @@ mod tests {
         assert!(bad("{'descr': '|O', 'fortran_order': False, 'shape': (3,), }").is_err());
         assert!(bad("{'descr': '<c8', 'fortran_order': False, 'shape': (3,), }").is_err());
         assert!(bad("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (3,), }").is_err());
+        assert!(bad("{'descr': '<f4', 'fortran_order': False, 'shape': (1+2, 2), }").is_err());
+        assert!(bad("{'descr': '<f4', 'fortran_order': False, 'shape': (3, -2), }").is_err());
         let be = bad("{'descr': '>f8', 'fortran_order': True, 'shape': (3, 2), }").unwrap();
         assert_eq!((be.byte_order, be.fortran_order), (ByteOrder::Big, true));
     }
