@@ -28,4 +28,5 @@ export MMRUN_TEST_PYTHON="$PWD/.venv/bin/python"
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked --quiet -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items --locked --quiet
 cargo test --locked

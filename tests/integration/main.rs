@@ -11,3 +11,5 @@ mod bad_input;
 mod failure;
 // Interoperability with real NumPy (np.load, np.memmap, Philox streams).
 mod numpy_interop;
+// External workers through `mmrun exec`: protocol, templating, Python and C workers.
+mod exec;
