@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mmrun::coordinator::NewFile;
+use mmrun::coordinator::{NewFile, Program, RunSummary};
 use mmrun::{
     report, DType, Error, Fill, FillKind, HeaderStyle, Kernel, Layout, Prealloc, RawSpec, Result,
     RowSlice, Runner, Spawn, SyncMode, Target, Workers,
@@ -32,6 +32,8 @@ enum Command {
     Info(InfoArgs),
     /// Fill an array file with a value, arange or random numbers.
     Fill(FillArgs),
+    /// Run PROGRAM as every worker, each over its own rows (protocol v1).
+    Exec(ExecArgs),
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +75,9 @@ struct RunArgs {
     /// Print the plan and touch nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Print the run report as JSON on stdout (worker output goes to stderr).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +104,9 @@ struct CreateArgs {
     /// Print what would be done and touch nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Print the run report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +150,37 @@ struct FillArgs {
     npy_header: HeaderArg,
     #[command(flatten)]
     run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+struct ExecArgs {
+    /// The file the workers write; created when --shape is given, else worked on in place.
+    file: PathBuf,
+    #[command(flatten)]
+    layout: LayoutArgs,
+    /// The job's seed (MMRUN_SEED); drawn from the OS and echoed if absent.
+    #[arg(long)]
+    seed: Option<u128>,
+    /// Only these rows, as a Python slice A:B.
+    #[arg(long, value_name = "A:B", allow_hyphen_values = true)]
+    rows: Option<RowSlice>,
+    /// Replace an existing file (with --shape), or discard a stale partial file.
+    #[arg(long)]
+    force: bool,
+    /// .npy header of a new file: page (data at byte 4096) or compact (as np.save).
+    #[arg(long, value_enum, default_value_t = HeaderArg::Page)]
+    npy_header: HeaderArg,
+    /// Keep launcher variables (OMPI_COMM_WORLD_*, PMI_*, PMIX_RANK, SLURM_PROCID).
+    #[arg(long)]
+    keep_launcher_env: bool,
+    /// Pass worker output through without the [w<ID>] prefix.
+    #[arg(long)]
+    no_tag: bool,
+    #[command(flatten)]
+    run: RunArgs,
+    /// PROGRAM and its ARGS; {file} {start} {end} {worker} {workers} {seed} are filled in.
+    #[arg(last = true, required = true, value_name = "PROGRAM")]
+    command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -296,6 +335,7 @@ pub fn run() -> Result<()> {
         Command::Info(a) => info(a),
         Command::Create(a) => create(a),
         Command::Fill(a) => fill(a),
+        Command::Exec(a) => exec(a),
     }
 }
 
@@ -339,11 +379,7 @@ fn create(a: CreateArgs) -> Result<()> {
         .lock(!a.no_lock)
         .dry_run(a.dry_run);
     let summary = runner.run(|_| Ok(None))?;
-    if a.dry_run {
-        print!("{}", report::plan_text(&summary));
-    } else {
-        eprintln!("{}", report::summary_text(&summary));
-    }
+    print_outcome("create", &summary, a.dry_run, a.json);
     Ok(())
 }
 
@@ -371,29 +407,70 @@ fn fill(a: FillArgs) -> Result<()> {
             ))
         }
     };
-    let r = &a.run;
-    let runner = Runner::new(target)
-        .workers(r.workers.unwrap_or(Workers::Auto))
-        .spawn(match r.spawn {
-            SpawnArg::Fork => Spawn::Fork,
-            SpawnArg::Exec => Spawn::Exec,
-        })
-        .sync(r.sync.into())
-        .prealloc(r.prealloc.into())
-        .align(r.align)
-        .lock(!r.no_lock)
-        .dry_run(r.dry_run)
-        .rows(a.rows)
-        .seed(seed)
-        .kill_after(Duration::from_secs(10));
+    let runner = a.run.runner(target).rows(a.rows).seed(seed);
     let summary = runner.run(|layout| {
         let k: Box<dyn Kernel> = Box::new(Fill::new(kind, layout.dtype)?);
         Ok(Some(k))
     })?;
-    if r.dry_run {
-        print!("{}", report::plan_text(&summary));
-    } else {
-        eprintln!("{}", report::summary_text(&summary));
-    }
+    a.run.finish("fill", &summary);
     Ok(())
+}
+
+fn exec(a: ExecArgs) -> Result<()> {
+    let target = a
+        .layout
+        .target(&a.file, a.force, a.npy_header.into(), false)?;
+    let seed = match a.seed {
+        Some(s) => s,
+        None => draw_seed()?,
+    };
+    let program = Program {
+        argv: a.command.clone(),
+        keep_launcher_env: a.keep_launcher_env,
+        tag_output: !a.no_tag,
+        stdout_to_stderr: a.run.json,
+    };
+    let runner = a.run.runner(target).rows(a.rows).seed(Some(seed));
+    let summary = runner.run_program(program)?;
+    a.run.finish("exec", &summary);
+    Ok(())
+}
+
+impl RunArgs {
+    /// A runner on `target` with these options.
+    fn runner(&self, target: Target) -> Runner {
+        Runner::new(target)
+            .workers(self.workers.unwrap_or(Workers::Auto))
+            .spawn(match self.spawn {
+                SpawnArg::Fork => Spawn::Fork,
+                SpawnArg::Exec => Spawn::Exec,
+            })
+            .sync(self.sync.into())
+            .prealloc(self.prealloc.into())
+            .align(self.align)
+            .lock(!self.no_lock)
+            .dry_run(self.dry_run)
+            .kill_after(Duration::from_secs(10))
+    }
+
+    /// Prints what a finished run reports: the plan of a dry run, the JSON
+    /// report, and the human summary on stderr.
+    fn finish(&self, command: &str, summary: &RunSummary) {
+        print_outcome(command, summary, self.dry_run, self.json);
+    }
+}
+
+fn print_outcome(command: &str, summary: &RunSummary, dry_run: bool, json: bool) {
+    if json {
+        let doc = report::run_json(command, summary);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("report serialises")
+        );
+    } else if dry_run {
+        print!("{}", report::plan_text(summary));
+    }
+    if !dry_run {
+        eprintln!("{}", report::summary_text(summary));
+    }
 }

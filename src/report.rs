@@ -76,7 +76,7 @@ pub fn plan_text(s: &RunSummary) -> String {
         } else {
             "the file would be written in place"
         },
-        "reserved with fallocate (--prealloc)"
+        s.reserved
     ));
     out
 }
@@ -118,10 +118,26 @@ pub fn summary_text(s: &RunSummary) -> String {
     text
 }
 
+/// Version of the JSON documents mmrun prints; bumped on incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The `--json` document of a run.
+pub fn run_json(command: &str, s: &RunSummary) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).expect("summary serialises");
+    if let Some(m) = v.as_object_mut() {
+        m.insert("schema_version".into(), json!(SCHEMA_VERSION));
+        m.insert("command".into(), json!(command));
+        m.insert("format".into(), json!(s.layout.format.name()));
+        m.insert("dtype".into(), json!(s.layout.dtype.descr()));
+        m.insert("shape".into(), json!(s.layout.shape));
+    }
+    v
+}
+
 /// `info`'s JSON document for a file.
 pub fn info_json(path: &Path, l: &Layout, file_len: u64) -> serde_json::Value {
     json!({
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "file": path,
         "format": l.format.name(),
         "npy_version": match l.format { Format::Npy { major } => Some(format!("{major}.0")), Format::Raw => None },

@@ -20,6 +20,7 @@
 //!    journal. A run whose workers did not all succeed stops before this
 //!    step: the target is untouched and the partial file and journal stay.
 
+pub mod program;
 pub mod supervise;
 
 use std::fs::{self, File, OpenOptions};
@@ -31,7 +32,18 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use serde::Serialize;
 
+pub use program::Program;
 pub use supervise::{Spawn, WorkerOutcome, WorkerRecord};
+
+/// What a run's workers do.
+enum Work {
+    /// Nothing: the run only creates the file.
+    Create,
+    /// A kernel in mmrun workers.
+    Kernel(Box<dyn Kernel>),
+    /// An external program, with its resolved path.
+    Program(Program, PathBuf),
+}
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::{self, Journal, Owner, Stale};
@@ -207,7 +219,8 @@ pub struct RunSummary {
     pub bytes: u64,
     /// Whether this was a dry run (nothing touched).
     pub dry_run: bool,
-    /// How space was reserved: `fallocate`, `sparse`, or `none` (dry run).
+    /// How space was reserved: `fallocate` or `sparse`; for a dry run, how
+    /// it would be.
     pub reserved: &'static str,
     /// The job's seed, if it has one.
     pub seed: Option<String>,
@@ -328,10 +341,26 @@ impl Runner {
     where
         F: FnOnce(&Layout) -> Result<Option<Box<dyn Kernel>>>,
     {
+        self.run_work(|layout| Ok(make(layout)?.map_or(Work::Create, Work::Kernel)))
+    }
+
+    /// Builds (or checks) the file and runs `program` as every worker, under
+    /// the external-worker protocol (`mmrun exec`). The program is found and
+    /// its templates checked before anything on disk changes.
+    pub fn run_program(&self, program: Program) -> Result<RunSummary> {
+        let resolved = program.validate()?;
+        self.run_work(move |_| Ok(Work::Program(program, resolved)))
+    }
+
+    fn run_work<F>(&self, make: F) -> Result<RunSummary>
+    where
+        F: FnOnce(&Layout) -> Result<Work>,
+    {
         let t0 = Instant::now();
         let prepared = self.prepare()?;
         let layout = prepared.layout.clone();
-        let kernel = make(&layout)?;
+        let work = make(&layout)?;
+        let has_work = !matches!(work, Work::Create);
         let rows = self.rows.map_or(RowRange::new(0, layout.rows()), |r| {
             r.resolve(layout.rows())
         });
@@ -339,7 +368,7 @@ impl Runner {
         if requested == 0 {
             return Err(Error::refused("--workers must be at least 1"));
         }
-        let plan_rows = if kernel.is_some() {
+        let plan_rows = if has_work {
             rows
         } else {
             RowRange::new(rows.start, rows.start)
@@ -369,11 +398,16 @@ impl Runner {
             seed: self.seed.map(|s| s.to_string()),
         };
         if self.dry_run {
+            summary.reserved = match self.prealloc {
+                Prealloc::Auto => "reserved with fallocate where the file system can",
+                Prealloc::Fallocate => "reserved with fallocate",
+                Prealloc::None => "not reserved (sparse file)",
+            };
             return Ok(summary);
         }
 
         os::ignore_sigxfsz();
-        let fingerprint = fingerprint(&layout, rows, kernel.as_deref());
+        let fingerprint = fingerprint(&layout, rows, &work);
         let stale = if self.target.force {
             Stale::Discard
         } else {
@@ -423,7 +457,14 @@ impl Runner {
             Mode::New { .. } => partial.clone(),
             Mode::InPlace { .. } => prepared.real.clone(),
         };
-        if let Some(kernel) = kernel.as_deref() {
+        let kind = match &work {
+            Work::Create => None,
+            Work::Kernel(k) => Some(supervise::WorkKind::Kernel(k.as_ref())),
+            Work::Program(program, resolved) => {
+                Some(supervise::WorkKind::Program { program, resolved })
+            }
+        };
+        if let Some(kind) = kind {
             let tasks: Vec<WorkerTask> = plan
                 .ranges
                 .iter()
@@ -448,7 +489,7 @@ impl Runner {
                 worker_exe: &exe,
                 kill_after: self.kill_after,
             };
-            let sup = supervise::run_workers(&mut watch, &file, &tasks, kernel, &cfg)?;
+            let sup = supervise::run_workers(&mut watch, &file, &tasks, kind, &cfg)?;
             summary.workers = sup.workers;
             summary.run_s = t1.elapsed().as_secs_f64();
             let kept = match prepared.mode {
@@ -740,11 +781,16 @@ fn sync_dir(target: &Path) -> Result<()> {
 
 /// A short hash of the job's parameters (FNV-1a over their JSON), recorded in
 /// the journal so a resumed run can tell it is the same job.
-fn fingerprint(layout: &Layout, rows: RowRange, kernel: Option<&dyn Kernel>) -> String {
+fn fingerprint(layout: &Layout, rows: RowRange, work: &Work) -> String {
+    let what = match work {
+        Work::Create => serde_json::Value::Null,
+        Work::Kernel(k) => serde_json::json!(k.spec()),
+        Work::Program(p, _) => serde_json::json!(p.argv),
+    };
     let text = serde_json::json!({
         "layout": layout,
         "rows": rows,
-        "kernel": kernel.map(|k| k.spec()),
+        "work": what,
     })
     .to_string();
     let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {

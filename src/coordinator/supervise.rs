@@ -24,6 +24,8 @@
 
 use std::ffi::CString;
 use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -32,6 +34,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde::Serialize;
 
+use super::program::{self, Program};
 use crate::error::{Error, Result};
 use crate::kernels::Kernel;
 use crate::os::{self, Exit, SignalWatch, Usage, Wake};
@@ -193,14 +196,99 @@ fn exec_plan(exe: &Path, task: &WorkerTask, kernel: &dyn Kernel) -> Result<ExecP
     })
 }
 
+/// What each worker runs.
+#[derive(Clone, Copy)]
+pub enum WorkKind<'a> {
+    /// A kernel, in a forked or re-executed mmrun worker.
+    Kernel(&'a dyn Kernel),
+    /// An external program under a shim (`mmrun exec`).
+    Program {
+        /// The program and its options.
+        program: &'a Program,
+        /// Its resolved path.
+        resolved: &'a Path,
+    },
+}
+
+/// Passes one worker's output through, line by line, tagged `[w<ID>] `.
+struct Pump {
+    worker: usize,
+    fd: Option<OwnedFd>,
+    to_stderr: bool,
+    tag: bool,
+    partial: Vec<u8>,
+}
+
+impl Pump {
+    /// Reads what is available; closes on end of file.
+    fn drain(&mut self) {
+        let mut buf = [0u8; 65536];
+        loop {
+            let got = match &self.fd {
+                Some(fd) => nix::unistd::read(fd, &mut buf),
+                None => return,
+            };
+            match got {
+                Ok(0) => {
+                    self.fd = None;
+                    if !self.partial.is_empty() {
+                        self.partial.push(b'\n');
+                        self.emit();
+                    }
+                    return;
+                }
+                Ok(n) => {
+                    self.partial.extend_from_slice(&buf[..n]);
+                    self.emit();
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Writes every complete line held.
+    fn emit(&mut self) {
+        let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
+            return;
+        };
+        let mut out = Vec::with_capacity(end + 16);
+        for line in self.partial[..=end].split_inclusive(|&b| b == b'\n') {
+            if self.tag {
+                out.extend_from_slice(format!("[w{}] ", self.worker).as_bytes());
+            }
+            out.extend_from_slice(line);
+        }
+        self.partial.drain(..=end);
+        // A closed stdout (`mmrun ... | head`) must not stop the run.
+        let _ = if self.to_stderr {
+            std::io::stderr().lock().write_all(&out)
+        } else {
+            std::io::stdout().lock().write_all(&out)
+        };
+    }
+}
+
+fn exec_spec(program: &Path, argv: Vec<Vec<u8>>, env: Vec<Vec<u8>>) -> Result<os::ExecSpec> {
+    let cs = |b: Vec<u8>| {
+        CString::new(b).map_err(|_| Error::refused("an argument or variable contains a NUL byte"))
+    };
+    Ok(os::ExecSpec {
+        program: cs(program.as_os_str().as_bytes().to_vec())?,
+        argv: argv.into_iter().map(cs).collect::<Result<_>>()?,
+        env: env.into_iter().map(cs).collect::<Result<_>>()?,
+    })
+}
+
 /// Starts one worker per task and waits for all of them.
 pub fn run_workers(
     watch: &mut SignalWatch,
     file: &File,
     tasks: &[WorkerTask],
-    kernel: &dyn Kernel,
+    work: WorkKind<'_>,
     cfg: &SpawnConfig<'_>,
 ) -> Result<Supervised> {
+    let mut pumps: Vec<Pump> = Vec::new();
     let mut records: Vec<WorkerRecord> = tasks
         .iter()
         .map(|t| WorkerRecord {
@@ -217,20 +305,39 @@ pub fn run_workers(
     let mut live: Vec<Option<Live>> = Vec::with_capacity(tasks.len());
     let mut interrupted: Option<i32> = None;
     let mut kill_at: Option<Instant> = None;
+    let mut ready = Vec::new();
 
     for (i, task) in tasks.iter().enumerate() {
         let _span =
             tracing::debug_span!("worker", worker = task.worker, rows = %task.range).entered();
         let started = Instant::now();
-        let spawned = match cfg.spawn {
-            Spawn::Fork => os::fork_child(|| match worker::run(task, file, kernel) {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("mmrun: worker {}: {e}", task.worker);
-                    crate::exit_code::RUN_FAILED
-                }
-            }),
-            Spawn::Exec => {
+        let spawned = match (work, cfg.spawn) {
+            (WorkKind::Program { program, resolved }, _) => {
+                let (argv, env) = program::worker_command(program, resolved, task, &[])?;
+                let spec = exec_spec(resolved, argv, env)?;
+                os::spawn_shimmed(&spec).map(|(pid, pipes)| {
+                    let pump = |fd, to_stderr| Pump {
+                        worker: task.worker,
+                        fd: Some(fd),
+                        to_stderr,
+                        tag: program.tag_output,
+                        partial: Vec::new(),
+                    };
+                    pumps.push(pump(pipes.stdout, program.stdout_to_stderr));
+                    pumps.push(pump(pipes.stderr, true));
+                    pid
+                })
+            }
+            (WorkKind::Kernel(kernel), Spawn::Fork) => {
+                os::fork_child(|| match worker::run(task, file, kernel) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("mmrun: worker {}: {e}", task.worker);
+                        crate::exit_code::RUN_FAILED
+                    }
+                })
+            }
+            (WorkKind::Kernel(kernel), Spawn::Exec) => {
                 let plan = exec_plan(cfg.worker_exe, task, kernel)?;
                 os::fork_child(move || {
                     let _ = nix::unistd::execve(&plan.program, &plan.argv, &plan.env);
@@ -298,6 +405,9 @@ pub fn run_workers(
             .map(|l| l.pid)
             .collect();
         if running.is_empty() {
+            // Take what the workers wrote last; a descendant that escaped
+            // and still holds a pipe open cannot keep the run waiting.
+            pumps.iter_mut().for_each(Pump::drain);
             break;
         }
         if kill_at.is_some_and(|t| Instant::now() >= t) {
@@ -306,10 +416,17 @@ pub fn run_workers(
                 .for_each(|&p| os::signal_group(p, Signal::SIGKILL));
             kill_at = None;
         }
-        match watch
-            .wait(200)
-            .map_err(|e| Error::failed(format!("waiting for workers: {e}")))?
-        {
+        let fds: Vec<BorrowedFd<'_>> = pumps
+            .iter()
+            .filter_map(|p| p.fd.as_ref().map(|f| f.as_fd()))
+            .collect();
+        let wake = watch
+            .wait(&fds, &mut ready, 200)
+            .map_err(|e| Error::failed(format!("waiting for workers: {e}")))?;
+        if ready.iter().any(|&r| r) {
+            pumps.iter_mut().for_each(Pump::drain);
+        }
+        match wake {
             Wake::Signal(s @ (Signal::SIGINT | Signal::SIGTERM | Signal::SIGHUP)) => {
                 if interrupted.is_none() {
                     interrupted = Some(s as i32);

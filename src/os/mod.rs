@@ -7,13 +7,16 @@
 //! [`SignalWatch`] to poll. `libc` is used only here, and only for what
 //! `nix` lacks (`wait4` with rusage).
 
+use std::ffi::CString;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{self, ForkResult, Pid};
 
 pub mod file;
@@ -60,15 +63,28 @@ impl SignalWatch {
         Ok(SignalWatch { fd, previous })
     }
 
-    /// Waits up to `timeout_ms` for a signal.
-    pub fn wait(&mut self, timeout_ms: u16) -> io::Result<Wake> {
+    /// Waits up to `timeout_ms` for a signal or for one of `extra` to be
+    /// readable (or hung up); `ready[i]` says which of `extra` are.
+    pub fn wait(
+        &mut self,
+        extra: &[BorrowedFd<'_>],
+        ready: &mut Vec<bool>,
+        timeout_ms: u16,
+    ) -> io::Result<Wake> {
+        ready.clear();
+        ready.resize(extra.len(), false);
         if let Some(s) = self.try_read()? {
             return Ok(Wake::Signal(s));
         }
-        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        let mut fds = Vec::with_capacity(extra.len() + 1);
+        fds.push(PollFd::new(self.fd.as_fd(), PollFlags::POLLIN));
+        fds.extend(extra.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
         match poll(&mut fds, PollTimeout::from(timeout_ms)) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
+        }
+        for (r, fd) in ready.iter_mut().zip(&fds[1..]) {
+            *r = fd.revents().is_some_and(|e| !e.is_empty());
         }
         Ok(self.try_read()?.map(Wake::Signal).unwrap_or(Wake::Timeout))
     }
@@ -285,4 +301,171 @@ pub fn signal_name(sig: i32) -> String {
         Ok(s) => s.as_str().trim_start_matches("SIG").to_string(),
         Err(_) => format!("SIG{sig}"),
     }
+}
+
+/// Read ends of an exec'd worker's output pipes.
+#[derive(Debug)]
+pub struct OutputPipes {
+    /// The worker's stdout.
+    pub stdout: OwnedFd,
+    /// The worker's stderr.
+    pub stderr: OwnedFd,
+}
+
+/// A program and its environment, prepared before `fork` so the child only
+/// has to call `execve`.
+#[derive(Debug, Clone)]
+pub struct ExecSpec {
+    /// Path of the program.
+    pub program: CString,
+    /// Its argv, program name first.
+    pub argv: Vec<CString>,
+    /// Its complete environment, `KEY=VALUE`.
+    pub env: Vec<CString>,
+}
+
+/// Starts an external worker under a shim and returns the shim's pid (the
+/// worker's process group) and the read ends of its stdout and stderr.
+///
+/// The shim is the forked child. It makes itself a child subreaper, asks
+/// for SIGTERM when the coordinator dies, and forks PROGRAM with stdin on
+/// `/dev/null`. When PROGRAM exits, the shim SIGKILLs every descendant left
+/// (orphans are re-parented to it as subreaper) and exits with PROGRAM's
+/// status. On SIGTERM, SIGINT or SIGHUP it does the same at once, then dies
+/// of SIGTERM. `PR_SET_PDEATHSIG` is not inherited across fork, which is why
+/// PROGRAM's children need the shim: a SIGKILLed coordinator leaves no
+/// worker and no worker's child behind, except a descendant that leaves
+/// both the process group and the shim's subtree before the shim dies.
+pub fn spawn_shimmed(spec: &ExecSpec) -> io::Result<(Pid, OutputPipes)> {
+    let (out_r, out_w) = unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (err_r, err_w) = unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let devnull = std::fs::File::open("/dev/null")?;
+    let pid = fork_child(|| {
+        if unistd::dup2_stdin(&devnull).is_err()
+            || unistd::dup2_stdout(&out_w).is_err()
+            || unistd::dup2_stderr(&err_w).is_err()
+        {
+            return 127;
+        }
+        shim_main(spec)
+    })?;
+    drop((out_w, err_w));
+    for fd in [&out_r, &err_r] {
+        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    }
+    Ok((
+        pid,
+        OutputPipes {
+            stdout: out_r,
+            stderr: err_r,
+        },
+    ))
+}
+
+fn shim_main(spec: &ExecSpec) -> i32 {
+    let parent = unistd::getppid();
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+    if unistd::getppid() != parent {
+        return crate::exit_code::RUN_FAILED;
+    }
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+    ] {
+        mask.add(s);
+    }
+    let Ok(previous) = mask.thread_swap_mask(SigmaskHow::SIG_BLOCK) else {
+        return 127;
+    };
+    let Ok(sfd) = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC) else {
+        return 127;
+    };
+    // SAFETY: the shim is single-threaded (a fork of the single-threaded
+    // coordinator), so the child inherits no lock held by another thread;
+    // the child only restores the mask and calls execve or _exit.
+    let program = match unsafe { unistd::fork() } {
+        Ok(ForkResult::Child) => {
+            let _ = previous.thread_set_mask();
+            let _ = unistd::execve(&spec.program, &spec.argv, &spec.env);
+            let msg = format!(
+                "mmrun: cannot execute {}: {}\n",
+                spec.program.to_string_lossy(),
+                io::Error::last_os_error()
+            );
+            let _ = unistd::write(std::io::stderr(), msg.as_bytes());
+            exit_now(127)
+        }
+        Ok(ForkResult::Parent { child }) => child,
+        Err(_) => return 127,
+    };
+    loop {
+        let Ok(Some(info)) = sfd.read_signal() else {
+            continue;
+        };
+        match Signal::try_from(info.ssi_signo as i32) {
+            Ok(Signal::SIGCHLD) => {
+                while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    match status {
+                        WaitStatus::Exited(pid, code) if pid == program => {
+                            kill_descendants();
+                            exit_now(code);
+                        }
+                        WaitStatus::Signaled(pid, sig, _) if pid == program => {
+                            kill_descendants();
+                            die_now(sig);
+                        }
+                        WaitStatus::StillAlive => break,
+                        _ => {}
+                    }
+                }
+            }
+            Ok(_) => {
+                let _ = signal::kill(program, Signal::SIGKILL);
+                kill_descendants();
+                die_now(Signal::SIGTERM);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// SIGKILLs every child of this process, reaps it, and repeats until none
+/// is left: orphans of killed children are re-parented to us (subreaper).
+fn kill_descendants() {
+    for _ in 0..64 {
+        let children = std::fs::read_to_string("/proc/thread-self/children").unwrap_or_default();
+        let pids: Vec<Pid> = children
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .map(Pid::from_raw)
+            .collect();
+        if pids.is_empty() {
+            break;
+        }
+        for &p in &pids {
+            let _ = signal::kill(p, Signal::SIGKILL);
+        }
+        for _ in &pids {
+            let _ = waitpid(None, None);
+        }
+    }
+    while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if s == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// Dies of `sig` (default disposition, unblocked); `_exit(128+N)` if that
+/// signal is not fatal.
+fn die_now(sig: Signal) -> ! {
+    // SAFETY: installing SIG_DFL runs no code of ours in signal context.
+    let _ = unsafe { signal::signal(sig, SigHandler::SigDfl) };
+    let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let _ = signal::raise(sig);
+    exit_now(128 + sig as i32)
 }
