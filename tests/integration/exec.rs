@@ -1,0 +1,1 @@
+//! Tests of `mmrun exec` and the external-worker protocol.
