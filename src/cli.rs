@@ -6,11 +6,13 @@
 //! as an [`mmrun::Error`] whose kind decides the exit code.
 
 use std::fs::File;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mmrun::coordinator::{NewFile, Program, RunSummary};
+use mmrun::progress::ProgressMode;
 use mmrun::{
     report, DType, Error, Fill, FillKind, HeaderStyle, Kernel, Layout, Prealloc, RawSpec, Result,
     RowSlice, Runner, Spawn, SyncMode, Target, Workers,
@@ -22,6 +24,54 @@ use mmrun::{
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// More log output (-v: info, -vv: debug, -vvv: trace); MMRUN_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Log lines as text or as JSON objects (one per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ProgressArg {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Parses `10s`, `500ms`, `2m`, `1h` or plain seconds (`1.5`).
+fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 30s, 500ms, 5m, 2h)"))?;
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown unit in duration '{s}' (use ms, s, m or h)"
+            ))
+        }
+    };
+    if !(v * scale).is_finite() || v < 0.0 {
+        return Err(format!("'{s}' is not a non-negative duration"));
+    }
+    Ok(Duration::from_secs_f64(v * scale))
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,6 +128,30 @@ struct RunArgs {
     /// Print the run report as JSON on stdout (worker output goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Also write the JSON run report to this file (created before the run).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Progress: a bar on a terminal (auto), always a bar, or never.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    progress: ProgressArg,
+    /// Start a failed range again, up to K times.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    retries: u32,
+    /// Stop the run (exit 1) when it has not finished after DUR (e.g. 10m).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Grace between SIGTERM and SIGKILL when stopping workers.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "10s")]
+    kill_after: Duration,
+    /// Stop all workers at the first failure.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Finish what an interrupted run of the same command left (new or in place).
+    #[arg(long, conflicts_with = "force")]
+    resume: bool,
+    /// Sync and record finished rows as durable this often (also on SIGUSR1).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    checkpoint_every: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -331,12 +405,38 @@ pub fn run() -> Result<()> {
             return Err(Error::refused(format!("{first} (see mmrun --help)")));
         }
     };
+    init_logging(&cli);
     match cli.command {
         Command::Info(a) => info(a),
         Command::Create(a) => create(a),
         Command::Fill(a) => fill(a),
         Command::Exec(a) => exec(a),
     }
+}
+
+/// Installs the one `tracing` subscriber (the library never does): level
+/// from `MMRUN_LOG`/`RUST_LOG`, else `-v`/`-q`; text or JSON lines on stderr.
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("MMRUN_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
+    let _ = match cli.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 fn info(a: InfoArgs) -> Result<()> {
@@ -378,9 +478,9 @@ fn create(a: CreateArgs) -> Result<()> {
         .prealloc(a.prealloc.into())
         .lock(!a.no_lock)
         .dry_run(a.dry_run);
-    let summary = runner.run(|_| Ok(None))?;
-    print_outcome("create", &summary, a.dry_run, a.json);
-    Ok(())
+    let result = runner.run(|_| Ok(None));
+    report_outcome("create", &result, a.dry_run, a.json, None);
+    result.map(|_| ())
 }
 
 fn fill(a: FillArgs) -> Result<()> {
@@ -408,12 +508,12 @@ fn fill(a: FillArgs) -> Result<()> {
         }
     };
     let runner = a.run.runner(target).rows(a.rows).seed(seed);
-    let summary = runner.run(|layout| {
-        let k: Box<dyn Kernel> = Box::new(Fill::new(kind, layout.dtype)?);
-        Ok(Some(k))
-    })?;
-    a.run.finish("fill", &summary);
-    Ok(())
+    a.run.finish("fill", || {
+        runner.run(|layout| {
+            let k: Box<dyn Kernel> = Box::new(Fill::new(kind, layout.dtype)?);
+            Ok(Some(k))
+        })
+    })
 }
 
 fn exec(a: ExecArgs) -> Result<()> {
@@ -431,9 +531,7 @@ fn exec(a: ExecArgs) -> Result<()> {
         stdout_to_stderr: a.run.json,
     };
     let runner = a.run.runner(target).rows(a.rows).seed(Some(seed));
-    let summary = runner.run_program(program)?;
-    a.run.finish("exec", &summary);
-    Ok(())
+    a.run.finish("exec", || runner.run_program(program))
 }
 
 impl RunArgs {
@@ -450,27 +548,63 @@ impl RunArgs {
             .align(self.align)
             .lock(!self.no_lock)
             .dry_run(self.dry_run)
-            .kill_after(Duration::from_secs(10))
+            .kill_after(self.kill_after)
+            .retries(self.retries)
+            .timeout(self.timeout)
+            .fail_fast(self.fail_fast)
+            .resume(self.resume)
+            .checkpoint_every(self.checkpoint_every)
+            .progress(match self.progress {
+                ProgressArg::Auto => ProgressMode::Auto,
+                ProgressArg::Always => ProgressMode::Always,
+                ProgressArg::Never => ProgressMode::Never,
+            })
     }
 
-    /// Prints what a finished run reports: the plan of a dry run, the JSON
-    /// report, and the human summary on stderr.
-    fn finish(&self, command: &str, summary: &RunSummary) {
-        print_outcome(command, summary, self.dry_run, self.json);
+    /// Runs `run` and reports its outcome: the JSON report (stdout and/or
+    /// `--report`), the plan of a dry run, the human summary on stderr.
+    /// Failed runs are reported too, with their error.
+    fn finish(&self, command: &str, run: impl FnOnce() -> Result<RunSummary>) -> Result<()> {
+        let report_file = match &self.report {
+            Some(p) => {
+                Some(File::create(p).map_err(|e| Error::io_refused("cannot create report", p, e))?)
+            }
+            None => None,
+        };
+        let result = run();
+        report_outcome(command, &result, self.dry_run, self.json, report_file);
+        result.map(|_| ())
     }
 }
 
-fn print_outcome(command: &str, summary: &RunSummary, dry_run: bool, json: bool) {
-    if json {
-        let doc = report::run_json(command, summary);
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("report serialises")
-        );
-    } else if dry_run {
+/// Prints the outcome of a run as the options ask.
+fn report_outcome(
+    command: &str,
+    result: &Result<RunSummary>,
+    dry_run: bool,
+    json: bool,
+    report_file: Option<File>,
+) {
+    let summary = match result {
+        Ok(s) => Some(s),
+        Err(e) => e.summary(),
+    };
+    let Some(summary) = summary else { return };
+    let error = result.as_ref().err();
+    if json || report_file.is_some() {
+        let doc = report::run_json(command, summary, error);
+        let text = serde_json::to_string_pretty(&doc).expect("report serialises");
+        if let Some(mut f) = report_file {
+            let _ = writeln!(f, "{text}");
+        }
+        if json {
+            println!("{text}");
+        }
+    }
+    if dry_run && !json {
         print!("{}", report::plan_text(summary));
     }
-    if !dry_run {
+    if !dry_run && error.is_none() {
         eprintln!("{}", report::summary_text(summary));
     }
 }

@@ -24,11 +24,14 @@ pub enum ErrorKind {
     Interrupted(i32),
 }
 
-/// An mmrun error: a kind and a one-line message.
+/// An mmrun error: a kind and a one-line message, plus the run's summary
+/// when the run had got far enough to have one (for `--json` reports of
+/// failed runs).
 #[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    summary: Option<Box<crate::coordinator::RunSummary>>,
 }
 
 /// Shorthand for results carrying an [`Error`].
@@ -40,6 +43,7 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            summary: None,
         }
     }
 
@@ -87,6 +91,17 @@ impl Error {
             ErrorKind::Failed => exit_code::RUN_FAILED,
             ErrorKind::Interrupted(sig) => 128 + sig,
         }
+    }
+
+    /// The summary of the run that failed, if it got that far.
+    pub fn summary(&self) -> Option<&crate::coordinator::RunSummary> {
+        self.summary.as_deref()
+    }
+
+    /// The same error carrying the run's summary.
+    pub fn with_summary(mut self, summary: crate::coordinator::RunSummary) -> Self {
+        self.summary = Some(Box::new(summary));
+        self
     }
 
     /// The same error with `prefix: ` in front of its message.

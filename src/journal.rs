@@ -9,11 +9,15 @@
 //! created it. A journal that exists but is not locked belongs to a run that
 //! died: its partial file is stale (`--force` discards it).
 //!
-//! Row-interval records (for `--resume`) are appended after the owner record
-//! by later work; today the journal holds only the owner record.
+//! After the owner record come row-interval records, one JSON line each:
+//! `{"written":[…]}` lines are plain writes that cost nothing and survive a
+//! crashed process; `{"durable":[…]}` lines are written after the data was
+//! synced, and synced themselves. `--resume` takes over a stale journal,
+//! appends its own owner record, and trusts "written" records only on the
+//! same host and boot.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -21,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::os::{self, LockOutcome};
+use crate::plan::{RowRange, RowSet};
 
 /// Who holds a journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,8 +86,8 @@ pub fn partial_path(target: &Path) -> PathBuf {
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
+    file: File,
     _lock: Option<nix::fcntl::Flock<File>>,
-    _file: Option<File>,
 }
 
 /// What to do with a stale journal found at the target.
@@ -92,6 +97,29 @@ pub enum Stale {
     Refuse,
     /// Discard it and its partial file (`--force`).
     Discard,
+    /// Take it over and continue its run (`--resume`).
+    Resume,
+}
+
+/// What an interrupted run left in its journal, for `--resume`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Previous {
+    /// The owner record of the run that wrote it (the latest one).
+    pub owner: Owner,
+    /// Rows recorded as written (survive a process crash, not a machine crash).
+    pub written: RowSet,
+    /// Rows recorded as durable (synced before they were recorded).
+    pub durable: RowSet,
+}
+
+/// One line of a journal after the owner record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Record {
+    /// Rows written into the page cache (no sync).
+    Written(Vec<RowRange>),
+    /// Rows synced to disk before this line was written.
+    Durable(Vec<RowRange>),
 }
 
 fn create_excl(path: &Path) -> std::io::Result<File> {
@@ -104,16 +132,51 @@ fn create_excl(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
-fn read_owner(file: &mut File) -> Option<Owner> {
+/// Reads a whole journal: its latest owner record and its row records. Lines
+/// that do not parse (a record cut short by a crash) are skipped.
+fn read_journal(file: &mut File) -> Option<Previous> {
     let mut text = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
     file.read_to_string(&mut text).ok()?;
-    serde_json::from_str(text.lines().next()?).ok()
+    let mut owner = None;
+    let (mut written, mut durable) = (RowSet::new(), RowSet::new());
+    for line in text.lines() {
+        if let Ok(o) = serde_json::from_str::<Owner>(line) {
+            owner = Some(o);
+        } else if let Ok(r) = serde_json::from_str::<Record>(line) {
+            match r {
+                Record::Written(v) => v.into_iter().for_each(|r| written.insert(r)),
+                Record::Durable(v) => v.into_iter().for_each(|r| durable.insert(r)),
+            }
+        }
+    }
+    Some(Previous {
+        owner: owner?,
+        written,
+        durable,
+    })
+}
+
+/// What looking at someone else's journal found.
+enum Found {
+    /// Try creating ours again.
+    Retry,
+    /// A stale journal we now hold, to resume.
+    Resume(Journal, Box<Previous>),
 }
 
 impl Journal {
     /// Creates and locks the journal of `target` (its real path), or says
     /// who holds it. `lock` false (`--no-lock`) creates it without locking.
-    pub fn acquire(target: &Path, owner: &Owner, lock: bool, stale: Stale) -> Result<Journal> {
+    /// With [`Stale::Resume`], a stale journal is taken over (locked, not
+    /// yet changed) and what it recorded is returned; the caller checks it
+    /// and then calls [`Journal::record_owner`].
+    pub fn acquire(
+        target: &Path,
+        owner: &Owner,
+        lock: bool,
+        stale: Stale,
+    ) -> Result<(Journal, Option<Previous>)> {
         let path = journal_path(target);
         let tmp = sibling(
             target,
@@ -123,13 +186,11 @@ impl Journal {
             let _ = fs::remove_file(&tmp);
             let mut file = create_excl(&tmp)
                 .map_err(|e| Error::io_refused("cannot create journal", &tmp, e))?;
-            let mut record = serde_json::to_string(owner).expect("owner record serialises");
-            record.push('\n');
             let held = if lock {
-                match os::try_lock_exclusive(
-                    file.try_clone()
-                        .map_err(|e| Error::io_refused("cannot lock", &tmp, e))?,
-                ) {
+                let clone = file
+                    .try_clone()
+                    .map_err(|e| Error::io_refused("cannot lock", &tmp, e))?;
+                match os::try_lock_exclusive(clone) {
                     Ok(LockOutcome::Locked(l)) => Some(l),
                     Ok(LockOutcome::Unsupported(_)) => {
                         tracing::warn!(
@@ -144,22 +205,26 @@ impl Journal {
             } else {
                 None
             };
-            file.write_all(record.as_bytes())
+            file.write_all(owner_line(owner).as_bytes())
                 .map_err(|e| Error::io_refused("cannot write journal", &tmp, e))?;
             let linked = fs::hard_link(&tmp, &path);
             let _ = fs::remove_file(&tmp);
             match linked {
                 Ok(()) => {
-                    return Ok(Journal {
-                        path,
-                        _lock: held,
-                        _file: Some(file),
-                    })
+                    return Ok((
+                        Journal {
+                            path,
+                            file,
+                            _lock: held,
+                        },
+                        None,
+                    ))
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     drop(held);
-                    if Self::inspect_existing(&path, target, stale)? {
-                        continue;
+                    match Self::inspect_existing(&path, target, stale)? {
+                        Found::Retry => continue,
+                        Found::Resume(j, prev) => return Ok((j, Some(*prev))),
                     }
                 }
                 Err(e) => return Err(Error::io_refused("cannot create journal", &path, e)),
@@ -171,46 +236,47 @@ impl Journal {
         )))
     }
 
-    /// Looks at a journal someone else created. Returns `Ok(true)` to retry
-    /// (it vanished, or it was stale and has been discarded).
-    fn inspect_existing(path: &Path, target: &Path, stale: Stale) -> Result<bool> {
-        let file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-        {
+    /// Looks at a journal someone else created.
+    fn inspect_existing(path: &Path, target: &Path, stale: Stale) -> Result<Found> {
+        let open = |write: bool| {
+            OpenOptions::new()
+                .read(true)
+                .append(write)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(path)
+        };
+        let file = match open(true).or_else(|_| open(false)) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Retry),
             Err(e) => return Err(Error::io_refused("cannot open journal", path, e)),
         };
         let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
-        match os::try_lock_exclusive(file).map_err(|e| Error::io_refused("cannot lock", path, e))? {
+        let (mut file, lock) = match os::try_lock_exclusive(file)
+            .map_err(|e| Error::io_refused("cannot lock", path, e))?
+        {
             LockOutcome::Held(mut f) => {
-                let who = read_owner(&mut f)
-                    .map(|o| format!("pid {} on host {}", o.pid, o.host))
+                let who = read_journal(&mut f)
+                    .map(|p| format!("pid {} on host {}", p.owner.pid, p.owner.host))
                     .unwrap_or_else(|| "another mmrun".into());
-                Err(Error::busy(format!(
+                return Err(Error::busy(format!(
                     "{} is in use by {who}",
                     target.display()
-                )))
+                )));
             }
-            LockOutcome::Locked(mut l) => {
+            LockOutcome::Locked(l) => {
                 // Locked an inode its owner just unlinked? Then start over.
                 if fs::metadata(path).map(|m| m.ino()).ok() != Some(ino) {
-                    return Ok(true);
+                    return Ok(Found::Retry);
                 }
-                let owner = read_owner(&mut l);
-                Self::stale_found(path, target, owner, stale)
+                let f = l
+                    .try_clone()
+                    .map_err(|e| Error::io_refused("cannot read", path, e))?;
+                (f, Some(l))
             }
-            LockOutcome::Unsupported(mut f) => {
-                let owner = read_owner(&mut f);
-                Self::stale_found(path, target, owner, stale)
-            }
-        }
-    }
-
-    fn stale_found(path: &Path, target: &Path, owner: Option<Owner>, stale: Stale) -> Result<bool> {
-        if let Some(o) = owner.as_ref().filter(|o| o.pending) {
+            LockOutcome::Unsupported(f) => (f, None),
+        };
+        let previous = read_journal(&mut file);
+        if let Some(o) = previous.as_ref().map(|p| &p.owner).filter(|o| o.pending) {
             return Err(Error::busy(format!(
                 "{}: pending distributed run created by pid {} on host {}: run mmrun commit, or --force to discard",
                 target.display(),
@@ -220,10 +286,21 @@ impl Journal {
         }
         match stale {
             Stale::Refuse => Err(Error::refused(format!(
-                "{}: stale partial file from an interrupted run (journal {}): use --force to discard it",
+                "{}: stale partial file from an interrupted run (journal {}): use --resume to finish it or --force to discard it",
                 target.display(),
                 path.display()
             ))),
+            Stale::Resume => {
+                let previous = previous.ok_or_else(|| {
+                    Error::refused(format!(
+                        "{}: the journal {} has no owner record: it cannot be resumed (use --force)",
+                        target.display(),
+                        path.display()
+                    ))
+                })?;
+                let journal = Journal { path: path.to_path_buf(), file, _lock: lock };
+                Ok(Found::Resume(journal, Box::new(previous)))
+            }
             Stale::Discard => {
                 let partial = partial_path(target);
                 if let Err(e) = fs::remove_file(&partial) {
@@ -231,8 +308,9 @@ impl Journal {
                         return Err(Error::io_refused("cannot remove stale", &partial, e));
                     }
                 }
-                fs::remove_file(path).map_err(|e| Error::io_refused("cannot remove stale journal", path, e))?;
-                Ok(true)
+                fs::remove_file(path)
+                    .map_err(|e| Error::io_refused("cannot remove stale journal", path, e))?;
+                Ok(Found::Retry)
             }
         }
     }
@@ -242,11 +320,57 @@ impl Journal {
         &self.path
     }
 
+    fn append(&mut self, line: &str) -> Result<()> {
+        self.file
+            .seek(SeekFrom::End(0))
+            .and_then(|_| self.file.write_all(line.as_bytes()))
+            .map_err(|e| Error::io_failed("cannot write journal", &self.path, e))
+    }
+
+    /// Appends `owner` as the journal's current owner (after taking over a
+    /// stale journal to resume it).
+    pub fn record_owner(&mut self, owner: &Owner) -> Result<()> {
+        self.append(&owner_line(owner))
+    }
+
+    /// Records rows as written. A plain write, no sync: it survives a
+    /// crashed process (the page cache keeps it), not a crashed machine.
+    pub fn record_written(&mut self, rows: &[RowRange]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.append(&record_line(&Record::Written(rows.to_vec())))
+    }
+
+    /// Records rows as durable. The caller has synced their data first; the
+    /// record itself is synced before this returns.
+    pub fn record_durable(&mut self, rows: &[RowRange]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.append(&record_line(&Record::Durable(rows.to_vec())))?;
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io_failed("cannot sync journal", &self.path, e))
+    }
+
     /// Deletes the journal (the run finished), then releases the lock.
     pub fn remove(self) -> Result<()> {
         fs::remove_file(&self.path)
             .map_err(|e| Error::io_failed("cannot remove journal", &self.path, e))
     }
+}
+
+fn owner_line(owner: &Owner) -> String {
+    let mut line = serde_json::to_string(owner).expect("owner record serialises");
+    line.push('\n');
+    line
+}
+
+fn record_line(record: &Record) -> String {
+    let mut line = serde_json::to_string(record).expect("record serialises");
+    line.push('\n');
+    line
 }
 
 #[cfg(test)]
@@ -265,7 +389,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("x.npy");
         let owner = Owner::this_process("f".into());
-        let j = Journal::acquire(&target, &owner, true, Stale::Refuse).unwrap();
+        let (j, _) = Journal::acquire(&target, &owner, true, Stale::Refuse).unwrap();
         // Same process, new open file description: flock conflicts.
         let e = Journal::acquire(&target, &owner, true, Stale::Refuse).unwrap_err();
         assert_eq!(e.kind(), crate::error::ErrorKind::Busy);
@@ -277,9 +401,37 @@ mod tests {
         let e = Journal::acquire(&target, &owner, true, Stale::Refuse).unwrap_err();
         assert_eq!(e.kind(), crate::error::ErrorKind::Refused);
         fs::write(partial_path(&target), b"junk").unwrap();
-        let j = Journal::acquire(&target, &owner, true, Stale::Discard).unwrap();
+        let (j, prev) = Journal::acquire(&target, &owner, true, Stale::Discard).unwrap();
+        assert!(prev.is_none());
         assert!(!partial_path(&target).exists());
         j.remove().unwrap();
         assert!(!journal_path(&target).exists());
+    }
+
+    #[test]
+    fn resume_reads_back_written_and_durable_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("y.npy");
+        let owner = Owner::this_process("fp".into());
+        let (mut j, _) = Journal::acquire(&target, &owner, true, Stale::Refuse).unwrap();
+        j.record_written(&[RowRange::new(0, 10), RowRange::new(20, 30)])
+            .unwrap();
+        j.record_durable(&[RowRange::new(0, 5)]).unwrap();
+        j.record_written(&[RowRange::new(10, 15)]).unwrap();
+        // A record cut short by a crash is ignored.
+        j.append("{\"written\":[{\"start\":90,").unwrap();
+        drop(j);
+        let (j, prev) = Journal::acquire(&target, &owner, true, Stale::Resume).unwrap();
+        let prev = prev.expect("a previous run");
+        assert_eq!(prev.owner.fingerprint, "fp");
+        assert_eq!(
+            prev.written.ranges(),
+            &[RowRange::new(0, 15), RowRange::new(20, 30)]
+        );
+        assert_eq!(prev.durable.ranges(), &[RowRange::new(0, 5)]);
+        // While resumed, the journal is held.
+        let e = Journal::acquire(&target, &owner, true, Stale::Resume).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Busy);
+        j.remove().unwrap();
     }
 }

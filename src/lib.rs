@@ -29,6 +29,7 @@ pub mod kernels;
 pub mod layout;
 pub mod os;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod worker;

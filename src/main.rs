@@ -10,15 +10,6 @@ fn main() {
     if std::env::args_os().nth(1).is_some_and(|a| a == "__worker") {
         std::process::exit(mmrun::worker::exec_main());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MMRUN_LOG")
-                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
     let code = match cli::run() {
         Ok(()) => mmrun::exit_code::SUCCESS,
         Err(e) => {

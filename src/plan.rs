@@ -111,6 +111,93 @@ impl FromStr for RowSlice {
     }
 }
 
+/// A set of rows as sorted, disjoint, non-adjacent half-open intervals: which
+/// rows a journal records as written or durable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RowSet {
+    ranges: Vec<RowRange>,
+}
+
+impl RowSet {
+    /// The empty set.
+    pub fn new() -> Self {
+        RowSet::default()
+    }
+
+    /// Adds `r`, merging with overlapping or adjacent intervals.
+    pub fn insert(&mut self, r: RowRange) {
+        if r.is_empty() {
+            return;
+        }
+        let mut merged = r;
+        let mut out = Vec::with_capacity(self.ranges.len() + 1);
+        let mut placed = false;
+        for &x in &self.ranges {
+            if x.end < merged.start {
+                out.push(x);
+            } else if merged.end < x.start {
+                if !placed {
+                    out.push(merged);
+                    placed = true;
+                }
+                out.push(x);
+            } else {
+                merged = RowRange::new(merged.start.min(x.start), merged.end.max(x.end));
+            }
+        }
+        if !placed {
+            out.push(merged);
+        }
+        self.ranges = out;
+    }
+
+    /// Adds every interval of `other`.
+    pub fn extend(&mut self, other: &RowSet) {
+        for &r in &other.ranges {
+            self.insert(r);
+        }
+    }
+
+    /// The intervals, sorted.
+    pub fn ranges(&self) -> &[RowRange] {
+        &self.ranges
+    }
+
+    /// Total rows in the set.
+    pub fn len(&self) -> u64 {
+        self.ranges.iter().map(RowRange::len).sum()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// The rows of `within` that are not in the set.
+    pub fn missing(&self, within: RowRange) -> Vec<RowRange> {
+        let mut out = Vec::new();
+        let mut at = within.start;
+        for r in &self.ranges {
+            if r.end <= at || r.start >= within.end {
+                continue;
+            }
+            if r.start > at {
+                out.push(RowRange::new(at, r.start.min(within.end)));
+            }
+            at = at.max(r.end);
+        }
+        if at < within.end {
+            out.push(RowRange::new(at, within.end));
+        }
+        out
+    }
+
+    /// Whether every row of `r` is in the set.
+    pub fn contains(&self, r: RowRange) -> bool {
+        self.missing(r).is_empty()
+    }
+}
+
 /// How boundaries relate to the alignment asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -300,7 +387,41 @@ mod tests {
         assert_eq!(Plan::split(RowRange::new(4, 4), 3, 0, 8, 4096).workers(), 0);
     }
 
+    #[test]
+    fn row_sets_merge_and_report_what_is_missing() {
+        let mut s = RowSet::new();
+        s.insert(RowRange::new(10, 20));
+        s.insert(RowRange::new(30, 40));
+        s.insert(RowRange::new(20, 25));
+        assert_eq!(s.ranges(), &[RowRange::new(10, 25), RowRange::new(30, 40)]);
+        assert_eq!(
+            s.missing(RowRange::new(0, 50)),
+            vec![
+                RowRange::new(0, 10),
+                RowRange::new(25, 30),
+                RowRange::new(40, 50)
+            ]
+        );
+        s.insert(RowRange::new(0, 100));
+        assert_eq!(s.ranges(), &[RowRange::new(0, 100)]);
+        assert!(s.contains(RowRange::new(5, 99)));
+    }
+
     proptest! {
+        #[test]
+        fn row_sets_match_a_bitmap(ops in proptest::collection::vec((0u64..200, 0u64..40), 0..30)) {
+            let mut s = RowSet::new();
+            let mut bits = [false; 240];
+            for (a, l) in ops {
+                s.insert(RowRange::new(a, a + l));
+                for b in &mut bits[a as usize..(a + l) as usize] { *b = true; }
+            }
+            prop_assert_eq!(s.len(), bits.iter().filter(|&&b| b).count() as u64);
+            let missing: u64 = s.missing(RowRange::new(0, 240)).iter().map(RowRange::len).sum();
+            prop_assert_eq!(missing, 240 - s.len());
+            for w in s.ranges().windows(2) { prop_assert!(w[0].end < w[1].start); }
+        }
+
         #[test]
         fn plans_are_disjoint_covering_and_aligned_when_possible(
             start in 0u64..1000, len in 0u64..100_000, workers in 1usize..17,

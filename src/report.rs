@@ -121,17 +121,53 @@ pub fn summary_text(s: &RunSummary) -> String {
 /// Version of the JSON documents mmrun prints; bumped on incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// The `--json` document of a run.
-pub fn run_json(command: &str, s: &RunSummary) -> serde_json::Value {
-    let mut v = serde_json::to_value(s).expect("summary serialises");
-    if let Some(m) = v.as_object_mut() {
-        m.insert("schema_version".into(), json!(SCHEMA_VERSION));
-        m.insert("command".into(), json!(command));
-        m.insert("format".into(), json!(s.layout.format.name()));
-        m.insert("dtype".into(), json!(s.layout.dtype.descr()));
-        m.insert("shape".into(), json!(s.layout.shape));
-    }
-    v
+/// The `--json` / `--report` document of a run; `error` is the failure of
+/// a run that did not succeed. Its schema is `schema/run-report.schema.json`.
+pub fn run_json(command: &str, s: &RunSummary, error: Option<&crate::Error>) -> serde_json::Value {
+    let l = &s.layout;
+    let total = s.prepare_s + s.run_s + s.flush_s;
+    let busy = s.run_s + s.flush_s;
+    let outcome = match error.map(crate::Error::kind) {
+        None => "success",
+        Some(crate::ErrorKind::Interrupted(_)) => "interrupted",
+        Some(crate::ErrorKind::Busy) => "busy",
+        Some(crate::ErrorKind::Refused) => "refused",
+        Some(_) => "failed",
+    };
+    json!({
+        "schema_version": SCHEMA_VERSION,
+        "mmrun_version": env!("CARGO_PKG_VERSION"),
+        "command": command,
+        "parameters": s.parameters,
+        "file": s.path,
+        "format": l.format.name(),
+        "dtype": l.dtype.descr(),
+        "shape": l.shape,
+        "data_offset": l.data_offset,
+        "file_bytes": l.file_len().ok(),
+        "bytes": s.bytes,
+        "filesystem": s.filesystem,
+        "created": s.created,
+        "dry_run": s.dry_run,
+        "rows": s.rows,
+        "resumed_rows": s.resumed_rows,
+        "seed": s.seed,
+        "space": s.reserved,
+        "plan": {
+            "workers": s.plan.workers(),
+            "workers_requested": s.workers_requested,
+            "align": s.plan.align,
+            "alignment": s.plan.alignment,
+            "ranges": s.plan.ranges,
+        },
+        "phases": { "prepare_s": s.prepare_s, "run_s": s.run_s, "flush_s": s.flush_s, "total_s": total },
+        "throughput_gbps": if busy > 0.0 { s.bytes as f64 / busy / 1e9 } else { 0.0 },
+        "results": serde_json::Value::Null,
+        "workers": s.workers,
+        "outcome": outcome,
+        "error": error.map(|e| e.message().to_string()),
+        "exit_code": error.map_or(crate::exit_code::SUCCESS, crate::Error::exit_code),
+    })
 }
 
 /// `info`'s JSON document for a file.

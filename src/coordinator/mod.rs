@@ -24,7 +24,7 @@ pub mod program;
 pub mod supervise;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -46,11 +46,13 @@ enum Work {
 }
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::journal::{self, Journal, Owner, Stale};
+use crate::journal::{self, Journal, Owner, Previous, Stale};
 use crate::kernels::Kernel;
 use crate::layout::{npy, DType, Format, HeaderStyle, Layout, RawSpec};
 use crate::os;
-use crate::plan::{Plan, RowRange, RowSlice, LOCAL_ALIGN};
+use crate::os::progress::ProgressRegion;
+use crate::plan::{Plan, RowRange, RowSet, RowSlice, LOCAL_ALIGN};
+use crate::progress::{Progress, ProgressMode};
 use crate::worker::WorkerTask;
 
 /// How many workers to start.
@@ -190,6 +192,12 @@ pub struct Runner {
     seed: Option<u128>,
     kill_after: Duration,
     worker_exe: Option<PathBuf>,
+    retries: u32,
+    timeout: Option<Duration>,
+    fail_fast: bool,
+    resume: bool,
+    checkpoint_every: Option<Duration>,
+    progress: ProgressMode,
 }
 
 /// What a run did.
@@ -224,6 +232,12 @@ pub struct RunSummary {
     pub reserved: &'static str,
     /// The job's seed, if it has one.
     pub seed: Option<String>,
+    /// Type of the file system holding the target (`ext4`, `tmpfs`, …).
+    pub filesystem: String,
+    /// Rows a resumed run took as done from the interrupted run.
+    pub resumed_rows: u64,
+    /// The run's parameters (worker count, spawn, sync, kernel, …).
+    pub parameters: serde_json::Value,
 }
 
 /// The resolved target, before anything on disk changes.
@@ -262,6 +276,12 @@ impl Runner {
             seed: None,
             kill_after: Duration::from_secs(10),
             worker_exe: None,
+            retries: 0,
+            timeout: None,
+            fail_fast: false,
+            resume: false,
+            checkpoint_every: None,
+            progress: ProgressMode::Never,
         }
     }
 
@@ -333,6 +353,42 @@ impl Runner {
         self
     }
 
+    /// Start a failed range again, up to `k` times (`--retries`).
+    pub fn retries(mut self, k: u32) -> Self {
+        self.retries = k;
+        self
+    }
+
+    /// Stop the run when it has not finished after `t` (`--timeout`).
+    pub fn timeout(mut self, t: Option<Duration>) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// On the first failed worker, stop the others (`--fail-fast`).
+    pub fn fail_fast(mut self, on: bool) -> Self {
+        self.fail_fast = on;
+        self
+    }
+
+    /// Finish the run an interrupted run of the same job left (`--resume`).
+    pub fn resume(mut self, on: bool) -> Self {
+        self.resume = on;
+        self
+    }
+
+    /// Sync and record durable rows this often (`--checkpoint-every`).
+    pub fn checkpoint_every(mut self, d: Option<Duration>) -> Self {
+        self.checkpoint_every = d;
+        self
+    }
+
+    /// How to show progress (`--progress`); the library default is never.
+    pub fn progress(mut self, p: ProgressMode) -> Self {
+        self.progress = p;
+        self
+    }
+
     /// Builds (or checks) the file and runs the kernel `make` returns for
     /// its layout over the planned rows; `None` from `make` only creates
     /// the file. The fork path requires the calling process to be
@@ -368,19 +424,29 @@ impl Runner {
         if requested == 0 {
             return Err(Error::refused("--workers must be at least 1"));
         }
+        let not_idempotent = match &work {
+            Work::Kernel(k) => k.reads_input() && matches!(prepared.mode, Mode::InPlace { .. }),
+            _ => false,
+        };
+        if not_idempotent && (self.resume || self.retries > 0) {
+            return Err(Error::refused(
+                "this kernel reads the values it overwrites in place, so a retried or resumed range would be applied twice: use --out instead of --retries/--resume",
+            ));
+        }
         let plan_rows = if has_work {
             rows
         } else {
             RowRange::new(rows.start, rows.start)
         };
+        let row_bytes = layout.row_bytes()?;
         let plan = Plan::split(
             plan_rows,
             requested,
             layout.data_offset,
-            layout.row_bytes()?,
+            row_bytes,
             self.align,
         );
-        let bytes = plan_rows.len() * layout.row_bytes()?;
+        let dir = prepared.real.parent().unwrap_or(Path::new("."));
         let mut summary = RunSummary {
             path: self.target.path.clone(),
             layout: layout.clone(),
@@ -392,10 +458,13 @@ impl Runner {
             prepare_s: 0.0,
             run_s: 0.0,
             flush_s: 0.0,
-            bytes,
+            bytes: plan_rows.len() * row_bytes,
             dry_run: self.dry_run,
             reserved: "none",
             seed: self.seed.map(|s| s.to_string()),
+            filesystem: os::filesystem_type(dir),
+            resumed_rows: 0,
+            parameters: self.parameters(&work),
         };
         if self.dry_run {
             summary.reserved = match self.prealloc {
@@ -405,11 +474,36 @@ impl Runner {
             };
             return Ok(summary);
         }
+        if os::is_network_filesystem(&summary.filesystem) {
+            tracing::warn!(
+                "{} is on {}: several machines writing it without --distributed risk losing data",
+                self.target.path.display(),
+                summary.filesystem
+            );
+        }
+        let result = self.execute(&mut summary, &prepared, work, plan_rows, t0);
+        match result {
+            Ok(()) => Ok(summary),
+            Err(e) => Err(e.with_summary(summary)),
+        }
+    }
 
+    /// Steps 2 to 5: lock, reserve, run, flush, publish.
+    fn execute(
+        &self,
+        summary: &mut RunSummary,
+        prepared: &Prepared,
+        work: Work,
+        plan_rows: RowRange,
+        t0: Instant,
+    ) -> Result<()> {
+        let layout = &prepared.layout;
         os::ignore_sigxfsz();
-        let fingerprint = fingerprint(&layout, rows, &work);
+        let fingerprint = fingerprint(layout, summary.rows, &work);
         let stale = if self.target.force {
             Stale::Discard
+        } else if self.resume {
+            Stale::Resume
         } else {
             Stale::Refuse
         };
@@ -417,29 +511,37 @@ impl Runner {
         // while space is being reserved cannot leave a stale journal.
         let mut watch = os::SignalWatch::new()
             .map_err(|e| Error::failed(format!("cannot watch signals: {e}")))?;
-        let journal = Journal::acquire(
-            &prepared.real,
-            &Owner::this_process(fingerprint),
-            self.lock,
-            stale,
-        )?;
+        let owner = Owner::this_process(fingerprint);
+        let (mut journal, previous) = Journal::acquire(&prepared.real, &owner, self.lock, stale)?;
         let partial = journal::partial_path(&prepared.real);
-        let opened = self
-            .open_for_work(&prepared, &layout, &partial)
-            .and_then(|v| {
-                let stop = watch
-                    .pending_stop()
-                    .map_err(|e| Error::failed(format!("cannot watch signals: {e}")))?;
-                match stop {
-                    Some(sig) => Err(Error::new(
-                        ErrorKind::Interrupted(sig as i32),
-                        format!("interrupted by {sig} before any work: nothing was changed"),
-                    )),
-                    None => Ok(v),
-                }
-            });
+        let trusted = match &previous {
+            Some(prev) => self.check_resumable(prev, &owner, prepared, &partial)?,
+            None => RowSet::new(),
+        };
+        if previous.is_some() {
+            journal.record_owner(&owner)?;
+        }
+        let resuming = previous.is_some();
+        let opened = if resuming {
+            self.open_to_resume(prepared, &partial)
+        } else {
+            self.open_for_work(prepared, layout, &partial)
+        }
+        .and_then(|v| {
+            let stop = watch
+                .pending_stop()
+                .map_err(|e| Error::failed(format!("cannot watch signals: {e}")))?;
+            match stop {
+                Some(sig) => Err(Error::new(
+                    ErrorKind::Interrupted(sig as i32),
+                    format!("interrupted by {sig} before any work: nothing was changed"),
+                )),
+                None => Ok(v),
+            }
+        });
         let (file, reserved) = match opened {
             Ok(v) => v,
+            Err(e) if resuming => return Err(e),
             Err(e) => {
                 // Stopped before any work: leave nothing behind.
                 if matches!(prepared.mode, Mode::New { .. }) {
@@ -450,6 +552,7 @@ impl Runner {
             }
         };
         summary.reserved = reserved;
+        summary.resumed_rows = trusted.len();
         summary.prepare_s = t0.elapsed().as_secs_f64();
 
         let t1 = Instant::now();
@@ -465,8 +568,23 @@ impl Runner {
             }
         };
         if let Some(kind) = kind {
-            let tasks: Vec<WorkerTask> = plan
-                .ranges
+            let row_bytes = layout.row_bytes()?;
+            let mut ranges = Vec::new();
+            for gap in trusted.missing(plan_rows) {
+                let p = Plan::split(
+                    gap,
+                    summary.workers_requested,
+                    layout.data_offset,
+                    row_bytes,
+                    self.align,
+                );
+                ranges.extend(p.ranges);
+            }
+            if resuming {
+                summary.plan.ranges = ranges.clone();
+            }
+            let concurrency = summary.workers_requested.min(ranges.len()).max(1);
+            let tasks: Vec<WorkerTask> = ranges
                 .iter()
                 .enumerate()
                 .map(|(i, &range)| WorkerTask {
@@ -474,8 +592,9 @@ impl Runner {
                     layout: layout.clone(),
                     range,
                     worker: i,
-                    workers: plan.workers(),
+                    workers: concurrency,
                     seed: self.seed,
+                    attempt: 0,
                 })
                 .collect();
             let exe = match &self.worker_exe {
@@ -484,21 +603,39 @@ impl Runner {
                     Error::failed(format!("cannot find mmrun's own executable: {e}"))
                 })?,
             };
+            let region = ProgressRegion::create(&os::progress::default_dir(), concurrency)
+                .map_err(|e| Error::failed(format!("cannot create the progress region: {e}")))?;
             let cfg = supervise::SpawnConfig {
                 spawn: self.spawn,
                 worker_exe: &exe,
                 kill_after: self.kill_after,
+                concurrency,
+                retries: if not_idempotent_work(&work, prepared) {
+                    0
+                } else {
+                    self.retries
+                },
+                timeout: self.timeout,
+                fail_fast: self.fail_fast,
+                progress: Some(&region),
             };
-            let sup = supervise::run_workers(&mut watch, &file, &tasks, kind, &cfg)?;
+            let mut observer =
+                RunObserver::new(&mut journal, &file, trusted, self, summary, row_bytes);
+            let sup = supervise::run_workers(&mut watch, &file, &tasks, kind, &cfg, &mut observer);
+            let journal_error = observer.finish();
+            let sup = sup?;
             summary.workers = sup.workers;
             summary.run_s = t1.elapsed().as_secs_f64();
+            if let Some(e) = journal_error {
+                tracing::warn!("{e}");
+            }
             let kept = match prepared.mode {
                 Mode::New { .. } => format!(
-                    "the partial file {} is kept (--force discards it)",
+                    "the partial file {} is kept (--resume finishes it, --force discards it)",
                     partial.display()
                 ),
                 Mode::InPlace { .. } => format!(
-                    "rows of {} may be partly written; the journal {} records the run",
+                    "rows of {} may be partly written; the journal {} records which are done (--resume finishes them)",
                     prepared.real.display(),
                     journal.path().display()
                 ),
@@ -513,16 +650,21 @@ impl Runner {
                     ),
                 ));
             }
-            let failed: Vec<String> = summary
-                .workers
-                .iter()
-                .filter(|w| !w.outcome.succeeded())
-                .map(WorkerRecord::describe)
-                .collect();
-            if !failed.is_empty() {
+            if sup.task_ok.iter().any(|ok| !ok) {
+                let failed: Vec<String> = summary
+                    .workers
+                    .iter()
+                    .filter(|w| !w.outcome.succeeded())
+                    .map(WorkerRecord::describe)
+                    .collect();
                 drop(journal);
+                let what = if sup.timed_out {
+                    "the run timed out: "
+                } else {
+                    ""
+                };
                 return Err(Error::failed(format!(
-                    "{}; nothing was published; {kept}",
+                    "{what}{}; nothing was published; {kept}",
                     failed.join("; ")
                 )));
             }
@@ -532,6 +674,15 @@ impl Runner {
         if self.sync == SyncMode::Full {
             file.sync_all()
                 .map_err(|e| Error::io_failed("cannot sync", &work_path, e))?;
+        }
+        // Someone may have truncated or resized the file under us.
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let need = layout.file_len()?;
+        if len != need && !(matches!(prepared.mode, Mode::InPlace { .. }) && len > need) {
+            return Err(Error::failed(format!(
+                "{} changed size during the run ({len} bytes, expected {need}): nothing was published",
+                work_path.display()
+            )));
         }
         drop(file);
         if let Mode::New { .. } = prepared.mode {
@@ -543,7 +694,109 @@ impl Runner {
             sync_dir(&prepared.real)?;
         }
         summary.flush_s = t2.elapsed().as_secs_f64();
-        Ok(summary)
+        Ok(())
+    }
+
+    /// Checks a stale journal may be resumed by this run, and returns the
+    /// rows it can trust.
+    fn check_resumable(
+        &self,
+        prev: &Previous,
+        me: &Owner,
+        prepared: &Prepared,
+        partial: &Path,
+    ) -> Result<RowSet> {
+        let target = prepared.real.display();
+        if prev.owner.fingerprint != me.fingerprint {
+            return Err(Error::refused(format!(
+                "{target}: the interrupted run had other parameters (job fingerprint {} vs {}): --resume needs the same command, or use --force to start over",
+                prev.owner.fingerprint, me.fingerprint
+            )));
+        }
+        if prev.owner.uid != me.uid {
+            return Err(Error::refused(format!(
+                "{target}: the interrupted run belongs to uid {}, not {}: refusing to resume it",
+                prev.owner.uid, me.uid
+            )));
+        }
+        if matches!(prepared.mode, Mode::New { .. }) && !partial.exists() {
+            return Err(Error::refused(format!(
+                "{target}: nothing to resume: the partial file {} is gone (use --force to start over)",
+                partial.display()
+            )));
+        }
+        let same_machine = prev.owner.host == me.host && prev.owner.boot_id == me.boot_id;
+        let mut trusted = prev.durable.clone();
+        if same_machine {
+            // The page cache still holds what was written: trust it (the
+            // partial file is synced before publishing anyway).
+            trusted.extend(&prev.written);
+        } else {
+            tracing::info!(
+                "resuming a run from host {} (or an earlier boot): trusting only durable rows",
+                prev.owner.host
+            );
+        }
+        Ok(trusted)
+    }
+
+    /// Opens the partial file (or target) of an interrupted run to resume.
+    fn open_to_resume(&self, p: &Prepared, partial: &Path) -> Result<(File, &'static str)> {
+        match &p.mode {
+            Mode::New { header, .. } => {
+                let mut file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(partial)
+                    .map_err(|e| Error::io_refused("cannot open", partial, e))?;
+                let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                let mut head = vec![0u8; header.len()];
+                let same_header = file
+                    .read_exact(&mut head)
+                    .map(|_| head == *header)
+                    .unwrap_or(false);
+                if len != p.layout.file_len()? || !same_header {
+                    return Err(Error::refused(format!(
+                        "{} does not have the layout of this job: use --force to start over",
+                        partial.display()
+                    )));
+                }
+                Ok((file, "kept"))
+            }
+            Mode::InPlace { file } => {
+                let file = file
+                    .try_clone()
+                    .map_err(|e| Error::io_refused("cannot open", &p.real, e))?;
+                Ok((file, "kept"))
+            }
+        }
+    }
+
+    /// The run's parameters, as the JSON report records them.
+    fn parameters(&self, work: &Work) -> serde_json::Value {
+        serde_json::json!({
+            "workers": match self.workers {
+                Workers::Auto => "auto".to_string(),
+                Workers::Count(n) => n.to_string(),
+            },
+            "spawn": self.spawn,
+            "sync": self.sync,
+            "prealloc": self.prealloc,
+            "align": self.align,
+            "lock": self.lock,
+            "retries": self.retries,
+            "timeout_s": self.timeout.map(|t| t.as_secs_f64()),
+            "kill_after_s": self.kill_after.as_secs_f64(),
+            "fail_fast": self.fail_fast,
+            "resume": self.resume,
+            "seed": self.seed.map(|s| s.to_string()),
+            "work": match work {
+                Work::Create => serde_json::Value::Null,
+                Work::Kernel(k) => serde_json::json!(k.spec()),
+                Work::Program(p, _) => serde_json::json!({ "program": p.argv }),
+            },
+        })
     }
 
     /// Step 1: everything that can be checked without changing the disk.
@@ -720,6 +973,139 @@ impl Runner {
                 }
                 Err(e) => Err(space_error(target, end, Some(e as i32))),
             },
+        }
+    }
+}
+
+/// Whether a retried or resumed range would compute a different result
+/// (an in-place kernel that reads what it overwrites).
+fn not_idempotent_work(work: &Work, prepared: &Prepared) -> bool {
+    matches!(work, Work::Kernel(k) if k.reads_input())
+        && matches!(prepared.mode, Mode::InPlace { .. })
+}
+
+/// The coordinator's observer: records written rows in the journal, makes
+/// them durable on SIGUSR1 or `--checkpoint-every`, and shows progress.
+struct RunObserver<'a> {
+    journal: &'a mut Journal,
+    file: &'a File,
+    recorded: RowSet,
+    durable: RowSet,
+    last_record: Instant,
+    last_checkpoint: Instant,
+    checkpoint_every: Option<Duration>,
+    display: Progress,
+    error: Option<Error>,
+    pending: Option<(Vec<RowRange>, u64)>,
+}
+
+/// How often "written" records are appended at most.
+const RECORD_EVERY: Duration = Duration::from_millis(500);
+
+impl<'a> RunObserver<'a> {
+    fn new(
+        journal: &'a mut Journal,
+        file: &'a File,
+        trusted: RowSet,
+        runner: &Runner,
+        summary: &RunSummary,
+        row_bytes: u64,
+    ) -> Self {
+        let now = Instant::now();
+        RunObserver {
+            journal,
+            file,
+            durable: trusted.clone(),
+            recorded: trusted,
+            last_record: now,
+            last_checkpoint: now,
+            checkpoint_every: runner.checkpoint_every,
+            display: Progress::new(runner.progress, summary.bytes / row_bytes.max(1), row_bytes),
+            error: None,
+            pending: None,
+        }
+    }
+
+    /// Appends a "written" record for rows done and not yet recorded.
+    fn record(&mut self, force: bool) {
+        let Some((ranges, _)) = self.pending.take() else {
+            return;
+        };
+        if !force && self.last_record.elapsed() < RECORD_EVERY {
+            self.pending = Some((ranges, 0));
+            return;
+        }
+        let mut new = Vec::new();
+        for r in ranges {
+            for gap in self.recorded.missing(r) {
+                new.push(gap);
+            }
+        }
+        if new.is_empty() {
+            return;
+        }
+        if let Err(e) = self.journal.record_written(&new) {
+            self.error.get_or_insert(e);
+            return;
+        }
+        new.into_iter().for_each(|r| self.recorded.insert(r));
+        self.last_record = Instant::now();
+    }
+
+    /// Records what is left and returns the first journal error, if any.
+    fn finish(mut self) -> Option<Error> {
+        self.record(true);
+        self.display.finish();
+        self.error
+    }
+}
+
+impl supervise::Observer for RunObserver<'_> {
+    fn tick(&mut self, tasks: &[WorkerTask], done: &[u64], running: usize, failed: usize) {
+        let ranges: Vec<RowRange> = tasks
+            .iter()
+            .zip(done)
+            .filter(|(_, &d)| d > 0)
+            .map(|(t, &d)| RowRange::new(t.range.start, t.range.start + d))
+            .collect();
+        let total: u64 = done.iter().sum();
+        self.pending = Some((ranges, total));
+        self.record(false);
+        self.display.update(
+            self.durable.len().max(self.recorded.len()).max(total),
+            running,
+            failed,
+        );
+        if self
+            .checkpoint_every
+            .is_some_and(|d| self.last_checkpoint.elapsed() >= d)
+        {
+            self.checkpoint();
+        }
+    }
+
+    fn checkpoint(&mut self) {
+        self.record(true);
+        self.last_checkpoint = Instant::now();
+        if let Err(e) = self.file.sync_data() {
+            self.error
+                .get_or_insert(Error::failed(format!("checkpoint sync failed: {e}")));
+            return;
+        }
+        let new: Vec<RowRange> = self
+            .recorded
+            .ranges()
+            .iter()
+            .flat_map(|&r| self.durable.missing(r))
+            .collect();
+        match self.journal.record_durable(&new) {
+            Ok(()) => {
+                new.into_iter().for_each(|r| self.durable.insert(r));
+                tracing::info!("checkpoint: {} rows durable", self.durable.len());
+            }
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
         }
     }
 }

@@ -37,6 +37,7 @@ use serde::Serialize;
 use super::program::{self, Program};
 use crate::error::{Error, Result};
 use crate::kernels::Kernel;
+use crate::os::progress::ProgressRegion;
 use crate::os::{self, Exit, SignalWatch, Usage, Wake};
 use crate::plan::RowRange;
 use crate::worker::{self, WorkerTask};
@@ -80,6 +81,14 @@ pub enum WorkerOutcome {
         /// Why.
         error: String,
     },
+    /// It was stopped because the run's `--timeout` passed.
+    Timeout {
+        /// The timeout, in seconds.
+        seconds: f64,
+    },
+    /// It never started (`--fail-fast` after another failure, or the run
+    /// was interrupted first).
+    NotStarted,
 }
 
 impl WorkerOutcome {
@@ -127,34 +136,72 @@ impl WorkerRecord {
                 format!("{who} was interrupted (SIG{})", os::signal_name(*signal))
             }
             WorkerOutcome::SpawnFailed { error } => format!("{who} could not be started: {error}"),
+            WorkerOutcome::Timeout { seconds } => format!("{who} timed out after {seconds} s"),
+            WorkerOutcome::NotStarted => format!("{who} was not started"),
         }
     }
 }
 
-/// How workers are started and stopped.
+/// How workers are started, stopped and retried.
 #[derive(Debug, Clone)]
 pub struct SpawnConfig<'a> {
     /// Fork or exec.
     pub spawn: Spawn,
     /// The program re-executed for `Spawn::Exec` (normally this `mmrun`).
     pub worker_exe: &'a Path,
-    /// Grace between SIGTERM and SIGKILL on interrupt.
+    /// Grace between SIGTERM and SIGKILL on interrupt or timeout.
     pub kill_after: Duration,
+    /// Workers running at once (slots); tasks beyond that wait in a queue.
+    pub concurrency: usize,
+    /// Times a failed task is started again.
+    pub retries: u32,
+    /// Stop the whole run when it has not finished after this long.
+    pub timeout: Option<Duration>,
+    /// On the first failure, stop the other workers and start no more.
+    pub fail_fast: bool,
+    /// Per-slot progress counters, if the run has them.
+    pub progress: Option<&'a ProgressRegion>,
+}
+
+/// What the coordinator loop reports while it runs.
+pub trait Observer {
+    /// Called about every 200 ms and at the end: rows done so far per task
+    /// (a finished task counts all its rows), how many workers run, and how
+    /// many tasks failed for good.
+    fn tick(&mut self, tasks: &[WorkerTask], done: &[u64], running: usize, failed: usize);
+
+    /// SIGUSR1 arrived: make what is written durable now.
+    fn checkpoint(&mut self) {}
+}
+
+/// An observer that ignores everything.
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    fn tick(&mut self, _: &[WorkerTask], _: &[u64], _: usize, _: usize) {}
 }
 
 /// What the loop ended with.
 #[derive(Debug)]
 pub struct Supervised {
-    /// One record per worker, by id.
+    /// One record per started (or failed-to-start) attempt, in start order;
+    /// tasks never started are recorded as `not_started`.
     pub workers: Vec<WorkerRecord>,
     /// The signal that interrupted the run, if one did.
     pub interrupted: Option<i32>,
+    /// Whether `timeout` stopped the run.
+    pub timed_out: bool,
+    /// Per task: whether it finished successfully.
+    pub task_ok: Vec<bool>,
 }
 
+/// A started attempt of a task.
 struct Live {
+    task: usize,
+    slot: usize,
+    record: usize,
     pid: Pid,
     started: Instant,
-    done: bool,
 }
 
 /// Everything an exec'd worker needs, prepared before `fork` so the child
@@ -165,7 +212,12 @@ struct ExecPlan {
     env: Vec<CString>,
 }
 
-fn exec_plan(exe: &Path, task: &WorkerTask, kernel: &dyn Kernel) -> Result<ExecPlan> {
+fn exec_plan(
+    exe: &Path,
+    task: &WorkerTask,
+    kernel: &dyn Kernel,
+    extra_env: &[(String, String)],
+) -> Result<ExecPlan> {
     let cs = |s: &[u8]| {
         CString::new(s).map_err(|_| Error::refused("a path or variable contains a NUL byte"))
     };
@@ -186,6 +238,7 @@ fn exec_plan(exe: &Path, task: &WorkerTask, kernel: &dyn Kernel) -> Result<ExecP
         .to_env()
         .into_iter()
         .chain([("MMRUN_KERNEL".to_string(), spec)])
+        .chain(extra_env.iter().cloned())
     {
         env.push(cs(format!("{k}={v}").as_bytes())?);
     }
@@ -280,142 +333,163 @@ fn exec_spec(program: &Path, argv: Vec<Vec<u8>>, env: Vec<Vec<u8>>) -> Result<os
     })
 }
 
-/// Starts one worker per task and waits for all of them.
+/// Runs every task, at most `cfg.concurrency` at a time, and waits for all
+/// of them; see the module doc for the state machine.
 pub fn run_workers(
     watch: &mut SignalWatch,
     file: &File,
     tasks: &[WorkerTask],
     work: WorkKind<'_>,
     cfg: &SpawnConfig<'_>,
+    observer: &mut dyn Observer,
 ) -> Result<Supervised> {
+    let slots = cfg.concurrency.max(1);
     let mut pumps: Vec<Pump> = Vec::new();
-    let mut records: Vec<WorkerRecord> = tasks
-        .iter()
-        .map(|t| WorkerRecord {
-            worker: t.worker,
-            pid: 0,
-            rows: t.range,
-            seconds: 0.0,
-            outcome: WorkerOutcome::SpawnFailed {
-                error: "not started".into(),
-            },
-            usage: Usage::default(),
-        })
-        .collect();
-    let mut live: Vec<Option<Live>> = Vec::with_capacity(tasks.len());
+    let mut records: Vec<WorkerRecord> = Vec::new();
+    let mut queue: std::collections::VecDeque<usize> = (0..tasks.len()).collect();
+    let mut attempts = vec![0u32; tasks.len()];
+    let mut task_ok = vec![false; tasks.len()];
+    let mut done = vec![0u64; tasks.len()];
+    let mut free_slots: Vec<usize> = (0..slots).rev().collect();
+    let mut live: Vec<Live> = Vec::new();
+    let mut failed_for_good = 0usize;
     let mut interrupted: Option<i32> = None;
+    let mut stopping = false;
+    let mut timed_out = false;
     let mut kill_at: Option<Instant> = None;
+    let deadline = cfg.timeout.map(|t| Instant::now() + t);
     let mut ready = Vec::new();
 
-    for (i, task) in tasks.iter().enumerate() {
-        let _span =
-            tracing::debug_span!("worker", worker = task.worker, rows = %task.range).entered();
-        let started = Instant::now();
-        let spawned = match (work, cfg.spawn) {
-            (WorkKind::Program { program, resolved }, _) => {
-                let (argv, env) = program::worker_command(program, resolved, task, &[])?;
-                let spec = exec_spec(resolved, argv, env)?;
-                os::spawn_shimmed(&spec).map(|(pid, pipes)| {
-                    let pump = |fd, to_stderr| Pump {
-                        worker: task.worker,
-                        fd: Some(fd),
-                        to_stderr,
-                        tag: program.tag_output,
-                        partial: Vec::new(),
+    loop {
+        // Start queued tasks while slots are free and the run goes on.
+        while !stopping && !free_slots.is_empty() {
+            let Some(t) = queue.pop_front() else { break };
+            let slot = free_slots.pop().expect("checked non-empty");
+            let mut task = tasks[t].clone();
+            task.worker = slot;
+            task.workers = slots;
+            task.attempt = attempts[t];
+            attempts[t] += 1;
+            if let Some(p) = cfg.progress {
+                p.reset(slot);
+            }
+            let _span = tracing::debug_span!("worker", worker = slot, rows = %task.range).entered();
+            let spawned = spawn_one(&task, file, work, cfg, &mut pumps);
+            let record = records.len();
+            records.push(WorkerRecord {
+                worker: slot,
+                pid: 0,
+                rows: task.range,
+                seconds: 0.0,
+                outcome: WorkerOutcome::NotStarted,
+                usage: Usage::default(),
+            });
+            match spawned {
+                Ok(pid) => {
+                    records[record].pid = pid.as_raw();
+                    live.push(Live {
+                        task: t,
+                        slot,
+                        record,
+                        pid,
+                        started: Instant::now(),
+                    });
+                }
+                Err(e) => {
+                    records[record].outcome = WorkerOutcome::SpawnFailed {
+                        error: e.to_string(),
                     };
-                    pumps.push(pump(pipes.stdout, program.stdout_to_stderr));
-                    pumps.push(pump(pipes.stderr, true));
-                    pid
-                })
-            }
-            (WorkKind::Kernel(kernel), Spawn::Fork) => {
-                os::fork_child(|| match worker::run(task, file, kernel) {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        eprintln!("mmrun: worker {}: {e}", task.worker);
-                        crate::exit_code::RUN_FAILED
+                    free_slots.push(slot);
+                    failed_for_good += 1;
+                    if cfg.fail_fast {
+                        stop_all(&live, Signal::SIGTERM, &mut stopping);
+                        kill_at.get_or_insert(Instant::now() + cfg.kill_after);
                     }
-                })
-            }
-            (WorkKind::Kernel(kernel), Spawn::Exec) => {
-                let plan = exec_plan(cfg.worker_exe, task, kernel)?;
-                os::fork_child(move || {
-                    let _ = nix::unistd::execve(&plan.program, &plan.argv, &plan.env);
-                    127
-                })
-            }
-        };
-        match spawned {
-            Ok(pid) => {
-                records[i].pid = pid.as_raw();
-                live.push(Some(Live {
-                    pid,
-                    started,
-                    done: false,
-                }));
-            }
-            Err(e) => {
-                records[i].outcome = WorkerOutcome::SpawnFailed {
-                    error: e.to_string(),
-                };
-                live.push(None);
+                }
             }
         }
-    }
 
-    loop {
         // Reap everything that has exited.
         while let Some((pid, exit, usage)) =
             os::reap_any().map_err(|e| Error::failed(format!("wait4: {e}")))?
         {
-            if let Some(i) = live
-                .iter()
-                .position(|l| l.as_ref().is_some_and(|l| l.pid == pid && !l.done))
-            {
-                let l = live[i].as_mut().expect("position found it");
-                l.done = true;
-                let r = &mut records[i];
-                r.seconds = l.started.elapsed().as_secs_f64();
-                r.usage = usage;
-                r.outcome = match (exit, interrupted) {
-                    (Exit::Code(0), _) => WorkerOutcome::Exited { code: 0 },
-                    (_, Some(sig)) => WorkerOutcome::Interrupted { signal: sig },
-                    (Exit::Code(code), None) => WorkerOutcome::Exited { code },
-                    (
-                        Exit::Signal {
-                            signal,
-                            core_dumped,
-                        },
-                        None,
-                    ) => WorkerOutcome::Signal {
+            let Some(pos) = live.iter().position(|l| l.pid == pid) else {
+                continue;
+            };
+            let l = live.swap_remove(pos);
+            free_slots.push(l.slot);
+            let r = &mut records[l.record];
+            r.seconds = l.started.elapsed().as_secs_f64();
+            r.usage = usage;
+            r.outcome = match (exit, interrupted, timed_out) {
+                (Exit::Code(0), _, _) => WorkerOutcome::Exited { code: 0 },
+                (_, Some(sig), _) => WorkerOutcome::Interrupted { signal: sig },
+                (_, None, true) => WorkerOutcome::Timeout {
+                    seconds: cfg.timeout.map_or(0.0, |t| t.as_secs_f64()),
+                },
+                (Exit::Code(code), None, false) => WorkerOutcome::Exited { code },
+                (
+                    Exit::Signal {
                         signal,
-                        name: os::signal_name(signal),
                         core_dumped,
                     },
-                };
-                if !r.outcome.succeeded() {
-                    tracing::debug!(worker = r.worker, "worker failed: {}", r.describe());
+                    None,
+                    false,
+                ) => WorkerOutcome::Signal {
+                    signal,
+                    name: os::signal_name(signal),
+                    core_dumped,
+                },
+            };
+            if r.outcome.succeeded() {
+                task_ok[l.task] = true;
+                done[l.task] = tasks[l.task].range.len();
+                continue;
+            }
+            tracing::debug!(worker = r.worker, "worker failed: {}", r.describe());
+            // Rows it finished before it died are written all the same.
+            if let Some(p) = cfg.progress {
+                done[l.task] = p.load(l.slot).min(tasks[l.task].range.len());
+            }
+            let may_retry = !stopping && !cfg.fail_fast && attempts[l.task] <= cfg.retries;
+            if may_retry {
+                tracing::info!("retrying rows {} ({})", tasks[l.task].range, r.describe());
+                queue.push_back(l.task);
+            } else {
+                failed_for_good += 1;
+                if cfg.fail_fast && !stopping {
+                    stop_all(&live, Signal::SIGTERM, &mut stopping);
+                    kill_at.get_or_insert(Instant::now() + cfg.kill_after);
                 }
             }
         }
-        let running: Vec<Pid> = live
-            .iter()
-            .flatten()
-            .filter(|l| !l.done)
-            .map(|l| l.pid)
-            .collect();
-        if running.is_empty() {
+
+        // Progress of running tasks.
+        if let Some(p) = cfg.progress {
+            for l in &live {
+                done[l.task] = p.load(l.slot).min(tasks[l.task].range.len());
+            }
+        }
+        observer.tick(tasks, &done, live.len(), failed_for_good);
+
+        if live.is_empty() && (stopping || queue.is_empty()) {
             // Take what the workers wrote last; a descendant that escaped
             // and still holds a pipe open cannot keep the run waiting.
             pumps.iter_mut().for_each(Pump::drain);
             break;
         }
-        if kill_at.is_some_and(|t| Instant::now() >= t) {
-            running
-                .iter()
-                .for_each(|&p| os::signal_group(p, Signal::SIGKILL));
+        let now = Instant::now();
+        if kill_at.is_some_and(|t| now >= t) {
+            stop_all(&live, Signal::SIGKILL, &mut stopping);
             kill_at = None;
         }
+        if !timed_out && deadline.is_some_and(|d| now >= d) {
+            timed_out = true;
+            tracing::warn!("--timeout passed: stopping workers");
+            stop_all(&live, Signal::SIGTERM, &mut stopping);
+            kill_at = Some(now + cfg.kill_after);
+        }
+
         let fds: Vec<BorrowedFd<'_>> = pumps
             .iter()
             .filter_map(|p| p.fd.as_ref().map(|f| f.as_fd()))
@@ -425,27 +499,104 @@ pub fn run_workers(
             .map_err(|e| Error::failed(format!("waiting for workers: {e}")))?;
         if ready.iter().any(|&r| r) {
             pumps.iter_mut().for_each(Pump::drain);
+            pumps.retain(|p| p.fd.is_some());
         }
         match wake {
             Wake::Signal(s @ (Signal::SIGINT | Signal::SIGTERM | Signal::SIGHUP)) => {
                 if interrupted.is_none() {
                     interrupted = Some(s as i32);
                     tracing::info!("received {s}: stopping workers");
-                    running
-                        .iter()
-                        .for_each(|&p| os::signal_group(p, Signal::SIGTERM));
+                    stop_all(&live, Signal::SIGTERM, &mut stopping);
                     kill_at = Some(Instant::now() + cfg.kill_after);
                 } else {
-                    running
-                        .iter()
-                        .for_each(|&p| os::signal_group(p, Signal::SIGKILL));
+                    stop_all(&live, Signal::SIGKILL, &mut stopping);
                 }
             }
+            Wake::Signal(Signal::SIGUSR1) => observer.checkpoint(),
             Wake::Signal(_) | Wake::Timeout => {}
         }
+    }
+    // Tasks that never ran.
+    for t in queue {
+        records.push(WorkerRecord {
+            worker: 0,
+            pid: 0,
+            rows: tasks[t].range,
+            seconds: 0.0,
+            outcome: WorkerOutcome::NotStarted,
+            usage: Usage::default(),
+        });
     }
     Ok(Supervised {
         workers: records,
         interrupted,
+        timed_out,
+        task_ok,
     })
+}
+
+/// Signals every running worker's process group and stops starting new ones.
+fn stop_all(live: &[Live], sig: Signal, stopping: &mut bool) {
+    *stopping = true;
+    for l in live {
+        os::signal_group(l.pid, sig);
+    }
+}
+
+/// Starts one attempt of `task`.
+fn spawn_one(
+    task: &WorkerTask,
+    file: &File,
+    work: WorkKind<'_>,
+    cfg: &SpawnConfig<'_>,
+    pumps: &mut Vec<Pump>,
+) -> Result<Pid> {
+    let progress_env: Vec<(String, String)> = cfg
+        .progress
+        .map(|p| {
+            vec![
+                (
+                    "MMRUN_PROGRESS_FILE".to_string(),
+                    p.path().to_string_lossy().into_owned(),
+                ),
+                ("MMRUN_PROGRESS_SLOT".to_string(), task.worker.to_string()),
+            ]
+        })
+        .unwrap_or_default();
+    let spawned = match (work, cfg.spawn) {
+        (WorkKind::Program { program, resolved }, _) => {
+            let (argv, env) = program::worker_command(program, resolved, task, &progress_env)?;
+            let spec = exec_spec(resolved, argv, env)?;
+            os::spawn_shimmed(&spec).map(|(pid, pipes)| {
+                let pump = |fd, to_stderr| Pump {
+                    worker: task.worker,
+                    fd: Some(fd),
+                    to_stderr,
+                    tag: program.tag_output,
+                    partial: Vec::new(),
+                };
+                pumps.push(pump(pipes.stdout, program.stdout_to_stderr));
+                pumps.push(pump(pipes.stderr, true));
+                pid
+            })
+        }
+        (WorkKind::Kernel(kernel), Spawn::Fork) => {
+            let progress = cfg.progress.map(|p| (p, task.worker));
+            os::fork_child(|| match worker::run(task, file, kernel, progress) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("mmrun: worker {}: {e}", task.worker);
+                    crate::exit_code::RUN_FAILED
+                }
+            })
+        }
+        (WorkKind::Kernel(kernel), Spawn::Exec) => {
+            let plan = exec_plan(cfg.worker_exe, task, kernel, &progress_env)?;
+            os::fork_child(move || {
+                let _ = nix::unistd::execve(&plan.program, &plan.argv, &plan.env);
+                127
+            })
+        }
+    };
+    spawned.map_err(|e| Error::failed(format!("cannot start worker {}: {e}", task.worker)))
 }

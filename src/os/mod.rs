@@ -20,6 +20,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{self, ForkResult, Pid};
 
 pub mod file;
+pub mod progress;
 
 pub use file::{available_bytes, reserve, try_lock_exclusive, LockOutcome, SharedRegion};
 
@@ -293,6 +294,44 @@ pub fn hostname() -> String {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// The type of the file system holding `path`, by its statfs magic number:
+/// `ext4`, `xfs`, `tmpfs`, `nfs`, `lustre`, … or the number in hex.
+///
+/// Sources: linux/magic.h; Lustre's and GPFS's published magic numbers.
+pub fn filesystem_type(path: &std::path::Path) -> String {
+    let Ok(st) = nix::sys::statfs::statfs(path) else {
+        return "unknown".into();
+    };
+    let magic = st.filesystem_type().0 as u64;
+    let name = match magic {
+        0xEF53 => "ext4",
+        0x5846_5342 => "xfs",
+        0x9123_683E => "btrfs",
+        0x0102_1994 => "tmpfs",
+        0x6969 => "nfs",
+        0x0BD0_0BD0 => "lustre",
+        0x4750_4653 => "gpfs",
+        0x1983_0326 => "beegfs",
+        0x00C3_6400 => "ceph",
+        0x2FC1_2FC1 => "zfs",
+        0x794C_7630 => "overlayfs",
+        0x6573_5546 => "fuse",
+        0x0100_2010 => "cifs",
+        0xFE53_4D42 => "smb2",
+        _ => return format!("0x{magic:x}"),
+    };
+    name.to_string()
+}
+
+/// Whether a file system type (as [`filesystem_type`] names it) is shared
+/// between machines, where two nodes writing back one page lose data.
+pub fn is_network_filesystem(fs: &str) -> bool {
+    matches!(
+        fs,
+        "nfs" | "lustre" | "gpfs" | "beegfs" | "ceph" | "cifs" | "smb2" | "fuse"
+    )
 }
 
 /// Name of a signal without the `SIG` prefix, as reports print it: `KILL`.

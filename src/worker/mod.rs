@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 use crate::kernels::{self, AnyRowsMut, Kernel, KernelSpec};
 use crate::layout::{DType, Format, Layout};
+use crate::os::progress::ProgressRegion;
 use crate::os::SharedRegion;
 use crate::plan::RowRange;
 
@@ -40,6 +41,8 @@ pub struct WorkerTask {
     pub workers: usize,
     /// The job's seed, if it has one.
     pub seed: Option<u128>,
+    /// 0 for the first attempt at these rows, 1 for the first retry, ...
+    pub attempt: u32,
 }
 
 impl WorkerTask {
@@ -67,6 +70,7 @@ impl WorkerTask {
         if let Some(seed) = self.seed {
             env.push(("MMRUN_SEED".into(), seed.to_string()));
         }
+        env.push(("MMRUN_ATTEMPT".into(), self.attempt.to_string()));
         env
     }
 
@@ -105,13 +109,25 @@ impl WorkerTask {
             worker: num("MMRUN_WORKER")? as usize,
             workers: num("MMRUN_WORKERS")? as usize,
             seed,
+            attempt: get("MMRUN_ATTEMPT")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(0),
         })
     }
 }
 
-/// Runs `kernel` over the task's rows of `file`.
-pub fn run(task: &WorkerTask, file: &File, kernel: &dyn Kernel) -> Result<()> {
-    test_hooks::before_work(task.worker);
+/// A progress region and this worker's slot in it.
+pub type ProgressSlot<'a> = (&'a ProgressRegion, usize);
+
+/// Runs `kernel` over the task's rows of `file`, publishing rows done to
+/// `progress` after every block.
+pub fn run(
+    task: &WorkerTask,
+    file: &File,
+    kernel: &dyn Kernel,
+    progress: Option<ProgressSlot<'_>>,
+) -> Result<()> {
+    test_hooks::before_work(task);
     let layout = &task.layout;
     let row_bytes = layout.row_bytes()?;
     if task.range.is_empty() || row_bytes == 0 {
@@ -156,6 +172,10 @@ pub fn run(task: &WorkerTask, file: &File, kernel: &dyn Kernel) -> Result<()> {
         }
         .map_err(|e| Error::failed(format!("rows {row}..{}: {e}", row + n)))?;
         row += n;
+        if let Some((region, slot)) = progress {
+            region.store(slot, row - task.range.start);
+        }
+        test_hooks::after_block(task, row);
     }
     Ok(())
 }
@@ -176,7 +196,23 @@ pub fn exec_main() -> i32 {
             .write(true)
             .open(&task.path)
             .map_err(|e| Error::io_failed("cannot open", &task.path, e))?;
-        run(&task, &file, kernel.as_ref())
+        let region = match (
+            std::env::var_os("MMRUN_PROGRESS_FILE"),
+            std::env::var("MMRUN_PROGRESS_SLOT")
+                .ok()
+                .and_then(|s| s.parse::<usize>().ok()),
+        ) {
+            (Some(path), Some(slot)) => ProgressRegion::open(path.as_ref(), slot + 1)
+                .ok()
+                .map(|r| (r, slot)),
+            _ => None,
+        };
+        run(
+            &task,
+            &file,
+            kernel.as_ref(),
+            region.as_ref().map(|(r, s)| (r, *s)),
+        )
     })();
     match result {
         Ok(()) => 0,
@@ -187,21 +223,34 @@ pub fn exec_main() -> i32 {
     }
 }
 
-/// Test-only faults, so tests can make a real worker fail in a chosen way.
-/// Compiled into debug builds only.
+/// Test-only faults and pauses, so tests can make a real worker fail or
+/// stop at a chosen point without sleeps. Compiled into debug builds only.
 mod test_hooks {
-    /// `__MMRUN_TEST_WORKER_FAULT=W:ACTION` makes worker `W` abort, exit
-    /// with a code (`exit:7`), SIGKILL itself, hang or panic before it works.
+    use super::WorkerTask;
+
+    /// `__MMRUN_TEST_WORKER_FAULT=W:ACTION[@ROW]` makes worker `W` abort, exit
+    /// with a code (`exit:7`), SIGKILL itself, hang or panic — before it
+    /// works, or once it has finished the block that ends past row `ROW`.
+    /// Only the first attempt at a range faults, so retries can succeed.
     #[cfg(debug_assertions)]
-    pub(super) fn before_work(worker: usize) {
+    fn fault(task: &WorkerTask, row: Option<u64>) {
         let Ok(spec) = std::env::var("__MMRUN_TEST_WORKER_FAULT") else {
             return;
         };
-        let Some((w, action)) = spec.split_once(':') else {
+        let Some((w, rest)) = spec.split_once(':') else {
             return;
         };
-        if w.parse::<usize>().ok() != Some(worker) {
+        if w.parse::<usize>().ok() != Some(task.worker) || task.attempt != 0 {
             return;
+        }
+        let (action, at) = match rest.split_once('@') {
+            Some((a, r)) => (a, r.parse::<u64>().ok()),
+            None => (rest, None),
+        };
+        match (at, row) {
+            (None, None) => {}
+            (Some(at), Some(row)) if row > at => {}
+            _ => return,
         }
         match action {
             "abort" => std::process::abort(),
@@ -219,6 +268,19 @@ mod test_hooks {
         }
     }
 
+    #[cfg(debug_assertions)]
+    pub(super) fn before_work(task: &WorkerTask) {
+        fault(task, None);
+    }
+
+    #[cfg(debug_assertions)]
+    pub(super) fn after_block(task: &WorkerTask, row: u64) {
+        fault(task, Some(row));
+    }
+
     #[cfg(not(debug_assertions))]
-    pub(super) fn before_work(_worker: usize) {}
+    pub(super) fn before_work(_task: &WorkerTask) {}
+
+    #[cfg(not(debug_assertions))]
+    pub(super) fn after_block(_task: &WorkerTask, _row: u64) {}
 }
