@@ -84,6 +84,35 @@ enum Command {
     Fill(FillArgs),
     /// Run PROGRAM as every worker, each over its own rows (protocol v1).
     Exec(ExecArgs),
+    /// Recompute a deterministic fill and name the first row that differs.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["value", "arange", "random"])))]
+struct VerifyArgs {
+    /// The file to check.
+    file: PathBuf,
+    #[command(flatten)]
+    layout: LayoutArgs,
+    /// The value the file should hold everywhere.
+    #[arg(long, allow_hyphen_values = true)]
+    value: Option<String>,
+    /// The file should hold np.arange(size).astype(dtype).
+    #[arg(long)]
+    arange: bool,
+    /// The file should hold this random stream.
+    #[arg(long, value_enum, requires = "seed")]
+    random: Option<RandomArg>,
+    /// Seed of the random stream.
+    #[arg(long)]
+    seed: Option<u128>,
+    /// Only check these rows (Python slice A:B).
+    #[arg(long, value_name = "A:B", allow_hyphen_values = true)]
+    rows: Option<RowSlice>,
+    /// Print the verdict as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -411,6 +440,7 @@ pub fn run() -> Result<()> {
         Command::Create(a) => create(a),
         Command::Fill(a) => fill(a),
         Command::Exec(a) => exec(a),
+        Command::Verify(a) => verify(a),
     }
 }
 
@@ -437,6 +467,65 @@ fn init_logging(cli: &Cli) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+fn fill_kind(
+    value: &Option<String>,
+    arange: bool,
+    random: Option<RandomArg>,
+    seed: Option<u128>,
+) -> Result<FillKind> {
+    Ok(match (value, arange, random) {
+        (Some(v), _, _) => FillKind::Value { value: v.clone() },
+        (_, true, _) => FillKind::Arange,
+        (_, _, Some(r)) => {
+            let seed = seed.ok_or_else(|| Error::refused("--random needs --seed"))?;
+            match r {
+                RandomArg::Uniform => FillKind::Uniform { seed },
+                RandomArg::Normal => FillKind::Normal { seed },
+            }
+        }
+        _ => return Err(Error::refused("give one of --value, --arange, --random")),
+    })
+}
+
+fn verify(a: VerifyArgs) -> Result<()> {
+    let target = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
+    let kind = fill_kind(&a.value, a.arange, a.random, a.seed)?;
+    let mut probe =
+        File::open(&a.file).map_err(|e| Error::io_refused("cannot open", &a.file, e))?;
+    let rows = match a.rows {
+        Some(r) => Some(r.resolve(Layout::read(&a.file, &mut probe, target.raw.as_ref())?.rows())),
+        None => None,
+    };
+    let (layout, verdict) = mmrun::verify::verify(&a.file, target.raw.as_ref(), kind, rows)?;
+    if a.json {
+        let doc = serde_json::json!({
+            "schema_version": report::SCHEMA_VERSION,
+            "file": a.file,
+            "rows": verdict.rows,
+            "ok": verdict.first_difference.is_none(),
+            "first_row": verdict.first_difference.map(|d| d.0),
+            "first_element": verdict.first_difference.map(|d| d.1),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+    }
+    match verdict.first_difference {
+        None => {
+            eprintln!(
+                "mmrun: {}: rows {} of {} {} match",
+                a.file.display(),
+                verdict.rows,
+                layout.dtype,
+                layout.shape_text()
+            );
+            Ok(())
+        }
+        Some((row, element)) => Err(Error::failed(format!(
+            "{}: row {row} differs (first at flat element {element})",
+            a.file.display()
+        ))),
+    }
 }
 
 fn info(a: InfoArgs) -> Result<()> {

@@ -32,6 +32,7 @@ pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod rng;
+pub mod verify;
 pub mod worker;
 
 pub use coordinator::{NewFile, Prealloc, RunSummary, Runner, Spawn, SyncMode, Target, Workers};
