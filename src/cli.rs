@@ -86,6 +86,126 @@ enum Command {
     Exec(ExecArgs),
     /// Recompute a deterministic fill and name the first row that differs.
     Verify(VerifyArgs),
+    /// Publish a file that the ranks of a distributed run filled.
+    Commit(CommitArgs),
+    /// Measure this machine or file system: mmrun against reference lines.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Bytes per file (B, KiB, MiB, GiB, KB, MB, GB).
+    #[arg(long, default_value = "400MiB")]
+    size: String,
+    /// Worker counts to measure, comma-separated.
+    #[arg(long, default_value = "1,2,4")]
+    workers: String,
+    /// Kernels to measure: fill-value, fill-uniform.
+    #[arg(long, default_value = "fill-value,fill-uniform")]
+    kernels: String,
+    /// Directory (file system) to measure.
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Measured rounds; every cell runs once per round, round-robin.
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+    /// Rounds run first and discarded.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// warm, or cold (drop the file's pages between samples).
+    #[arg(long, default_value = "warm")]
+    cache: String,
+    /// How mmrun starts workers.
+    #[arg(long, value_enum, default_value_t = SpawnArg::Fork)]
+    spawn: SpawnArg,
+    /// Write raw samples and statistics as JSON (- for stdout).
+    #[arg(long, value_name = "F")]
+    export_json: Option<PathBuf>,
+    /// Write one CSV row per cell (- for stdout).
+    #[arg(long, value_name = "F")]
+    export_csv: Option<PathBuf>,
+    /// Write a Markdown table (- for stdout).
+    #[arg(long, value_name = "F")]
+    export_markdown: Option<PathBuf>,
+    /// Plot GB/s against workers as SVG.
+    #[arg(long, value_name = "F.svg")]
+    plot: Option<PathBuf>,
+    /// Print ratios against an earlier --export-json.
+    #[arg(long, value_name = "OLD.json")]
+    compare: Option<PathBuf>,
+}
+
+impl From<SpawnArg> for Spawn {
+    fn from(s: SpawnArg) -> Self {
+        match s {
+            SpawnArg::Fork => Spawn::Fork,
+            SpawnArg::Exec => Spawn::Exec,
+        }
+    }
+}
+
+fn bench(a: BenchArgs) -> Result<()> {
+    use mmrun::bench::export::{Exporter, MarkdownExporter};
+    use mmrun::bench::{self, BenchConfig, BenchReport, ExportFormat as F};
+    let cfg = BenchConfig {
+        size_bytes: bench::parse_size(&a.size)?,
+        workers: bench::parse_workers(&a.workers)?,
+        kernels: bench::parse_kernels(&a.kernels)?,
+        dir: a.dir,
+        repeat: a.repeat,
+        warmup: a.warmup,
+        cache: a.cache.parse()?,
+        spawn: a.spawn.into(),
+        exe: None,
+    };
+    // Read OLD before the exports are created: it may be the same path.
+    let old = a.compare.as_deref().map(BenchReport::read).transpose()?;
+    let requests: Vec<_> = [
+        (F::Json, a.export_json),
+        (F::Csv, a.export_csv),
+        (F::Markdown, a.export_markdown),
+        (F::Svg, a.plot),
+    ]
+    .into_iter()
+    .filter_map(|(f, p)| Some((f, p?)))
+    .collect();
+    let mut exports = bench::open_exports(&requests)?;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let report = bench::run(&cfg, &mut |s| {
+        if tty {
+            eprint!(
+                "\r[{}/{}] {} x{}: {:.3} GB/s   ",
+                s.round * s.cells + s.cell + 1,
+                s.rounds * s.cells,
+                s.line,
+                s.workers,
+                s.gbps()
+            );
+        }
+    })?;
+    if tty {
+        eprintln!();
+    }
+    exports.write(&report)?;
+    if !exports.uses_stdout() {
+        print!(
+            "{}",
+            String::from_utf8_lossy(&MarkdownExporter.serialize(&report)?)
+        );
+    }
+    if let Some(old) = old {
+        print!("{}", bench::compare(&old, &report));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+struct CommitArgs {
+    /// The target of the pending run.
+    file: PathBuf,
+    /// Print what was published as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +301,18 @@ struct RunArgs {
     /// Sync and record finished rows as durable this often (also on SIGUSR1).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     checkpoint_every: Option<Duration>,
+    /// Run as one rank of a pending distributed run (rank from the launcher or the options below).
+    #[arg(long)]
+    distributed: bool,
+    /// This rank (0-based), with --ranks.
+    #[arg(long, value_name = "R", requires_all = ["ranks", "distributed"], conflicts_with = "shard")]
+    rank: Option<u64>,
+    /// Number of ranks, with --rank.
+    #[arg(long, value_name = "N", requires_all = ["rank", "distributed"])]
+    ranks: Option<u64>,
+    /// This rank as k/N (0-based), e.g. for a Slurm job array.
+    #[arg(long, value_name = "k/N", requires = "distributed")]
+    shard: Option<mmrun::distributed::Shard>,
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +342,9 @@ struct CreateArgs {
     /// Print the run report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Leave the new file pending for ranks (--distributed) and mmrun commit.
+    #[arg(long)]
+    pending: bool,
 }
 
 #[derive(Debug, Args)]
@@ -441,6 +576,19 @@ pub fn run() -> Result<()> {
         Command::Fill(a) => fill(a),
         Command::Exec(a) => exec(a),
         Command::Verify(a) => verify(a),
+        Command::Bench(a) => bench(a),
+        Command::Commit(a) => {
+            let done = mmrun::coordinator::commit::commit(&a.file)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&done).expect("json"));
+            }
+            eprintln!(
+                "mmrun: published {} from {} rank(s)",
+                done.path.display(),
+                done.ranks
+            );
+            Ok(())
+        }
     }
 }
 
@@ -566,6 +714,7 @@ fn create(a: CreateArgs) -> Result<()> {
         .sync(a.sync.into())
         .prealloc(a.prealloc.into())
         .lock(!a.no_lock)
+        .pending(a.pending)
         .dry_run(a.dry_run);
     let result = runner.run(|_| Ok(None));
     report_outcome("create", &result, a.dry_run, a.json, None);
@@ -596,7 +745,7 @@ fn fill(a: FillArgs) -> Result<()> {
             ))
         }
     };
-    let runner = a.run.runner(target).rows(a.rows).seed(seed);
+    let runner = a.run.runner(target)?.rows(a.rows).seed(seed);
     a.run.finish("fill", || {
         runner.run(|layout| {
             let k: Box<dyn Kernel> = Box::new(Fill::new(kind, layout.dtype)?);
@@ -619,19 +768,29 @@ fn exec(a: ExecArgs) -> Result<()> {
         tag_output: !a.no_tag,
         stdout_to_stderr: a.run.json,
     };
-    let runner = a.run.runner(target).rows(a.rows).seed(Some(seed));
+    let runner = a.run.runner(target)?.rows(a.rows).seed(Some(seed));
     a.run.finish("exec", || runner.run_program(program))
 }
 
 impl RunArgs {
     /// A runner on `target` with these options.
-    fn runner(&self, target: Target) -> Runner {
-        Runner::new(target)
+    fn runner(&self, target: Target) -> Result<Runner> {
+        let rank = if self.distributed {
+            let explicit = match (self.rank, self.ranks, self.shard) {
+                (Some(r), Some(n), _) => Some((r, n)),
+                (_, _, Some(s)) => Some((s.index, s.count)),
+                _ => None,
+            };
+            let rank = mmrun::distributed::detect(explicit, &|k| std::env::var(k).ok())?;
+            tracing::info!("distributed: {rank}");
+            Some(rank)
+        } else {
+            None
+        };
+        Ok(Runner::new(target)
+            .distributed(rank)
             .workers(self.workers.unwrap_or(Workers::Auto))
-            .spawn(match self.spawn {
-                SpawnArg::Fork => Spawn::Fork,
-                SpawnArg::Exec => Spawn::Exec,
-            })
+            .spawn(self.spawn.into())
             .sync(self.sync.into())
             .prealloc(self.prealloc.into())
             .align(self.align)
@@ -647,7 +806,7 @@ impl RunArgs {
                 ProgressArg::Auto => ProgressMode::Auto,
                 ProgressArg::Always => ProgressMode::Always,
                 ProgressArg::Never => ProgressMode::Never,
-            })
+            }))
     }
 
     /// Runs `run` and reports its outcome: the JSON report (stdout and/or

@@ -76,6 +76,16 @@ pub fn journal_path(target: &Path) -> PathBuf {
     sibling(target, ".mmrun-journal")
 }
 
+/// The directory of per-rank record files of a distributed run.
+pub fn journal_dir(target: &Path) -> PathBuf {
+    sibling(target, ".mmrun-journal.d")
+}
+
+/// The record file of rank `rank` of `size`.
+pub fn rank_record_path(target: &Path, rank: u64, size: u64) -> PathBuf {
+    journal_dir(target).join(format!("rank-{rank}-of-{size}"))
+}
+
 /// The partial file a new target is built in.
 pub fn partial_path(target: &Path) -> PathBuf {
     sibling(target, ".mmrun-partial")
@@ -110,6 +120,8 @@ pub struct Previous {
     pub written: RowSet,
     /// Rows recorded as durable (synced before they were recorded).
     pub durable: RowSet,
+    /// Whether a rank record says its whole partition is done and synced.
+    pub done: bool,
 }
 
 /// One line of a journal after the owner record.
@@ -120,6 +132,8 @@ enum Record {
     Written(Vec<RowRange>),
     /// Rows synced to disk before this line was written.
     Durable(Vec<RowRange>),
+    /// A rank's whole partition is synced (the last line of a rank record).
+    Done(RowRange),
 }
 
 fn create_excl(path: &Path) -> std::io::Result<File> {
@@ -139,7 +153,7 @@ fn read_journal(file: &mut File) -> Option<Previous> {
     file.seek(SeekFrom::Start(0)).ok()?;
     file.read_to_string(&mut text).ok()?;
     let mut owner = None;
-    let (mut written, mut durable) = (RowSet::new(), RowSet::new());
+    let (mut written, mut durable, mut done) = (RowSet::new(), RowSet::new(), false);
     for line in text.lines() {
         if let Ok(o) = serde_json::from_str::<Owner>(line) {
             owner = Some(o);
@@ -147,6 +161,10 @@ fn read_journal(file: &mut File) -> Option<Previous> {
             match r {
                 Record::Written(v) => v.into_iter().for_each(|r| written.insert(r)),
                 Record::Durable(v) => v.into_iter().for_each(|r| durable.insert(r)),
+                Record::Done(r) => {
+                    durable.insert(r);
+                    done = true;
+                }
             }
         }
     }
@@ -154,6 +172,7 @@ fn read_journal(file: &mut File) -> Option<Previous> {
         owner: owner?,
         written,
         durable,
+        done,
     })
 }
 
@@ -276,7 +295,11 @@ impl Journal {
             LockOutcome::Unsupported(f) => (f, None),
         };
         let previous = read_journal(&mut file);
-        if let Some(o) = previous.as_ref().map(|p| &p.owner).filter(|o| o.pending) {
+        if let Some(o) = previous
+            .as_ref()
+            .map(|p| &p.owner)
+            .filter(|o| o.pending && stale != Stale::Discard)
+        {
             return Err(Error::busy(format!(
                 "{}: pending distributed run created by pid {} on host {}: run mmrun commit, or --force to discard",
                 target.display(),
@@ -302,6 +325,7 @@ impl Journal {
                 Ok(Found::Resume(journal, Box::new(previous)))
             }
             Stale::Discard => {
+                remove_rank_records(target)?;
                 let partial = partial_path(target);
                 if let Err(e) = fs::remove_file(&partial) {
                     if e.kind() != std::io::ErrorKind::NotFound {
@@ -354,10 +378,143 @@ impl Journal {
             .map_err(|e| Error::io_failed("cannot sync journal", &self.path, e))
     }
 
+    /// Marks the run pending (`create --pending`): the partial file waits
+    /// for ranks to fill it and `mmrun commit` to publish it. The lock is
+    /// released when the journal is dropped; the pending mark keeps other
+    /// commands out.
+    pub fn mark_pending(&mut self, owner: &Owner, target: &Path) -> Result<()> {
+        let dir = journal_dir(target);
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io_failed("cannot create", &dir, e)),
+        }
+        let mut pending = owner.clone();
+        pending.pending = true;
+        self.append(&owner_line(&pending))?;
+        self.file
+            .sync_all()
+            .map_err(|e| Error::io_failed("cannot sync journal", &self.path, e))
+    }
+
+    /// Opens (creating if needed) a rank's record file, and reads what an
+    /// earlier attempt of the same rank recorded. The caller holds the
+    /// rank's byte lock on the pending journal.
+    pub fn rank_record(target: &Path, rank: u64, size: u64) -> Result<(Journal, Option<Previous>)> {
+        let path = rank_record_path(target, rank, size);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o666)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| Error::io_refused("cannot open rank record", &path, e))?;
+        let previous = read_journal(&mut file);
+        Ok((
+            Journal {
+                path,
+                file,
+                _lock: None,
+            },
+            previous,
+        ))
+    }
+
+    /// Records a rank's partition as done (after its data was synced), and
+    /// makes the record and its directory entry durable.
+    pub fn record_done(&mut self, rows: RowRange) -> Result<()> {
+        self.append(&record_line(&Record::Done(rows)))?;
+        self.file
+            .sync_all()
+            .map_err(|e| Error::io_failed("cannot sync", &self.path, e))?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::io_failed("cannot sync", dir, e))?;
+        }
+        Ok(())
+    }
+
     /// Deletes the journal (the run finished), then releases the lock.
     pub fn remove(self) -> Result<()> {
         fs::remove_file(&self.path)
             .map_err(|e| Error::io_failed("cannot remove journal", &self.path, e))
+    }
+}
+
+/// Removes a distributed run's rank records and their directory.
+pub fn remove_rank_records(target: &Path) -> Result<()> {
+    let dir = journal_dir(target);
+    match fs::read_dir(&dir) {
+        Ok(entries) => {
+            for e in entries.flatten() {
+                fs::remove_file(e.path())
+                    .map_err(|err| Error::io_failed("cannot remove", &e.path(), err))?;
+            }
+            fs::remove_dir(&dir).map_err(|e| Error::io_failed("cannot remove", &dir, e))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io_failed("cannot read", &dir, e)),
+    }
+}
+
+/// A pending distributed run's journal, locked shared (a rank) or
+/// exclusive (`commit`).
+#[derive(Debug)]
+pub struct PendingRun {
+    /// The journal file, locked.
+    pub file: nix::fcntl::Flock<File>,
+    /// The owner record of `create --pending`.
+    pub owner: Owner,
+}
+
+/// Opens the pending journal of `target`: `exclusive` for commit, shared
+/// for ranks. A held lock is exit 75; no journal or one that is not pending
+/// is exit 2.
+pub fn open_pending(target: &Path, exclusive: bool) -> Result<PendingRun> {
+    let path = journal_path(target);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::refused(format!(
+                "{}: no pending distributed run (create one with mmrun create --pending)",
+                target.display()
+            )),
+            _ => Error::io_refused("cannot open journal", &path, e),
+        })?;
+    let arg = if exclusive {
+        nix::fcntl::FlockArg::LockExclusiveNonblock
+    } else {
+        nix::fcntl::FlockArg::LockSharedNonblock
+    };
+    let mut locked = nix::fcntl::Flock::lock(file, arg).map_err(|(_, e)| {
+        if e == nix::errno::Errno::EWOULDBLOCK {
+            Error::busy(if exclusive {
+                format!(
+                    "{}: ranks of the distributed run are still running",
+                    target.display()
+                )
+            } else {
+                format!(
+                    "{}: mmrun commit or another command holds it",
+                    target.display()
+                )
+            })
+        } else {
+            Error::io_refused("cannot lock", &path, e)
+        }
+    })?;
+    let previous = read_journal(&mut locked);
+    match previous {
+        Some(p) if p.owner.pending => Ok(PendingRun { file: locked, owner: p.owner }),
+        _ => Err(Error::refused(format!(
+            "{}: its journal is not a pending distributed run (a stale run? use --resume or --force)",
+            target.display()
+        ))),
     }
 }
 

@@ -21,7 +21,9 @@
 //! # Ok::<(), mmrun::Error>(())
 //! ```
 
+pub mod bench;
 pub mod coordinator;
+pub mod distributed;
 pub mod error;
 pub mod exit_code;
 pub mod journal;

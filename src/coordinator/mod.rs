@@ -20,6 +20,7 @@
 //!    journal. A run whose workers did not all succeed stops before this
 //!    step: the target is untouched and the partial file and journal stay.
 
+pub mod commit;
 pub mod program;
 pub mod supervise;
 
@@ -45,6 +46,7 @@ enum Work {
     Program(Program, PathBuf),
 }
 
+use crate::distributed::{Rank, DISTRIBUTED_ALIGN};
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::{self, Journal, Owner, Previous, Stale};
 use crate::kernels::Kernel;
@@ -198,6 +200,8 @@ pub struct Runner {
     resume: bool,
     checkpoint_every: Option<Duration>,
     progress: ProgressMode,
+    distributed: Option<Rank>,
+    pending: bool,
 }
 
 /// What a run did.
@@ -257,6 +261,10 @@ enum Mode {
     InPlace {
         file: File,
     },
+    /// A rank's view of a pending distributed run's partial file.
+    Rank {
+        file: File,
+    },
 }
 
 impl Runner {
@@ -282,6 +290,8 @@ impl Runner {
             resume: false,
             checkpoint_every: None,
             progress: ProgressMode::Never,
+            distributed: None,
+            pending: false,
         }
     }
 
@@ -383,6 +393,20 @@ impl Runner {
         self
     }
 
+    /// Run as one rank of a distributed job (`--distributed`): fill this
+    /// rank's 64 KiB-aligned partition of a pending file.
+    pub fn distributed(mut self, rank: Option<Rank>) -> Self {
+        self.distributed = rank;
+        self
+    }
+
+    /// Build a new file and leave it pending for ranks and `mmrun commit`
+    /// (`create --pending`) instead of publishing it.
+    pub fn pending(mut self, on: bool) -> Self {
+        self.pending = on;
+        self
+    }
+
     /// How to show progress (`--progress`); the library default is never.
     pub fn progress(mut self, p: ProgressMode) -> Self {
         self.progress = p;
@@ -433,11 +457,24 @@ impl Runner {
                 "this kernel reads the values it overwrites in place, so a retried or resumed range would be applied twice: use --out instead of --retries/--resume",
             ));
         }
-        let plan_rows = if has_work {
+        if self.pending && !matches!(prepared.mode, Mode::New { .. }) {
+            return Err(Error::refused(
+                "--pending builds a new file: give --shape (and --force to replace one)",
+            ));
+        }
+        let mut plan_rows = if has_work {
             rows
         } else {
             RowRange::new(rows.start, rows.start)
         };
+        if let Some(rank) = self.distributed {
+            if self.rows.is_some() {
+                return Err(Error::refused(
+                    "--rows cannot be combined with --distributed",
+                ));
+            }
+            plan_rows = rank_partition(&layout, rank, self.align)?;
+        }
         let row_bytes = layout.row_bytes()?;
         let plan = Plan::split(
             plan_rows,
@@ -500,6 +537,16 @@ impl Runner {
         let layout = &prepared.layout;
         os::ignore_sigxfsz();
         let fingerprint = fingerprint(layout, summary.rows, &work);
+        let owner = Owner::this_process(fingerprint);
+        // Signals are taken through the watch from here on, so an interrupt
+        // while space is being reserved cannot leave a stale journal.
+        let mut watch = os::SignalWatch::new()
+            .map_err(|e| Error::failed(format!("cannot watch signals: {e}")))?;
+        if let (Mode::Rank { file }, Some(rank)) = (&prepared.mode, self.distributed) {
+            return self.execute_rank(
+                summary, prepared, file, &work, plan_rows, rank, owner, &mut watch, t0,
+            );
+        }
         let stale = if self.target.force {
             Stale::Discard
         } else if self.resume {
@@ -507,11 +554,6 @@ impl Runner {
         } else {
             Stale::Refuse
         };
-        // Signals are taken through the watch from here on, so an interrupt
-        // while space is being reserved cannot leave a stale journal.
-        let mut watch = os::SignalWatch::new()
-            .map_err(|e| Error::failed(format!("cannot watch signals: {e}")))?;
-        let owner = Owner::this_process(fingerprint);
         let (mut journal, previous) = Journal::acquire(&prepared.real, &owner, self.lock, stale)?;
         let partial = journal::partial_path(&prepared.real);
         let trusted = match &previous {
@@ -554,137 +596,55 @@ impl Runner {
         summary.reserved = reserved;
         summary.resumed_rows = trusted.len();
         summary.prepare_s = t0.elapsed().as_secs_f64();
-
-        let t1 = Instant::now();
         let work_path = match prepared.mode {
-            Mode::New { .. } => partial.clone(),
             Mode::InPlace { .. } => prepared.real.clone(),
+            _ => partial.clone(),
         };
-        let kind = match &work {
-            Work::Create => None,
-            Work::Kernel(k) => Some(supervise::WorkKind::Kernel(k.as_ref())),
-            Work::Program(program, resolved) => {
-                Some(supervise::WorkKind::Program { program, resolved })
-            }
+        let kept = match prepared.mode {
+            Mode::InPlace { .. } => format!(
+                "rows of {} may be partly written; the journal {} records which are done (--resume finishes them)",
+                prepared.real.display(),
+                journal.path().display()
+            ),
+            _ => format!(
+                "the partial file {} is kept (--resume finishes it, --force discards it)",
+                partial.display()
+            ),
         };
-        if let Some(kind) = kind {
-            let row_bytes = layout.row_bytes()?;
-            let mut ranges = Vec::new();
-            for gap in trusted.missing(plan_rows) {
-                let p = Plan::split(
-                    gap,
-                    summary.workers_requested,
-                    layout.data_offset,
-                    row_bytes,
-                    self.align,
-                );
-                ranges.extend(p.ranges);
-            }
-            if resuming {
-                summary.plan.ranges = ranges.clone();
-            }
-            let concurrency = summary.workers_requested.min(ranges.len()).max(1);
-            let tasks: Vec<WorkerTask> = ranges
-                .iter()
-                .enumerate()
-                .map(|(i, &range)| WorkerTask {
-                    path: work_path.clone(),
-                    layout: layout.clone(),
-                    range,
-                    worker: i,
-                    workers: concurrency,
-                    seed: self.seed,
-                    attempt: 0,
-                })
-                .collect();
-            let exe = match &self.worker_exe {
-                Some(p) => p.clone(),
-                None => std::env::current_exe().map_err(|e| {
-                    Error::failed(format!("cannot find mmrun's own executable: {e}"))
-                })?,
-            };
-            let region = ProgressRegion::create(&os::progress::default_dir(), concurrency)
-                .map_err(|e| Error::failed(format!("cannot create the progress region: {e}")))?;
-            let cfg = supervise::SpawnConfig {
-                spawn: self.spawn,
-                worker_exe: &exe,
-                kill_after: self.kill_after,
-                concurrency,
-                retries: if not_idempotent_work(&work, prepared) {
-                    0
-                } else {
-                    self.retries
-                },
-                timeout: self.timeout,
-                fail_fast: self.fail_fast,
-                progress: Some(&region),
-            };
-            let mut observer =
-                RunObserver::new(&mut journal, &file, trusted, self, summary, row_bytes);
-            let sup = supervise::run_workers(&mut watch, &file, &tasks, kind, &cfg, &mut observer);
-            let journal_error = observer.finish();
-            let sup = sup?;
-            summary.workers = sup.workers;
-            summary.run_s = t1.elapsed().as_secs_f64();
-            if let Some(e) = journal_error {
-                tracing::warn!("{e}");
-            }
-            let kept = match prepared.mode {
-                Mode::New { .. } => format!(
-                    "the partial file {} is kept (--resume finishes it, --force discards it)",
-                    partial.display()
-                ),
-                Mode::InPlace { .. } => format!(
-                    "rows of {} may be partly written; the journal {} records which are done (--resume finishes them)",
-                    prepared.real.display(),
-                    journal.path().display()
-                ),
-            };
-            if let Some(sig) = sup.interrupted {
-                drop(journal);
-                return Err(Error::new(
-                    ErrorKind::Interrupted(sig),
-                    format!(
-                        "interrupted by SIG{}: nothing was published; {kept}",
-                        os::signal_name(sig)
-                    ),
-                ));
-            }
-            if sup.task_ok.iter().any(|ok| !ok) {
-                let failed: Vec<String> = summary
-                    .workers
-                    .iter()
-                    .filter(|w| !w.outcome.succeeded())
-                    .map(WorkerRecord::describe)
-                    .collect();
-                drop(journal);
-                let what = if sup.timed_out {
-                    "the run timed out: "
-                } else {
-                    ""
-                };
-                return Err(Error::failed(format!(
-                    "{what}{}; nothing was published; {kept}",
-                    failed.join("; ")
-                )));
-            }
+        let ran = self.run_tasks(
+            summary,
+            prepared,
+            &file,
+            &work_path,
+            &work,
+            plan_rows,
+            &trusted,
+            &mut journal,
+            &mut watch,
+        );
+        if let Err(e) = ran {
+            drop(journal);
+            return Err(Error::new(e.kind(), format!("{}; {kept}", e.message())));
         }
 
         let t2 = Instant::now();
-        if self.sync == SyncMode::Full {
+        if self.sync == SyncMode::Full || self.pending {
             file.sync_all()
                 .map_err(|e| Error::io_failed("cannot sync", &work_path, e))?;
         }
-        // Someone may have truncated or resized the file under us.
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let need = layout.file_len()?;
-        if len != need && !(matches!(prepared.mode, Mode::InPlace { .. }) && len > need) {
-            return Err(Error::failed(format!(
-                "{} changed size during the run ({len} bytes, expected {need}): nothing was published",
-                work_path.display()
-            )));
-        }
+        check_size(
+            &file,
+            layout,
+            &work_path,
+            matches!(prepared.mode, Mode::InPlace { .. }),
+        )?;
         drop(file);
+        if self.pending {
+            journal.mark_pending(&owner, &prepared.real)?;
+            sync_dir(&prepared.real)?;
+            summary.flush_s = t2.elapsed().as_secs_f64();
+            return Ok(());
+        }
         if let Mode::New { .. } = prepared.mode {
             fs::rename(&partial, &prepared.real)
                 .map_err(|e| Error::io_failed("cannot publish", &prepared.real, e))?;
@@ -694,6 +654,218 @@ impl Runner {
             sync_dir(&prepared.real)?;
         }
         summary.flush_s = t2.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// A rank of a distributed run: fill its partition of the pending
+    /// partial file, sync it, and record it done in its own record file.
+    #[allow(clippy::too_many_arguments)]
+    fn execute_rank(
+        &self,
+        summary: &mut RunSummary,
+        prepared: &Prepared,
+        file: &File,
+        work: &Work,
+        partition: RowRange,
+        rank: Rank,
+        owner: Owner,
+        watch: &mut os::SignalWatch,
+        t0: Instant,
+    ) -> Result<()> {
+        let pending = journal::open_pending(&prepared.real, false)?;
+        if !os::try_lock_byte(&pending.file, rank.rank)
+            .map_err(|e| Error::failed(format!("cannot lock rank {}: {e}", rank.rank)))?
+        {
+            return Err(Error::busy(format!(
+                "{}: rank {} of {} is already running",
+                prepared.real.display(),
+                rank.rank,
+                rank.size
+            )));
+        }
+        let (mut record, previous) = Journal::rank_record(&prepared.real, rank.rank, rank.size)?;
+        let trusted = match &previous {
+            Some(prev) if prev.owner.fingerprint != owner.fingerprint => {
+                return Err(Error::refused(format!(
+                    "{}: rank {} already recorded another job (fingerprint {} vs {}): every rank must run the same command",
+                    prepared.real.display(),
+                    rank.rank,
+                    prev.owner.fingerprint,
+                    owner.fingerprint
+                )))
+            }
+            Some(prev) if prev.done => {
+                tracing::info!("rank {} of {} is already done", rank.rank, rank.size);
+                summary.resumed_rows = partition.len();
+                return Ok(());
+            }
+            Some(prev) if !self.resume => {
+                let _ = prev;
+                return Err(Error::refused(format!(
+                    "{}: rank {} of {} was interrupted before: use --resume to finish it",
+                    prepared.real.display(),
+                    rank.rank,
+                    rank.size
+                )));
+            }
+            Some(prev) => {
+                let same = prev.owner.host == owner.host && prev.owner.boot_id == owner.boot_id;
+                let mut t = prev.durable.clone();
+                if same {
+                    t.extend(&prev.written);
+                }
+                t
+            }
+            None => RowSet::new(),
+        };
+        record.record_owner(&owner)?;
+        summary.resumed_rows = trusted.len();
+        summary.prepare_s = t0.elapsed().as_secs_f64();
+        let partial = journal::partial_path(&prepared.real);
+        self.run_tasks(
+            summary,
+            prepared,
+            file,
+            &partial,
+            work,
+            partition,
+            &trusted,
+            &mut record,
+            watch,
+        )
+        .map_err(|e| {
+            Error::new(
+                e.kind(),
+                format!(
+                    "rank {} of {}: {}; its record keeps what is done (--resume finishes it)",
+                    rank.rank,
+                    rank.size,
+                    e.message()
+                ),
+            )
+        })?;
+        let t2 = Instant::now();
+        // Only this rank's rows need to reach the disk before it says done.
+        file.sync_data()
+            .map_err(|e| Error::io_failed("cannot sync", &partial, e))?;
+        check_size(file, &prepared.layout, &partial, false)?;
+        record.record_done(partition)?;
+        drop(pending);
+        summary.flush_s = t2.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// Runs the work over `rows` minus `trusted`, recording progress in
+    /// `journal`; an error if any range did not succeed.
+    #[allow(clippy::too_many_arguments)]
+    fn run_tasks(
+        &self,
+        summary: &mut RunSummary,
+        prepared: &Prepared,
+        file: &File,
+        work_path: &Path,
+        work: &Work,
+        rows: RowRange,
+        trusted: &RowSet,
+        journal: &mut Journal,
+        watch: &mut os::SignalWatch,
+    ) -> Result<()> {
+        let layout = &prepared.layout;
+        let t1 = Instant::now();
+        let kind = match work {
+            Work::Create => return Ok(()),
+            Work::Kernel(k) => supervise::WorkKind::Kernel(k.as_ref()),
+            Work::Program(program, resolved) => supervise::WorkKind::Program { program, resolved },
+        };
+        let row_bytes = layout.row_bytes()?;
+        let mut ranges = Vec::new();
+        for gap in trusted.missing(rows) {
+            let p = Plan::split(
+                gap,
+                summary.workers_requested,
+                layout.data_offset,
+                row_bytes,
+                self.align,
+            );
+            ranges.extend(p.ranges);
+        }
+        if !trusted.is_empty() {
+            summary.plan.ranges = ranges.clone();
+        }
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        let concurrency = summary.workers_requested.min(ranges.len()).max(1);
+        let tasks: Vec<WorkerTask> = ranges
+            .iter()
+            .enumerate()
+            .map(|(i, &range)| WorkerTask {
+                path: work_path.to_path_buf(),
+                layout: layout.clone(),
+                range,
+                worker: i,
+                workers: concurrency,
+                seed: self.seed,
+                attempt: 0,
+            })
+            .collect();
+        let exe = match &self.worker_exe {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()
+                .map_err(|e| Error::failed(format!("cannot find mmrun's own executable: {e}")))?,
+        };
+        let region = ProgressRegion::create(&os::progress::default_dir(), concurrency)
+            .map_err(|e| Error::failed(format!("cannot create the progress region: {e}")))?;
+        let cfg = supervise::SpawnConfig {
+            spawn: self.spawn,
+            worker_exe: &exe,
+            kill_after: self.kill_after,
+            concurrency,
+            retries: if not_idempotent_work(work, prepared) {
+                0
+            } else {
+                self.retries
+            },
+            timeout: self.timeout,
+            fail_fast: self.fail_fast,
+            progress: Some(&region),
+        };
+        let mut observer =
+            RunObserver::new(journal, file, trusted.clone(), self, summary, row_bytes);
+        let sup = supervise::run_workers(watch, file, &tasks, kind, &cfg, &mut observer);
+        let journal_error = observer.finish();
+        let sup = sup?;
+        summary.workers = sup.workers;
+        summary.run_s = t1.elapsed().as_secs_f64();
+        if let Some(e) = journal_error {
+            tracing::warn!("{e}");
+        }
+        if let Some(sig) = sup.interrupted {
+            return Err(Error::new(
+                ErrorKind::Interrupted(sig),
+                format!(
+                    "interrupted by SIG{}: nothing was published",
+                    os::signal_name(sig)
+                ),
+            ));
+        }
+        if sup.task_ok.iter().any(|ok| !ok) {
+            let failed: Vec<String> = summary
+                .workers
+                .iter()
+                .filter(|w| !w.outcome.succeeded())
+                .map(WorkerRecord::describe)
+                .collect();
+            let what = if sup.timed_out {
+                "the run timed out: "
+            } else {
+                ""
+            };
+            return Err(Error::failed(format!(
+                "{what}{}; nothing was published",
+                failed.join("; ")
+            )));
+        }
         Ok(())
     }
 
@@ -764,7 +936,7 @@ impl Runner {
                 }
                 Ok((file, "kept"))
             }
-            Mode::InPlace { file } => {
+            Mode::InPlace { file } | Mode::Rank { file } => {
                 let file = file
                     .try_clone()
                     .map_err(|e| Error::io_refused("cannot open", &p.real, e))?;
@@ -801,6 +973,9 @@ impl Runner {
 
     /// Step 1: everything that can be checked without changing the disk.
     fn prepare(&self) -> Result<Prepared> {
+        if self.distributed.is_some() {
+            return self.prepare_rank();
+        }
         let t = &self.target;
         let path = &t.path;
         match fs::symlink_metadata(path) {
@@ -862,6 +1037,9 @@ impl Runner {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let Some(new) = &t.create else {
+                    if let Some(busy) = pending_elsewhere(path) {
+                        return Err(busy);
+                    }
                     return Err(Error::refused(format!(
                         "{} does not exist: give --shape and --dtype to create it",
                         path.display()
@@ -898,6 +1076,55 @@ impl Runner {
             }
             Err(e) => Err(Error::io_refused("cannot access", path, e)),
         }
+    }
+
+    /// A rank finds the partial file of a pending run (ranks never create,
+    /// resize or rename a file).
+    fn prepare_rank(&self) -> Result<Prepared> {
+        let t = &self.target;
+        if t.create.is_some() {
+            return Err(Error::refused(
+                "ranks never create files: run mmrun create --pending FILE --shape .. --dtype .. first, without --shape on the ranks",
+            ));
+        }
+        let name = t
+            .path
+            .file_name()
+            .ok_or_else(|| Error::refused(format!("{} does not name a file", t.path.display())))?;
+        let parent = match t.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dir = fs::canonicalize(parent)
+            .map_err(|e| Error::io_refused("cannot access directory", parent, e))?;
+        let real = dir.join(name);
+        let partial = journal::partial_path(&real);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&partial)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::refused(format!(
+                    "{}: no pending distributed run (create one with mmrun create --pending)",
+                    t.path.display()
+                )),
+                _ => Error::io_refused("cannot open", &partial, e),
+            })?;
+        let layout = Layout::read(&partial, &mut file, t.raw.as_ref())?;
+        layout.check_workable(&t.path)?;
+        if let Some(d) = t.expect_dtype.filter(|&d| d != layout.dtype) {
+            return Err(Error::refused(format!(
+                "{} holds {}, not {d}",
+                t.path.display(),
+                layout.dtype
+            )));
+        }
+        Ok(Prepared {
+            real,
+            layout,
+            mode: Mode::Rank { file },
+        })
     }
 
     /// Step 3: the partial file built and reserved, or the target opened.
@@ -939,7 +1166,7 @@ impl Runner {
                     .map_err(|e| Error::io_refused("cannot write the header of", partial, e))?;
                 Ok((file, reserved))
             }
-            Mode::InPlace { file } => {
+            Mode::InPlace { file } | Mode::Rank { file } => {
                 let file = file
                     .try_clone()
                     .map_err(|e| Error::io_refused("cannot open", &p.real, e))?;
@@ -1108,6 +1335,72 @@ impl supervise::Observer for RunObserver<'_> {
             }
         }
     }
+}
+
+/// Rank `rank`'s rows: partition `rank.rank` of `rank.size`, boundaries at
+/// rows whose byte offset is a multiple of 64 KiB (or `--align`, if larger).
+/// Two nodes writing back the same page of a shared file system lose data,
+/// so a layout that cannot be split that way is refused.
+fn rank_partition(layout: &Layout, rank: Rank, align: u64) -> Result<RowRange> {
+    let align = align.max(DISTRIBUTED_ALIGN);
+    let all = RowRange::new(0, layout.rows());
+    let part = Plan::split(
+        all,
+        rank.size as usize,
+        layout.data_offset,
+        layout.row_bytes()?,
+        align,
+    );
+    if part.workers() > 1 && part.alignment != crate::plan::Alignment::Aligned {
+        return Err(Error::refused(format!(
+            "the rows of this file cannot be split into {} partitions at {align}-byte aligned offsets (data at byte {}, {} bytes per row): nodes would share pages; rewrite it with mmrun convert --npy-header page, or use fewer ranks",
+            rank.size,
+            layout.data_offset,
+            layout.row_bytes()?
+        )));
+    }
+    Ok(part
+        .ranges
+        .get(rank.rank as usize)
+        .copied()
+        .unwrap_or(RowRange::new(all.end, all.end)))
+}
+
+/// The exit-75 error for a target that does not exist yet because a
+/// pending distributed run is building it, if one is.
+fn pending_elsewhere(path: &Path) -> Option<Error> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let real = fs::canonicalize(parent).ok()?.join(path.file_name()?);
+    if !journal::journal_path(&real).exists() {
+        return None;
+    }
+    match journal::open_pending(&real, false) {
+        Ok(p) => Some(Error::busy(format!(
+            "{}: pending distributed run created by pid {} on host {}: run mmrun commit, or --force to discard",
+            path.display(),
+            p.owner.pid,
+            p.owner.host
+        ))),
+        Err(e) if e.kind() == ErrorKind::Busy => Some(e),
+        Err(_) => None,
+    }
+}
+
+/// Refuses to publish a file whose size changed under the run (someone
+/// truncated or extended it).
+fn check_size(file: &File, layout: &Layout, path: &Path, in_place: bool) -> Result<()> {
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let need = layout.file_len()?;
+    if len != need && !(in_place && len > need) {
+        return Err(Error::failed(format!(
+            "{} changed size during the run ({len} bytes, expected {need}): nothing was published",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Layout and header bytes for a new file.
