@@ -536,7 +536,7 @@ impl Runner {
     ) -> Result<()> {
         let layout = &prepared.layout;
         os::ignore_sigxfsz();
-        let fingerprint = fingerprint(layout, summary.rows, &work);
+        let fingerprint = fingerprint(layout, summary.rows, &work, self.seed);
         let owner = Owner::this_process(fingerprint);
         // Signals are taken through the watch from here on, so an interrupt
         // while space is being reserved cannot leave a stale journal.
@@ -814,7 +814,7 @@ impl Runner {
             None => std::env::current_exe()
                 .map_err(|e| Error::failed(format!("cannot find mmrun's own executable: {e}")))?,
         };
-        let region = ProgressRegion::create(&os::progress::default_dir(), concurrency)
+        let region = ProgressRegion::create(concurrency)
             .map_err(|e| Error::failed(format!("cannot create the progress region: {e}")))?;
         let cfg = supervise::SpawnConfig {
             spawn: self.spawn,
@@ -881,7 +881,7 @@ impl Runner {
         let target = prepared.real.display();
         if prev.owner.fingerprint != me.fingerprint {
             return Err(Error::refused(format!(
-                "{target}: the interrupted run had other parameters (job fingerprint {} vs {}): --resume needs the same command, or use --force to start over",
+                "{target}: the interrupted run had other parameters (job fingerprint {} vs {}): --resume needs the same command and --seed, or use --force to start over",
                 prev.owner.fingerprint, me.fingerprint
             )));
         }
@@ -1460,7 +1460,7 @@ fn sync_dir(target: &Path) -> Result<()> {
 
 /// A short hash of the job's parameters (FNV-1a over their JSON), recorded in
 /// the journal so a resumed run can tell it is the same job.
-fn fingerprint(layout: &Layout, rows: RowRange, work: &Work) -> String {
+fn fingerprint(layout: &Layout, rows: RowRange, work: &Work, seed: Option<u128>) -> String {
     let what = match work {
         Work::Create => serde_json::Value::Null,
         Work::Kernel(k) => serde_json::json!(k.spec()),
@@ -1470,6 +1470,7 @@ fn fingerprint(layout: &Layout, rows: RowRange, work: &Work) -> String {
         "layout": layout,
         "rows": rows,
         "work": what,
+        "seed": seed.map(|s| s.to_string()),
     })
     .to_string();
     let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {

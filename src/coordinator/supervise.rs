@@ -364,7 +364,15 @@ pub fn run_workers(
         // Start queued tasks while slots are free and the run goes on.
         while !stopping && !free_slots.is_empty() {
             let Some(t) = queue.pop_front() else { break };
-            let slot = free_slots.pop().expect("checked non-empty");
+            // With one task per slot (a static plan), a task keeps its
+            // worker id across retries, so per-worker files an external
+            // program writes (`log.{worker}`) stay its own.
+            let slot = if tasks.len() <= slots {
+                free_slots.retain(|&s| s != t);
+                t
+            } else {
+                free_slots.pop().expect("checked non-empty")
+            };
             let mut task = tasks[t].clone();
             task.worker = slot;
             task.workers = slots;

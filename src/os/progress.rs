@@ -6,14 +6,17 @@
 //! line pair (adjacent-line prefetch pairs 64-byte lines), as crossbeam's
 //! `CachePadded` does on x86-64. The region is a file, not an anonymous
 //! mapping, because anonymous mappings do not cross `exec`: re-executed and
-//! external workers find it through `MMRUN_PROGRESS_FILE`.
+//! external workers find it through `MMRUN_PROGRESS_FILE`. The file is a
+//! memfd — it has no name on any file system, so a coordinator that dies,
+//! even by SIGKILL, leaves nothing behind. Its descriptor is inherited (no
+//! close-on-exec) and workers open it as `/proc/self/fd/N`.
 //!
 //! Sources: crossbeam-utils `cache_padded.rs` (128-byte alignment on
 //! x86-64 and aarch64).
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -28,42 +31,21 @@ pub struct ProgressRegion {
     map: MmapMut,
     slots: usize,
     path: PathBuf,
-    owner: bool,
+    /// The memfd, kept open (and inherited by workers) while the region lives.
+    _file: Option<File>,
 }
 
 impl ProgressRegion {
-    /// Creates a region of `slots` zeroed counters in a new private file
-    /// under `dir` (mode 0600). The file is removed when the region is
-    /// dropped.
-    pub fn create(dir: &Path, slots: usize) -> io::Result<Self> {
+    /// Creates a region of `slots` zeroed counters in a memfd, whose
+    /// descriptor children inherit.
+    pub fn create(slots: usize) -> io::Result<Self> {
         let slots = slots.max(1);
-        for attempt in 0..100u32 {
-            let path = dir.join(format!("mmrun-progress-{}-{attempt}", std::process::id()));
-            let file = match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&path)
-            {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            };
-            file.set_len((slots * SLOT_STRIDE) as u64)?;
-            let map = Self::map(&file, slots)?;
-            return Ok(ProgressRegion {
-                map,
-                slots,
-                path,
-                owner: true,
-            });
-        }
-        Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "no free progress file name",
-        ))
+        let fd = nix::sys::memfd::memfd_create(c"mmrun-progress", nix::sys::memfd::MFdFlags::empty())?;
+        let file = File::from(fd);
+        file.set_len((slots * SLOT_STRIDE) as u64)?;
+        let map = Self::map(&file, slots)?;
+        let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        Ok(ProgressRegion { map, slots, path, _file: Some(file) })
     }
 
     /// Maps an existing region (a re-executed worker's view).
@@ -80,13 +62,13 @@ impl ProgressRegion {
             map,
             slots,
             path: path.to_path_buf(),
-            owner: false,
+            _file: None,
         })
     }
 
     fn map(file: &File, slots: usize) -> io::Result<MmapMut> {
-        // SAFETY: the progress file is private to this run (created O_EXCL,
-        // mode 0600, never truncated while mapped) and at least
+        // SAFETY: the progress file is private to this run (an anonymous
+        // memfd that only its workers can reach, never truncated while mapped) and at least
         // `slots * SLOT_STRIDE` bytes long; every access goes through
         // atomics, so concurrent stores from workers are not data races.
         unsafe { MmapOptions::new().len(slots * SLOT_STRIDE).map_mut(file) }
@@ -129,24 +111,6 @@ impl ProgressRegion {
     }
 }
 
-impl Drop for ProgressRegion {
-    fn drop(&mut self) {
-        if self.owner {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Where progress files go: `/dev/shm` when it exists (memory, no disk
-/// writes), else the system's temporary directory.
-pub fn default_dir() -> PathBuf {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -154,15 +118,11 @@ mod tests {
 
     #[test]
     fn slots_are_shared_between_two_mappings() {
-        let dir = tempfile::tempdir().unwrap();
-        let r = ProgressRegion::create(dir.path(), 3).unwrap();
+        let r = ProgressRegion::create(3).unwrap();
         let other = ProgressRegion::open(r.path(), 3).unwrap();
         other.store(2, 41);
         assert_eq!(r.load(2), 41);
         assert_eq!(r.load(0), 0);
-        let path = r.path().to_path_buf();
-        drop(other);
-        drop(r);
-        assert!(!path.exists());
+        assert!(r.path().starts_with("/proc/self/fd"));
     }
 }

@@ -1,0 +1,231 @@
+"""A thin NumPy-side convenience over the ``mmrun`` command.
+
+Every function runs the ``mmrun`` binary (``$MMRUN_BIN``, else ``mmrun`` on
+``PATH``) as a subprocess, without a shell, and returns what NumPy users
+want back::
+
+    import mmrun
+
+    a = mmrun.fill("data.npy", shape=(10000, 10000), dtype="f4",
+                   random="uniform", seed=3, workers=8)
+    # a is np.load("data.npy", mmap_mode="r"): equal to
+    # np.random.Generator(np.random.Philox(3)).random((10000, 10000), dtype=np.float32)
+
+    mmrun.info("data.npy")["shape"]           # [10000, 10000]
+    mmrun.exec_("means.npy", ["python", "row_means.py", "--input", "data.npy"],
+                shape=10000, dtype="f8", workers=8)
+
+A failed command raises :class:`MmrunError` carrying mmrun's one-line message
+and its exit code (1: the run failed, 2: refused before any work, 75: the file
+is busy; see the README). Keyword options not named in a signature are passed
+as long options: ``npy_header="compact"`` becomes ``--npy-header compact``,
+``no_lock=True`` becomes ``--no-lock``, ``False``/``None`` are left out.
+"""
+
+import json as _json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+
+import numpy as np
+
+__all__ = ["MmrunError", "binary", "run", "create", "fill", "info", "open_array", "exec_"]
+
+
+class MmrunError(RuntimeError):
+    """mmrun exited non-zero.
+
+    ``message`` is mmrun's error line (without the ``mmrun: error:``
+    prefix), ``code`` its exit status (negative: killed by that signal, as
+    ``subprocess`` reports it), ``stderr`` everything it wrote there and
+    ``argv`` the command line.
+    """
+
+    def __init__(self, message, code, stderr="", argv=()):
+        super().__init__(f"{message} (exit {code})")
+        self.message = message
+        self.code = code
+        self.stderr = stderr
+        self.argv = list(argv)
+
+
+def binary():
+    """The mmrun executable: ``$MMRUN_BIN``, else ``mmrun`` on ``PATH``."""
+    b = os.environ.get("MMRUN_BIN")
+    if b:
+        return b
+    found = shutil.which("mmrun")
+    if found is None:
+        raise MmrunError("mmrun not found: set MMRUN_BIN or put mmrun on PATH", 127)
+    return found
+
+
+def _error_message(stderr, code):
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("mmrun: error:"):
+            return line[len("mmrun: error:"):].strip()
+    if lines:
+        return lines[-1].strip()
+    return f"mmrun exited with status {code}"
+
+
+def _opt_name(key):
+    return "--" + key.replace("_", "-")
+
+
+def _shape_text(shape):
+    if isinstance(shape, str):
+        return shape
+    if isinstance(shape, (int, np.integer)):
+        return str(int(shape))
+    shape = tuple(int(s) for s in shape)
+    if not shape:
+        raise ValueError("mmrun's command line has no spelling for a 0-d shape")
+    return ",".join(str(s) for s in shape)
+
+
+def _dtype_text(dtype):
+    if isinstance(dtype, str):
+        return dtype  # mmrun spellings (f32, float32, <f4, ...) pass through
+    return np.dtype(dtype).str
+
+
+def _rows_text(rows):
+    if isinstance(rows, str):
+        return rows
+    if isinstance(rows, slice):
+        if rows.step not in (None, 1):
+            raise ValueError("rows: mmrun takes contiguous rows (no step)")
+        a, b = rows.start, rows.stop
+    else:
+        a, b = rows
+    return f"{'' if a is None else int(a)}:{'' if b is None else int(b)}"
+
+
+def _value_text(value):
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))  # nan, inf, -inf, 1e+300: all mmrun spellings
+    return str(value)
+
+
+def _options(opts):
+    """Long options from keyword arguments (None/False left out)."""
+    argv = []
+    for key, v in opts.items():
+        if v is None or (v is False and key != "value"):
+            continue
+        if key == "shape":
+            argv += ["--shape", _shape_text(v)]
+        elif key == "dtype":
+            argv += ["--dtype", _dtype_text(v)]
+        elif key == "rows":
+            argv += ["--rows", _rows_text(v)]
+        elif key == "value":
+            argv += ["--value", _value_text(v)]
+        elif v is True:
+            argv.append(_opt_name(key))
+        elif isinstance(v, (list, tuple)):
+            argv += [_opt_name(key), ",".join(str(x) for x in v)]
+        else:
+            argv += [_opt_name(key), str(v)]
+    return argv
+
+
+def run(argv, check=True):
+    """Runs ``mmrun ARGV...`` (stdin /dev/null) and returns ``CompletedProcess`` (text).
+
+    Raises :class:`MmrunError` on a non-zero exit when ``check``.
+    """
+    cmd = [binary()] + [os.fspath(a) for a in argv]
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if check and p.returncode != 0:
+        raise MmrunError(_error_message(p.stderr, p.returncode), p.returncode, p.stderr, cmd)
+    return p
+
+
+_LAYOUT_KEYS = ("raw", "dtype", "shape", "offset")
+
+
+def _layout(opts):
+    return {k: opts[k] for k in _LAYOUT_KEYS if opts.get(k) not in (None, False)}
+
+
+def info(path, **opts):
+    """``mmrun info PATH --json`` as a dict (``raw=True, dtype=..`` for raw files)."""
+    return _json.loads(run(["info", path, "--json"] + _options(opts)).stdout)
+
+
+def open_array(path, mode="r", **layout):
+    """Opens an mmrun file with NumPy: ``np.load(path, mmap_mode=mode)`` or, for
+    a raw file (``raw=True`` with ``dtype`` and optionally ``shape``/``offset``),
+    ``np.memmap`` with the layout mmrun reports."""
+    if not layout.get("raw"):
+        return np.load(path, mmap_mode=mode)
+    d = info(path, **_layout(layout))
+    return np.memmap(path, dtype=np.dtype(d["dtype"]), mode=mode,
+                     offset=d["data_offset"], shape=tuple(d["shape"]))
+
+
+def create(path, shape, dtype=None, force=False, **opts):
+    """``mmrun create``: a zero-filled file; returns it opened read-only."""
+    run(["create", path] + _options(dict(shape=shape, dtype=dtype, force=force, **opts)))
+    return open_array(path, **_layout(dict(shape=shape, dtype=dtype, **opts)))
+
+
+def fill(path, shape=None, dtype=None, value=None, arange=False, random=None, seed=None,
+         rows=None, workers=None, force=False, **opts):
+    """``mmrun fill``: exactly one of ``value``, ``arange=True`` or ``random``
+    (``"uniform"``/``"normal"``). Without ``shape`` an existing file is filled in
+    place (``rows=slice(a, b)`` or ``"a:b"`` for part of it). Returns the file
+    opened read-only (``np.load(mmap_mode="r")``, or ``np.memmap`` for raw)."""
+    given = sum([value is not None, bool(arange), random is not None])
+    if given != 1:
+        raise ValueError("fill needs exactly one of value=, arange=True, random=")
+    argv = ["fill", path] + _options(dict(
+        shape=shape, dtype=dtype, value=value, arange=arange, random=random, seed=seed,
+        rows=rows, workers=workers, force=force, **opts))
+    run(argv)
+    return open_array(path, **_layout(dict(shape=shape, dtype=dtype, **opts)))
+
+
+def _pump(src, dst, keep):
+    for line in iter(src.readline, ""):
+        keep.append(line)
+        if dst is not None:
+            dst.write(line)
+            dst.flush()
+    src.close()
+
+
+def exec_(path, program_args, shape=None, dtype=None, workers=None, seed=None, force=False,
+          echo=True, **opts):
+    """``mmrun exec PATH [options] --json -- PROGRAM ARGS...``; returns the run report (dict).
+
+    ``program_args`` is the worker's argv (``{file} {start} {end} {worker}
+    {workers} {seed}`` are replaced per worker by mmrun). Worker output
+    (tagged ``[wN]``) is copied to ``sys.stderr`` as it arrives when ``echo``;
+    it is also in the report's exception on failure (``MmrunError.stderr``).
+    """
+    program_args = [os.fspath(a) for a in program_args]
+    if not program_args:
+        raise ValueError("exec_ needs a program to run")
+    cmd = [binary(), "exec", os.fspath(path)] + _options(dict(
+        shape=shape, dtype=dtype, workers=workers, seed=seed, force=force, **opts))
+    cmd += ["--json", "--"] + program_args
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    out, err = [], []
+    t = threading.Thread(target=_pump, args=(p.stdout, None, out), daemon=True)
+    t.start()
+    _pump(p.stderr, sys.stderr if echo else None, err)
+    t.join()
+    code = p.wait()
+    stderr = "".join(err)
+    if code != 0:
+        raise MmrunError(_error_message(stderr, code), code, stderr, cmd)
+    return _json.loads("".join(out))
