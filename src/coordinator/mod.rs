@@ -832,6 +832,7 @@ impl Runner {
         };
         let mut observer =
             RunObserver::new(journal, file, trusted.clone(), self, summary, row_bytes);
+        observer.whole_ranges = matches!(work, Work::Program(..));
         let sup = supervise::run_workers(watch, file, &tasks, kind, &cfg, &mut observer);
         let journal_error = observer.finish();
         let sup = sup?;
@@ -1224,6 +1225,9 @@ struct RunObserver<'a> {
     display: Progress,
     error: Option<Error>,
     pending: Option<(Vec<RowRange>, u64)>,
+    /// Record only whole finished ranges: external programs are retried and
+    /// resumed by whole worker ranges, whatever progress they report.
+    whole_ranges: bool,
 }
 
 /// How often "written" records are appended at most.
@@ -1250,6 +1254,7 @@ impl<'a> RunObserver<'a> {
             display: Progress::new(runner.progress, summary.bytes / row_bytes.max(1), row_bytes),
             error: None,
             pending: None,
+            whole_ranges: false,
         }
     }
 
@@ -1292,7 +1297,7 @@ impl supervise::Observer for RunObserver<'_> {
         let ranges: Vec<RowRange> = tasks
             .iter()
             .zip(done)
-            .filter(|(_, &d)| d > 0)
+            .filter(|(t, &d)| d > 0 && (!self.whole_ranges || d == t.range.len()))
             .map(|(t, &d)| RowRange::new(t.range.start, t.range.start + d))
             .collect();
         let total: u64 = done.iter().sum();
