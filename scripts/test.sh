@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what mmrun's tests need and runs every test:
-#   - a Python virtual environment in .venv with NumPy (a system Python may
+#   - a Python virtual environment in .venv with NumPy and jsonschema (a system Python may
 #     refuse global pip installs; Debian needs python3-venv for venvs),
 #   - formatting and lint checks, then `cargo test` (unit, property,
 #     integration and doc tests).
@@ -18,10 +18,10 @@ apt_install() {
 }
 
 command -v python3 >/dev/null || apt_install python3 python3-venv
-if ! .venv/bin/python -c 'import numpy' 2>/dev/null; then
+if ! .venv/bin/python -c 'import numpy, jsonschema' 2>/dev/null; then
     rm -rf .venv
     python3 -m venv .venv 2>/dev/null || { apt_install python3-venv && python3 -m venv .venv; }
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check 'numpy>=2'
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check 'numpy>=2' jsonschema
 fi
 command -v setpriv >/dev/null || apt_install util-linux
 export MMRUN_TEST_PYTHON="$PWD/.venv/bin/python"

@@ -518,7 +518,24 @@ impl Runner {
                 summary.filesystem
             );
         }
+        tracing::info!(
+            "{} {}: {} {} {}, rows {plan_rows}, {} worker(s), {}",
+            if summary.created {
+                "building"
+            } else {
+                "updating"
+            },
+            self.target.path.display(),
+            layout.format.name(),
+            layout.dtype,
+            layout.shape_text(),
+            summary.plan.workers(),
+            summary.filesystem
+        );
         let result = self.execute(&mut summary, &prepared, work, plan_rows, t0);
+        if result.is_ok() {
+            tracing::info!("done in {:.3} s", t0.elapsed().as_secs_f64());
+        }
         match result {
             Ok(()) => Ok(summary),
             Err(e) => Err(e.with_summary(summary)),

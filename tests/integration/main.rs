@@ -13,3 +13,5 @@ mod failure;
 mod numpy_interop;
 // External workers through `mmrun exec`: protocol, templating, Python and C workers.
 mod exec;
+// The JSON run report and its schema, progress, logs, and mmrun bench.
+mod report;
