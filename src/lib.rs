@@ -26,6 +26,7 @@ pub mod coordinator;
 pub mod distributed;
 pub mod error;
 pub mod exit_code;
+pub mod expr;
 pub mod journal;
 pub mod kernels;
 pub mod layout;

@@ -1,0 +1,640 @@
+//! Expression text to syntax tree: tokenizer and recursive-descent parser.
+//!
+//! The grammar is the Python subset `apply --expr` accepts, with Python's
+//! precedence (`**` binds tighter than a unary minus on its left and is
+//! right-associative; comparisons bind loosest and do not chain). Names are
+//! resolved here (variables, `True`/`False`/`nan`/`inf`, functions and their
+//! arity) so every syntax-level mistake is reported with the 1-based column
+//! of the token that caused it. Number literals are parsed as Python parses
+//! them; their values live in [`PyVal`].
+
+use super::pyval::PyVal;
+use super::ExprError;
+
+/// Deepest nesting accepted, so hostile input cannot overflow the stack.
+const MAX_DEPTH: usize = 200;
+
+/// A variable of the expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Var {
+    /// The element, of the file's dtype.
+    X,
+    /// Axis-0 index.
+    I,
+    /// Axis-1 index.
+    J,
+    /// Flat index within the row.
+    K,
+    /// Flat index in the file.
+    N,
+}
+
+/// A binary arithmetic operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    FloorDiv,
+    Rem,
+    Pow,
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CmpOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl CmpOp {
+    /// The operator with its operands swapped: `a < b` is `b > a`.
+    pub(crate) fn swapped(self) -> CmpOp {
+        match self {
+            CmpOp::Lt => CmpOp::Gt,
+            CmpOp::Le => CmpOp::Ge,
+            CmpOp::Gt => CmpOp::Lt,
+            CmpOp::Ge => CmpOp::Le,
+            CmpOp::Eq => CmpOp::Eq,
+            CmpOp::Ne => CmpOp::Ne,
+        }
+    }
+
+    /// Applies the operator to an ordering (`None`: unordered, NaN).
+    pub(crate) fn holds(self, ord: Option<std::cmp::Ordering>) -> bool {
+        use std::cmp::Ordering::*;
+        match (self, ord) {
+            (CmpOp::Ne, None) => true,
+            (_, None) => false,
+            (CmpOp::Lt, Some(o)) => o == Less,
+            (CmpOp::Le, Some(o)) => o != Greater,
+            (CmpOp::Gt, Some(o)) => o == Greater,
+            (CmpOp::Ge, Some(o)) => o != Less,
+            (CmpOp::Eq, Some(o)) => o == Equal,
+            (CmpOp::Ne, Some(o)) => o != Equal,
+        }
+    }
+}
+
+/// A function of the expression language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Func {
+    Abs,
+    Sqrt,
+    Exp,
+    Log,
+    Log2,
+    Log10,
+    Sin,
+    Cos,
+    Tan,
+    Floor,
+    Ceil,
+    Round,
+    Min,
+    Max,
+    Clip,
+    Where,
+}
+
+impl Func {
+    fn from_name(name: &str) -> Option<Func> {
+        Some(match name {
+            "abs" => Func::Abs,
+            "sqrt" => Func::Sqrt,
+            "exp" => Func::Exp,
+            "log" => Func::Log,
+            "log2" => Func::Log2,
+            "log10" => Func::Log10,
+            "sin" => Func::Sin,
+            "cos" => Func::Cos,
+            "tan" => Func::Tan,
+            "floor" => Func::Floor,
+            "ceil" => Func::Ceil,
+            "round" => Func::Round,
+            "min" => Func::Min,
+            "max" => Func::Max,
+            "clip" => Func::Clip,
+            "where" => Func::Where,
+            _ => return None,
+        })
+    }
+
+    /// Number of arguments the function takes.
+    pub(crate) fn arity(self) -> usize {
+        match self {
+            Func::Min | Func::Max => 2,
+            Func::Clip | Func::Where => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// A node of the syntax tree, with the column of its defining token.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Node {
+    /// 1-based column of the token (operator, name or literal).
+    pub col: usize,
+    /// What the node is.
+    pub kind: NodeKind,
+}
+
+/// The kinds of syntax-tree nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum NodeKind {
+    Lit(PyVal),
+    Var(Var),
+    Neg(Box<Node>),
+    Pos(Box<Node>),
+    Bin(BinOp, Box<Node>, Box<Node>),
+    Cmp(CmpOp, Box<Node>, Box<Node>),
+    Call(Func, Vec<Node>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Num(PyVal),
+    Name(String),
+    Op(&'static str),
+    End,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    tok: Tok,
+    col: usize,
+}
+
+fn err(col: usize, message: impl Into<String>) -> ExprError {
+    ExprError {
+        column: col,
+        message: message.into(),
+    }
+}
+
+const OPERATORS: [&str; 17] = [
+    "**", "//", "<=", ">=", "==", "!=", "+", "-", "*", "/", "%", "<", ">", "(", ")", ",", "=",
+];
+
+fn tokenize(text: &str) -> Result<Vec<Token>, ExprError> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut p = 0;
+    while p < chars.len() {
+        let c = chars[p];
+        let col = p + 1;
+        if c.is_whitespace() {
+            p += 1;
+            continue;
+        }
+        if c.is_ascii_digit() || (c == '.' && chars.get(p + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
+            let (val, end) = number(&chars, p)?;
+            out.push(Token {
+                tok: Tok::Num(val),
+                col,
+            });
+            p = end;
+            continue;
+        }
+        if c.is_alphabetic() || c == '_' {
+            let start = p;
+            while p < chars.len() && (chars[p].is_alphanumeric() || chars[p] == '_') {
+                p += 1;
+            }
+            out.push(Token {
+                tok: Tok::Name(chars[start..p].iter().collect()),
+                col,
+            });
+            continue;
+        }
+        let rest: String = chars[p..chars.len().min(p + 2)].iter().collect();
+        let op = OPERATORS.iter().find(|op| rest.starts_with(**op));
+        match op {
+            Some(&"=") => return Err(err(col, "'=' is not an operator here (use '==')")),
+            Some(op) => {
+                out.push(Token {
+                    tok: Tok::Op(op),
+                    col,
+                });
+                p += op.len();
+            }
+            None => return Err(err(col, format!("unexpected character '{c}'"))),
+        }
+    }
+    out.push(Token {
+        tok: Tok::End,
+        col: chars.len() + 1,
+    });
+    Ok(out)
+}
+
+/// Checks Python's rule for underscores in a digit run and removes them.
+fn strip_underscores(s: &str, col: usize) -> Result<String, ExprError> {
+    if s.starts_with('_') || s.ends_with('_') || s.contains("__") {
+        return Err(err(col, format!("invalid number literal '{s}'")));
+    }
+    Ok(s.replace('_', ""))
+}
+
+/// Parses a number starting at `start`; returns its value and end index.
+fn number(chars: &[char], start: usize) -> Result<(PyVal, usize), ExprError> {
+    let col = start + 1;
+    let mut p = start;
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    let radix = if chars[p] == '0' {
+        match chars.get(p + 1).map(|c| c.to_ascii_lowercase()) {
+            Some('x') => Some(16),
+            Some('o') => Some(8),
+            Some('b') => Some(2),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    if let Some(radix) = radix {
+        p += 2;
+        let s = p;
+        while p < chars.len() && is_word(chars[p]) {
+            p += 1;
+        }
+        let raw: String = chars[s..p].iter().collect();
+        let lit: String = chars[start..p].iter().collect();
+        // Python allows one underscore right after the prefix.
+        let digits = strip_underscores(raw.strip_prefix('_').unwrap_or(&raw), col)
+            .map_err(|_| err(col, format!("invalid number literal '{lit}'")))?;
+        if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+            return Err(err(col, format!("invalid number literal '{lit}'")));
+        }
+        let v = i128::from_str_radix(&digits, radix)
+            .map_err(|_| err(col, format!("integer literal '{lit}' is too large")))?;
+        return Ok((PyVal::Int(v), p));
+    }
+    let s = p;
+    while p < chars.len() && (chars[p].is_ascii_digit() || chars[p] == '_') {
+        p += 1;
+    }
+    let int_part: String = chars[s..p].iter().collect();
+    let mut is_float = false;
+    let mut frac_part = String::new();
+    if p < chars.len() && chars[p] == '.' {
+        is_float = true;
+        p += 1;
+        let f = p;
+        while p < chars.len() && (chars[p].is_ascii_digit() || chars[p] == '_') {
+            p += 1;
+        }
+        frac_part = chars[f..p].iter().collect();
+    }
+    let mut exp_part = String::new();
+    if p < chars.len() && (chars[p] == 'e' || chars[p] == 'E') {
+        let mut q = p + 1;
+        if q < chars.len() && (chars[q] == '+' || chars[q] == '-') {
+            q += 1;
+        }
+        if q < chars.len() && chars[q].is_ascii_digit() {
+            let e = p + 1;
+            p = q;
+            while p < chars.len() && (chars[p].is_ascii_digit() || chars[p] == '_') {
+                p += 1;
+            }
+            exp_part = chars[e..p].iter().collect();
+            is_float = true;
+        }
+    }
+    let lit: String = chars[start..p].iter().collect();
+    if p < chars.len() && (chars[p] == 'j' || chars[p] == 'J') {
+        return Err(err(col, "complex numbers are not supported"));
+    }
+    if p < chars.len() && (is_word(chars[p]) || chars[p] == '.') {
+        let mut q = p;
+        while q < chars.len() && (is_word(chars[q]) || chars[q] == '.') {
+            q += 1;
+        }
+        let bad: String = chars[start..q].iter().collect();
+        return Err(err(col, format!("invalid number literal '{bad}'")));
+    }
+    let int_digits = if int_part.is_empty() {
+        String::new()
+    } else {
+        strip_underscores(&int_part, col)?
+    };
+    if is_float {
+        let frac = if frac_part.is_empty() {
+            String::new()
+        } else {
+            strip_underscores(&frac_part, col)?
+        };
+        let exp = if exp_part.is_empty() {
+            String::new()
+        } else {
+            let (sign, digits) = match exp_part.chars().next() {
+                Some(c @ ('+' | '-')) => (c.to_string(), &exp_part[1..]),
+                _ => (String::new(), &exp_part[..]),
+            };
+            format!("e{sign}{}", strip_underscores(digits, col)?)
+        };
+        let text = format!(
+            "{}.{}{}",
+            if int_digits.is_empty() {
+                "0"
+            } else {
+                &int_digits
+            },
+            if frac.is_empty() { "0" } else { &frac },
+            exp
+        );
+        let v: f64 = text
+            .parse()
+            .map_err(|_| err(col, format!("invalid number literal '{lit}'")))?;
+        return Ok((PyVal::Float(v), p));
+    }
+    if int_digits.len() > 1 && int_digits.starts_with('0') && int_digits.chars().any(|c| c != '0') {
+        return Err(err(
+            col,
+            format!("leading zeros in decimal integer literals are not permitted ('{lit}')"),
+        ));
+    }
+    let v: i128 = int_digits
+        .parse()
+        .map_err(|_| err(col, format!("integer literal '{lit}' is too large")))?;
+    Ok((PyVal::Int(v), p))
+}
+
+struct Parser {
+    toks: Vec<Token>,
+    pos: usize,
+    depth: usize,
+}
+
+fn describe(tok: &Tok) -> String {
+    match tok {
+        Tok::Num(_) => "number".into(),
+        Tok::Name(n) => format!("'{n}'"),
+        Tok::Op(o) => format!("'{o}'"),
+        Tok::End => "end of expression".into(),
+    }
+}
+
+impl Parser {
+    fn peek(&self) -> &Token {
+        &self.toks[self.pos]
+    }
+
+    fn next(&mut self) -> Token {
+        let t = self.toks[self.pos].clone();
+        if self.pos + 1 < self.toks.len() {
+            self.pos += 1;
+        }
+        t
+    }
+
+    fn peek_op(&self) -> Option<&'static str> {
+        match self.peek().tok {
+            Tok::Op(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    fn enter(&mut self) -> Result<(), ExprError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(err(self.peek().col, "expression is nested too deeply"));
+        }
+        Ok(())
+    }
+
+    fn expr(&mut self) -> Result<Node, ExprError> {
+        self.enter()?;
+        let left = self.arith()?;
+        let cmp = |o: &str| match o {
+            "<" => Some(CmpOp::Lt),
+            "<=" => Some(CmpOp::Le),
+            ">" => Some(CmpOp::Gt),
+            ">=" => Some(CmpOp::Ge),
+            "==" => Some(CmpOp::Eq),
+            "!=" => Some(CmpOp::Ne),
+            _ => None,
+        };
+        let node = if let Some(op) = self.peek_op().and_then(cmp) {
+            let col = self.next().col;
+            let right = self.arith()?;
+            if self.peek_op().and_then(cmp).is_some() {
+                return Err(err(
+                    self.peek().col,
+                    "chained comparisons are not supported (NumPy arrays cannot be chained): use parentheses",
+                ));
+            }
+            Node {
+                col,
+                kind: NodeKind::Cmp(op, Box::new(left), Box::new(right)),
+            }
+        } else {
+            left
+        };
+        self.depth -= 1;
+        Ok(node)
+    }
+
+    fn arith(&mut self) -> Result<Node, ExprError> {
+        let mut left = self.term()?;
+        while let Some(op) = self.peek_op() {
+            let op = match op {
+                "+" => BinOp::Add,
+                "-" => BinOp::Sub,
+                _ => break,
+            };
+            let col = self.next().col;
+            let right = self.term()?;
+            left = Node {
+                col,
+                kind: NodeKind::Bin(op, Box::new(left), Box::new(right)),
+            };
+        }
+        Ok(left)
+    }
+
+    fn term(&mut self) -> Result<Node, ExprError> {
+        let mut left = self.factor()?;
+        while let Some(op) = self.peek_op() {
+            let op = match op {
+                "*" => BinOp::Mul,
+                "/" => BinOp::Div,
+                "//" => BinOp::FloorDiv,
+                "%" => BinOp::Rem,
+                _ => break,
+            };
+            let col = self.next().col;
+            let right = self.factor()?;
+            left = Node {
+                col,
+                kind: NodeKind::Bin(op, Box::new(left), Box::new(right)),
+            };
+        }
+        Ok(left)
+    }
+
+    fn factor(&mut self) -> Result<Node, ExprError> {
+        match self.peek_op() {
+            Some(o @ ("-" | "+")) => {
+                self.enter()?;
+                let col = self.next().col;
+                let arg = Box::new(self.factor()?);
+                self.depth -= 1;
+                Ok(Node {
+                    col,
+                    kind: if o == "-" {
+                        NodeKind::Neg(arg)
+                    } else {
+                        NodeKind::Pos(arg)
+                    },
+                })
+            }
+            _ => self.power(),
+        }
+    }
+
+    fn power(&mut self) -> Result<Node, ExprError> {
+        let base = self.primary()?;
+        if self.peek_op() == Some("**") {
+            self.enter()?;
+            let col = self.next().col;
+            let exp = self.factor()?;
+            self.depth -= 1;
+            return Ok(Node {
+                col,
+                kind: NodeKind::Bin(BinOp::Pow, Box::new(base), Box::new(exp)),
+            });
+        }
+        Ok(base)
+    }
+
+    fn primary(&mut self) -> Result<Node, ExprError> {
+        let t = self.next();
+        let col = t.col;
+        match t.tok {
+            Tok::Num(v) => Ok(Node {
+                col,
+                kind: NodeKind::Lit(v),
+            }),
+            Tok::Op("(") => {
+                let inner = self.expr()?;
+                self.expect_close(col)?;
+                Ok(inner)
+            }
+            Tok::Name(name) => self.name(name, col),
+            other => Err(err(
+                col,
+                format!(
+                    "expected a number, a name or '(', found {}",
+                    describe(&other)
+                ),
+            )),
+        }
+    }
+
+    fn expect_close(&mut self, open_col: usize) -> Result<(), ExprError> {
+        let t = self.next();
+        match t.tok {
+            Tok::Op(")") => Ok(()),
+            Tok::End => Err(err(
+                t.col,
+                format!("'(' at column {open_col} is never closed"),
+            )),
+            other => Err(err(
+                t.col,
+                format!("expected ')' or an operator, found {}", describe(&other)),
+            )),
+        }
+    }
+
+    fn name(&mut self, name: String, col: usize) -> Result<Node, ExprError> {
+        let called = self.peek_op() == Some("(");
+        let simple = |kind| Ok(Node { col, kind });
+        if let Some(func) = Func::from_name(&name) {
+            if !called {
+                return Err(err(
+                    col,
+                    format!("'{name}' is a function: call it as {name}(...)"),
+                ));
+            }
+            self.enter()?;
+            let open = self.next().col;
+            let mut args = Vec::new();
+            if self.peek_op() != Some(")") {
+                loop {
+                    args.push(self.expr()?);
+                    if self.peek_op() == Some(",") {
+                        self.next();
+                        if self.peek_op() == Some(")") {
+                            break;
+                        }
+                        continue;
+                    }
+                    break;
+                }
+            }
+            self.expect_close(open)?;
+            self.depth -= 1;
+            if args.len() != func.arity() {
+                let n = func.arity();
+                return Err(err(
+                    col,
+                    format!(
+                        "{name}() takes {n} argument{} ({} given)",
+                        if n == 1 { "" } else { "s" },
+                        args.len()
+                    ),
+                ));
+            }
+            return Ok(Node {
+                col,
+                kind: NodeKind::Call(func, args),
+            });
+        }
+        let kind = match name.as_str() {
+            "x" => NodeKind::Var(Var::X),
+            "i" => NodeKind::Var(Var::I),
+            "j" => NodeKind::Var(Var::J),
+            "k" => NodeKind::Var(Var::K),
+            "n" => NodeKind::Var(Var::N),
+            "True" => NodeKind::Lit(PyVal::Bool(true)),
+            "False" => NodeKind::Lit(PyVal::Bool(false)),
+            "nan" => NodeKind::Lit(PyVal::Float(f64::NAN)),
+            "inf" => NodeKind::Lit(PyVal::Float(f64::INFINITY)),
+            _ => return Err(err(col, format!("unknown name '{name}'"))),
+        };
+        if called {
+            return Err(err(col, format!("'{name}' is not a function")));
+        }
+        simple(kind)
+    }
+}
+
+/// Parses `text` into a syntax tree.
+pub(crate) fn parse(text: &str) -> Result<Node, ExprError> {
+    let toks = tokenize(text)?;
+    if matches!(toks[0].tok, Tok::End) {
+        return Err(err(1, "empty expression"));
+    }
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
+    let node = p.expr()?;
+    let t = p.peek();
+    if !matches!(t.tok, Tok::End) {
+        let msg = match &t.tok {
+            Tok::Op(")") => "unmatched ')'".to_string(),
+            other => format!("unexpected {} after a complete expression", describe(other)),
+        };
+        return Err(err(t.col, msg));
+    }
+    Ok(node)
+}
