@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mmrun::coordinator::{NewFile, Program, RunSummary};
+use mmrun::plan::RowRange;
 use mmrun::progress::ProgressMode;
 use mmrun::{
     report, DType, Error, Fill, FillKind, HeaderStyle, Kernel, Layout, Prealloc, RawSpec, Result,
@@ -84,6 +85,8 @@ enum Command {
     Fill(FillArgs),
     /// Run PROGRAM as every worker, each over its own rows (protocol v1).
     Exec(ExecArgs),
+    /// Evaluate a NumPy expression over the array, in place or into --out.
+    Apply(ApplyArgs),
     /// Recompute a deterministic fill and name the first row that differs.
     Verify(VerifyArgs),
     /// Publish a file that the ranks of a distributed run filled.
@@ -197,6 +200,34 @@ fn bench(a: BenchArgs) -> Result<()> {
         print!("{}", bench::compare(&old, &report));
     }
     Ok(())
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    /// The file to read (and, without --out, to rewrite in place).
+    file: PathBuf,
+    #[command(flatten)]
+    layout: LayoutArgs,
+    /// The expression: x (element), i j k n (indices), + - * / // % **, comparisons, abs sqrt exp log … where.
+    #[arg(long, allow_hyphen_values = true)]
+    expr: String,
+    /// Only these rows (Python slice A:B over axis 0).
+    #[arg(long, value_name = "A:B", allow_hyphen_values = true)]
+    rows: Option<RowSlice>,
+    /// Only these axis-1 indices (Python slice A:B).
+    #[arg(long, value_name = "A:B", allow_hyphen_values = true)]
+    cols: Option<RowSlice>,
+    /// Write the result to a new file (x.astype(T) with the selection replaced) instead of in place.
+    #[arg(long, value_name = "OUT")]
+    out: Option<PathBuf>,
+    /// Replace an existing OUT.
+    #[arg(long, requires = "out")]
+    force: bool,
+    /// .npy header of OUT.
+    #[arg(long, value_enum, default_value_t = HeaderArg::Page)]
+    npy_header: HeaderArg,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Debug, Args)]
@@ -576,6 +607,7 @@ pub fn run() -> Result<()> {
         Command::Fill(a) => fill(a),
         Command::Exec(a) => exec(a),
         Command::Verify(a) => verify(a),
+        Command::Apply(a) => apply(a),
         Command::Bench(a) => bench(a),
         Command::Commit(a) => {
             let done = mmrun::coordinator::commit::commit(&a.file)?;
@@ -615,6 +647,89 @@ fn init_logging(cli: &Cli) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+fn apply(a: ApplyArgs) -> Result<()> {
+    use mmrun::kernels::apply::{Apply, ApplyParams};
+    let input = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
+    if input.create.is_some() && input.raw.is_none() {
+        return Err(Error::refused(
+            "apply works on an existing file: --shape only describes a raw file (with --raw)",
+        ));
+    }
+    let expr = a.expr.clone();
+    let cols = a.cols;
+    let params = move |layout: &Layout, rows: RowRange| -> Result<ApplyParams> {
+        let cols = match cols {
+            Some(c) if layout.shape.len() >= 2 => Some(c.resolve(layout.shape[1])),
+            Some(_) => {
+                return Err(Error::refused(
+                    "--cols needs an array with at least 2 dimensions",
+                ))
+            }
+            None => None,
+        };
+        Ok(ApplyParams {
+            expr: expr.clone(),
+            x_dtype: layout.dtype,
+            shape: layout.shape.clone(),
+            rows,
+            cols,
+        })
+    };
+    match &a.out {
+        None => {
+            let target = Target {
+                create: None,
+                force: false,
+                ..input
+            };
+            let runner = a.run.runner(target)?.rows(a.rows);
+            let sel = a.rows;
+            a.run.finish("apply", || {
+                runner.run(|layout| {
+                    let rows = sel.map_or(RowRange::new(0, layout.rows()), |r| {
+                        r.resolve(layout.rows())
+                    });
+                    let k: Box<dyn Kernel> =
+                        Box::new(Apply::new(params(layout, rows)?, layout.dtype)?);
+                    Ok(Some(k))
+                })
+            })
+        }
+        Some(out) => {
+            let mut f =
+                File::open(&a.file).map_err(|e| Error::io_refused("cannot open", &a.file, e))?;
+            let in_layout = Layout::read(&a.file, &mut f, input.raw.as_ref())?;
+            in_layout.check_workable(&a.file)?;
+            let rows = a.rows.map_or(RowRange::new(0, in_layout.rows()), |r| {
+                r.resolve(in_layout.rows())
+            });
+            let p = params(&in_layout, rows)?;
+            let out_dtype = match &a.layout.dtype {
+                Some(_) if input.raw.is_some() => None,
+                Some(d) => Some(parse_dtype(d)?),
+                None => None,
+            };
+            let probe = Apply::new(p.clone(), out_dtype.unwrap_or(DType::F64))?;
+            let out_dtype = out_dtype.unwrap_or(probe.result_dtype());
+            let mut target = Target::new_npy(out.clone(), out_dtype, in_layout.shape.clone());
+            target.force = a.force;
+            if let Some(new) = target.create.as_mut() {
+                new.header = a.npy_header.into();
+            }
+            let runner = a
+                .run
+                .runner(target)?
+                .input(a.file.clone(), input.raw.clone());
+            a.run.finish("apply", || {
+                runner.run(|layout| {
+                    let k: Box<dyn Kernel> = Box::new(Apply::new(p, layout.dtype)?);
+                    Ok(Some(k))
+                })
+            })
+        }
+    }
 }
 
 fn fill_kind(

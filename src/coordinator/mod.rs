@@ -55,7 +55,7 @@ use crate::os;
 use crate::os::progress::ProgressRegion;
 use crate::plan::{Plan, RowRange, RowSet, RowSlice, LOCAL_ALIGN};
 use crate::progress::{Progress, ProgressMode};
-use crate::worker::WorkerTask;
+use crate::worker::{InputFile, WorkerTask};
 
 /// How many workers to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +202,7 @@ pub struct Runner {
     progress: ProgressMode,
     distributed: Option<Rank>,
     pending: bool,
+    input: Option<(PathBuf, Option<RawSpec>)>,
 }
 
 /// What a run did.
@@ -250,6 +251,7 @@ struct Prepared {
     real: PathBuf,
     layout: Layout,
     mode: Mode,
+    input: Option<InputFile>,
 }
 
 #[derive(Debug)]
@@ -292,6 +294,7 @@ impl Runner {
             progress: ProgressMode::Never,
             distributed: None,
             pending: false,
+            input: None,
         }
     }
 
@@ -404,6 +407,13 @@ impl Runner {
     /// (`create --pending`) instead of publishing it.
     pub fn pending(mut self, on: bool) -> Self {
         self.pending = on;
+        self
+    }
+
+    /// A file the kernel reads row by row beside the target (`apply --out`):
+    /// it must have as many rows as the target. Read as raw with `raw`.
+    pub fn input(mut self, path: impl Into<PathBuf>, raw: Option<RawSpec>) -> Self {
+        self.input = Some((path.into(), raw));
         self
     }
 
@@ -824,6 +834,7 @@ impl Runner {
                 workers: concurrency,
                 seed: self.seed,
                 attempt: 0,
+                input: prepared.input.clone(),
             })
             .collect();
         let exe = match &self.worker_exe {
@@ -991,9 +1002,39 @@ impl Runner {
 
     /// Step 1: everything that can be checked without changing the disk.
     fn prepare(&self) -> Result<Prepared> {
-        if self.distributed.is_some() {
-            return self.prepare_rank();
+        let mut prepared = if self.distributed.is_some() {
+            self.prepare_rank()?
+        } else {
+            self.prepare_target()?
+        };
+        if let Some((path, raw)) = &self.input {
+            let mut file =
+                File::open(path).map_err(|e| Error::io_refused("cannot open", path, e))?;
+            let layout = Layout::read(path, &mut file, raw.as_ref())?;
+            layout.check_workable(path)?;
+            if layout.rows() != prepared.layout.rows() {
+                return Err(Error::refused(format!(
+                    "{} has {} rows but {} has {}",
+                    path.display(),
+                    layout.rows(),
+                    self.target.path.display(),
+                    prepared.layout.rows()
+                )));
+            }
+            if fs::canonicalize(path).ok().as_deref() == Some(prepared.real.as_path()) {
+                return Err(Error::refused(
+                    "the output file must not be the input file (leave out --out to work in place)",
+                ));
+            }
+            prepared.input = Some(InputFile {
+                path: path.clone(),
+                layout,
+            });
         }
+        Ok(prepared)
+    }
+
+    fn prepare_target(&self) -> Result<Prepared> {
         let t = &self.target;
         let path = &t.path;
         match fs::symlink_metadata(path) {
@@ -1031,6 +1072,7 @@ impl Runner {
                             header,
                             keep_mode: Some(meta.permissions().mode() & 0o7777),
                         },
+                        input: None,
                     });
                 }
                 let mut file = OpenOptions::new()
@@ -1051,6 +1093,7 @@ impl Runner {
                     real,
                     layout,
                     mode: Mode::InPlace { file },
+                    input: None,
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -1090,6 +1133,7 @@ impl Runner {
                         header,
                         keep_mode: None,
                     },
+                    input: None,
                 })
             }
             Err(e) => Err(Error::io_refused("cannot access", path, e)),
@@ -1142,6 +1186,7 @@ impl Runner {
             real,
             layout,
             mode: Mode::Rank { file },
+            input: None,
         })
     }
 

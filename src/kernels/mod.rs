@@ -8,6 +8,7 @@
 //! crosses `exec` into a re-executed worker. Built-in kernels use exactly the
 //! API library users get.
 
+pub mod apply;
 pub mod fill;
 
 use half::f16;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::layout::DType;
 
+pub use apply::Apply;
 pub use fill::{Fill, FillKind};
 
 /// A mutable view of consecutive whole rows of one worker, typed.
@@ -118,6 +120,66 @@ impl<'a> AnyRowsMut<'a> {
     }
 }
 
+impl<'a> AnyRowsMut<'a> {
+    /// The block's dtype.
+    pub fn dtype(&self) -> DType {
+        match self {
+            AnyRowsMut::Bool(_) => DType::Bool,
+            AnyRowsMut::I8(_) => DType::I8,
+            AnyRowsMut::I16(_) => DType::I16,
+            AnyRowsMut::I32(_) => DType::I32,
+            AnyRowsMut::I64(_) => DType::I64,
+            AnyRowsMut::U8(_) => DType::U8,
+            AnyRowsMut::U16(_) => DType::U16,
+            AnyRowsMut::U32(_) => DType::U32,
+            AnyRowsMut::U64(_) => DType::U64,
+            AnyRowsMut::F16(_) => DType::F16,
+            AnyRowsMut::F32(_) => DType::F32,
+            AnyRowsMut::F64(_) => DType::F64,
+        }
+    }
+
+    /// The block as raw bytes with its position: `(bytes, first_row,
+    /// row_len)`, for kernels that work on any dtype through bytes.
+    pub fn into_bytes(self) -> (&'a mut [u8], u64, u64) {
+        use bytemuck::cast_slice_mut as b;
+        macro_rules! raw {
+            ($r:expr) => {{
+                let (f, l) = ($r.first_row, $r.row_len);
+                (b($r.data), f, l)
+            }};
+        }
+        match self {
+            AnyRowsMut::Bool(r) => raw!(r),
+            AnyRowsMut::I8(r) => raw!(r),
+            AnyRowsMut::I16(r) => raw!(r),
+            AnyRowsMut::I32(r) => raw!(r),
+            AnyRowsMut::I64(r) => raw!(r),
+            AnyRowsMut::U8(r) => raw!(r),
+            AnyRowsMut::U16(r) => raw!(r),
+            AnyRowsMut::U32(r) => raw!(r),
+            AnyRowsMut::U64(r) => raw!(r),
+            AnyRowsMut::F16(r) => raw!(r),
+            AnyRowsMut::F32(r) => raw!(r),
+            AnyRowsMut::F64(r) => raw!(r),
+        }
+    }
+}
+
+/// The same rows of an input file, read-only, for kernels that read one
+/// file and write another (`apply --out`).
+#[derive(Debug, Clone, Copy)]
+pub struct RowsIn<'a> {
+    /// The rows' bytes, aligned for `dtype`.
+    pub bytes: &'a [u8],
+    /// Element type of the input file.
+    pub dtype: DType,
+    /// Global index of the first row.
+    pub first_row: u64,
+    /// Elements per input row.
+    pub row_len: u64,
+}
+
 /// A kernel's name and parameters: enough to rebuild it in another process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KernelSpec {
@@ -145,12 +207,19 @@ pub trait Kernel: Send + Sync {
     fn reads_input(&self) -> bool {
         false
     }
+
+    /// Computes one block of the output from the same rows of an input
+    /// file. Only kernels built for an input file are given one.
+    fn run_io(&self, input: RowsIn<'_>, out: AnyRowsMut<'_>) -> std::result::Result<(), String> {
+        let _ = (input, out);
+        Err("this kernel does not read an input file".into())
+    }
 }
 
 type Builder = fn(&serde_json::Value, DType) -> Result<Box<dyn Kernel>>;
 
 /// The kernels [`build`] knows, by name.
-const REGISTRY: &[(&str, Builder)] = &[("fill", fill::build)];
+const REGISTRY: &[(&str, Builder)] = &[("fill", fill::build), ("apply", apply::build)];
 
 /// Rebuilds a kernel from its spec, for files of `dtype`.
 pub fn build(spec: &KernelSpec, dtype: DType) -> Result<Box<dyn Kernel>> {
@@ -184,7 +253,7 @@ mod tests {
             DType::F32
         )
         .is_err());
-        assert_eq!(registered().collect::<Vec<_>>(), vec!["fill"]);
+        assert_eq!(registered().collect::<Vec<_>>(), vec!["fill", "apply"]);
     }
 
     #[test]

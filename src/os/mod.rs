@@ -366,6 +366,41 @@ pub fn signal_name(sig: i32) -> String {
     }
 }
 
+/// A read-only shared mapping of one byte range of a file (the input rows
+/// of `apply --out`).
+#[derive(Debug)]
+pub struct ReadRegion {
+    map: memmap2::Mmap,
+}
+
+impl ReadRegion {
+    /// Maps `len` bytes of `file` at `offset`, read-only.
+    ///
+    /// # Safety
+    /// The file is at least `offset + len` bytes long and nobody truncates
+    /// it while the region lives. Another process changing these bytes is
+    /// not undefined behaviour for `u8` data read through the slice, but
+    /// the values read are then unspecified.
+    pub unsafe fn map(file: &std::fs::File, offset: u64, len: usize) -> io::Result<Self> {
+        debug_assert!(len > 0, "zero-length mappings are invalid");
+        // SAFETY: the caller upholds the length contract above.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(offset)
+                .len(len)
+                .map(file)?
+        };
+        Ok(ReadRegion { map })
+    }
+}
+
+impl std::ops::Deref for ReadRegion {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
 /// Read ends of an exec'd worker's output pipes.
 #[derive(Debug)]
 pub struct OutputPipes {

@@ -14,10 +14,10 @@ use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::kernels::{self, AnyRowsMut, Kernel, KernelSpec};
+use crate::kernels::{self, AnyRowsMut, Kernel, KernelSpec, RowsIn};
 use crate::layout::{DType, Format, Layout};
 use crate::os::progress::ProgressRegion;
-use crate::os::SharedRegion;
+use crate::os::{ReadRegion, SharedRegion};
 use crate::plan::RowRange;
 
 /// Target bytes per kernel block: small enough to stay in L2.
@@ -43,6 +43,17 @@ pub struct WorkerTask {
     pub seed: Option<u128>,
     /// 0 for the first attempt at these rows, 1 for the first retry, ...
     pub attempt: u32,
+    /// A file read row by row beside the one written (`apply --out`).
+    pub input: Option<InputFile>,
+}
+
+/// A file a kernel reads: the same rows as the file it writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputFile {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its layout.
+    pub layout: Layout,
 }
 
 impl WorkerTask {
@@ -71,6 +82,24 @@ impl WorkerTask {
             env.push(("MMRUN_SEED".into(), seed.to_string()));
         }
         env.push(("MMRUN_ATTEMPT".into(), self.attempt.to_string()));
+        if let Some(input) = &self.input {
+            // mmrun's own re-executed workers only; not part of protocol v1.
+            let shape: Vec<String> = input.layout.shape.iter().map(u64::to_string).collect();
+            env.push((
+                "MMRUN_INPUT_FILE".into(),
+                input.path.to_string_lossy().into_owned(),
+            ));
+            env.push((
+                "MMRUN_INPUT_FORMAT".into(),
+                input.layout.format.name().into(),
+            ));
+            env.push(("MMRUN_INPUT_DTYPE".into(), input.layout.dtype.descr()));
+            env.push(("MMRUN_INPUT_SHAPE".into(), shape.join(",")));
+            env.push((
+                "MMRUN_INPUT_DATA_OFFSET".into(),
+                input.layout.data_offset.to_string(),
+            ));
+        }
         env
     }
 
@@ -95,6 +124,24 @@ impl WorkerTask {
         };
         let shape = crate::layout::parse_shape(&need("MMRUN_SHAPE")?)?;
         let layout = Layout::new(format, dtype, shape, num("MMRUN_DATA_OFFSET")?)?;
+        let input = match get("MMRUN_INPUT_FILE") {
+            Some(path) => {
+                let dtype: DType = need("MMRUN_INPUT_DTYPE")?
+                    .parse()
+                    .map_err(|e| Error::refused(format!("MMRUN_INPUT_DTYPE: {e}")))?;
+                let format = match need("MMRUN_INPUT_FORMAT")?.as_str() {
+                    "raw" => Format::Raw,
+                    _ => Format::Npy { major: 1 },
+                };
+                let shape = crate::layout::parse_shape(&need("MMRUN_INPUT_SHAPE")?)?;
+                let layout = Layout::new(format, dtype, shape, num("MMRUN_INPUT_DATA_OFFSET")?)?;
+                Some(InputFile {
+                    path: PathBuf::from(path),
+                    layout,
+                })
+            }
+            None => None,
+        };
         let seed = match get("MMRUN_SEED") {
             Some(s) => Some(
                 s.parse()
@@ -112,6 +159,7 @@ impl WorkerTask {
             attempt: get("MMRUN_ATTEMPT")
                 .and_then(|a| a.parse().ok())
                 .unwrap_or(0),
+            input,
         })
     }
 }
@@ -146,8 +194,13 @@ pub fn run(
     // still SIGBUS us: that is reported as an I/O error on these rows.
     let mut region = unsafe { SharedRegion::map(file, offset, len) }
         .map_err(|e| Error::io_failed("cannot map rows of", &task.path, e))?;
+    let input = match &task.input {
+        Some(inp) => Some(map_input(inp, task.range)?),
+        None => None,
+    };
     let block_rows = (BLOCK_BYTES / row_bytes).max(1);
     let aligned = offset % itemsize == 0;
+    let mut in_bounce: Vec<u64> = Vec::new();
     let mut bounce: Vec<u64> = Vec::new();
     let mut row = task.range.start;
     while row < task.range.end {
@@ -155,8 +208,37 @@ pub fn run(
         let lo = ((row - task.range.start) * row_bytes) as usize;
         let hi = lo + (n * row_bytes) as usize;
         let bytes = &mut region[lo..hi];
+        let call = |kernel: &dyn Kernel, out: AnyRowsMut<'_>, in_bounce: &mut Vec<u64>| match &input
+        {
+            None => kernel.run(out),
+            Some((map, inp, in_row_bytes, in_row_len)) => {
+                let a = ((row - task.range.start) * in_row_bytes) as usize;
+                let b = a + (n * in_row_bytes) as usize;
+                let raw = &map[a..b];
+                let start = inp.layout.data_offset + row * in_row_bytes;
+                let bytes: &[u8] = if start % inp.layout.dtype.itemsize() == 0 {
+                    raw
+                } else {
+                    in_bounce.resize(raw.len().div_ceil(8), 0);
+                    let staged = &mut bytemuck::cast_slice_mut::<u64, u8>(in_bounce)[..raw.len()];
+                    staged.copy_from_slice(raw);
+                    staged
+                };
+                let rows_in = RowsIn {
+                    bytes,
+                    dtype: inp.layout.dtype,
+                    first_row: row,
+                    row_len: *in_row_len,
+                };
+                kernel.run_io(rows_in, out)
+            }
+        };
         if aligned {
-            kernel.run(AnyRowsMut::from_bytes(layout.dtype, bytes, row, row_len))
+            call(
+                kernel,
+                AnyRowsMut::from_bytes(layout.dtype, bytes, row, row_len),
+                &mut in_bounce,
+            )
         } else {
             // Raw files may put data at an offset that is not a multiple of
             // the itemsize, as numpy.memmap allows: stage through an aligned
@@ -166,7 +248,11 @@ pub fn run(
             if kernel.reads_input() {
                 staged.copy_from_slice(bytes);
             }
-            let r = kernel.run(AnyRowsMut::from_bytes(layout.dtype, staged, row, row_len));
+            let r = call(
+                kernel,
+                AnyRowsMut::from_bytes(layout.dtype, staged, row, row_len),
+                &mut in_bounce,
+            );
             bytes.copy_from_slice(staged);
             r
         }
@@ -178,6 +264,29 @@ pub fn run(
         test_hooks::after_block(task, row);
     }
     Ok(())
+}
+
+/// Maps the task's rows of an input file read-only; returns the mapping,
+/// the input, its row bytes and its row length.
+fn map_input(inp: &InputFile, range: RowRange) -> Result<(ReadRegion, &InputFile, u64, u64)> {
+    let row_bytes = inp.layout.row_bytes()?;
+    let row_len = inp.layout.row_len()?;
+    let file = File::open(&inp.path).map_err(|e| Error::io_failed("cannot open", &inp.path, e))?;
+    let len = usize::try_from(range.len() * row_bytes)
+        .map_err(|_| Error::failed("this worker's input rows do not fit in the address space"))?;
+    // SAFETY: the coordinator checked the input file is at least as long as
+    // its layout says before starting workers; mmrun never writes or
+    // resizes an input file. Someone else truncating it would SIGBUS this
+    // worker, which is reported as an I/O error on its rows.
+    let map = unsafe {
+        ReadRegion::map(
+            &file,
+            inp.layout.data_offset + range.start * row_bytes,
+            len.max(1),
+        )
+    }
+    .map_err(|e| Error::io_failed("cannot map rows of", &inp.path, e))?;
+    Ok((map, inp, row_bytes, row_len))
 }
 
 /// Entry point of a re-executed worker (`mmrun __worker`): everything comes

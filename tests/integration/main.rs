@@ -15,3 +15,5 @@ mod numpy_interop;
 mod exec;
 // The JSON run report and its schema, progress, logs, and mmrun bench.
 mod report;
+// mmrun apply against NumPy's evaluation of the same assignment.
+mod apply;
