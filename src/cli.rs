@@ -332,6 +332,12 @@ struct RunArgs {
     /// Sync and record finished rows as durable this often (also on SIGUSR1).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     checkpoint_every: Option<Duration>,
+    /// static: one range per worker; dynamic: chunks of --chunk-rows claimed by free workers.
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Static)]
+    schedule: ScheduleArg,
+    /// Rows per chunk with --schedule dynamic (default: about 8 MiB of rows).
+    #[arg(long, value_name = "K")]
+    chunk_rows: Option<u64>,
     /// Run as one rank of a pending distributed run (rank from the launcher or the options below).
     #[arg(long)]
     distributed: bool,
@@ -450,6 +456,12 @@ struct ExecArgs {
     /// PROGRAM and its ARGS; {file} {start} {end} {worker} {workers} {seed} are filled in.
     #[arg(last = true, required = true, value_name = "PROGRAM")]
     command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ScheduleArg {
+    Static,
+    Dynamic,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -902,7 +914,20 @@ impl RunArgs {
         } else {
             None
         };
+        let schedule = match (self.schedule, self.chunk_rows) {
+            (ScheduleArg::Static, None) => mmrun::coordinator::Schedule::Static,
+            (ScheduleArg::Static, Some(_)) => {
+                return Err(Error::refused("--chunk-rows needs --schedule dynamic"))
+            }
+            (ScheduleArg::Dynamic, Some(0)) => {
+                return Err(Error::refused("--chunk-rows must be at least 1"))
+            }
+            (ScheduleArg::Dynamic, k) => mmrun::coordinator::Schedule::Dynamic {
+                chunk_rows: k.unwrap_or(0),
+            },
+        };
         Ok(Runner::new(target)
+            .schedule(schedule)
             .distributed(rank)
             .workers(self.workers.unwrap_or(Workers::Auto))
             .spawn(self.spawn.into())

@@ -337,6 +337,66 @@ impl Plan {
         }
     }
 
+    /// Splits `rows` into chunks of about `chunk_rows` rows for dynamic
+    /// scheduling, moving each boundary up to the next aligned row when
+    /// that lengthens the chunk by at most half (chunks never shrink).
+    pub fn chunks(
+        rows: RowRange,
+        chunk_rows: u64,
+        data_offset: u64,
+        row_bytes: u64,
+        align: u64,
+    ) -> Plan {
+        let chunk = chunk_rows.max(1);
+        let aligned = aligned_rows(data_offset, row_bytes, align);
+        let mut bounds = vec![rows.start];
+        let mut at = rows.start;
+        while rows.end - at > chunk {
+            let mut b = at + chunk;
+            if let Some((first, period)) = aligned {
+                // Round up to the next aligned row, if that stays in range.
+                let up = if b <= first {
+                    first
+                } else {
+                    b + (period - (b - first) % period) % period
+                };
+                // Only when that keeps the chunk near the size asked for.
+                if up < rows.end && up - b <= chunk / 2 {
+                    b = up;
+                }
+            }
+            if b >= rows.end {
+                break;
+            }
+            bounds.push(b);
+            at = b;
+        }
+        if rows.end > rows.start {
+            bounds.push(rows.end);
+        }
+        let ranges = bounds
+            .windows(2)
+            .map(|w| RowRange::new(w[0], w[1]))
+            .collect::<Vec<_>>();
+        let alignment = match (ranges.len(), aligned) {
+            (0 | 1, _) => Alignment::NotNeeded,
+            (_, None) => Alignment::Impossible,
+            _ if ranges[1..].iter().all(|r| {
+                (data_offset as u128 + r.start as u128 * row_bytes as u128) % align.max(1) as u128
+                    == 0
+            }) =>
+            {
+                Alignment::Aligned
+            }
+            _ => Alignment::TooSparse,
+        };
+        Plan {
+            ranges,
+            align,
+            alignment,
+        }
+    }
+
     /// Number of workers this plan uses.
     pub fn workers(&self) -> usize {
         self.ranges.len()
@@ -448,6 +508,20 @@ mod tests {
                 let any = (0..align.min(100_000)).any(|k| (offset as u128 + k as u128 * row_bytes as u128) % align as u128 == 0);
                 prop_assert!(!any);
             }
+        }
+
+        #[test]
+        fn chunks_cover_every_row_once(start in 0u64..100, len in 0u64..5000, chunk in 1u64..700,
+                                       offset in 0u64..9000, row_bytes in 1u64..9000) {
+            let rows = RowRange::new(start, start + len);
+            let p = Plan::chunks(rows, chunk, offset, row_bytes, 4096);
+            let mut next = rows.start;
+            for r in &p.ranges {
+                prop_assert_eq!(r.start, next);
+                prop_assert!(r.end > r.start);
+                next = r.end;
+            }
+            prop_assert_eq!(next, rows.end);
         }
 
         #[test]

@@ -203,6 +203,22 @@ pub struct Runner {
     distributed: Option<Rank>,
     pending: bool,
     input: Option<(PathBuf, Option<RawSpec>)>,
+    schedule: Schedule,
+}
+
+/// How rows are handed to workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum Schedule {
+    /// One range per worker, planned up front.
+    #[default]
+    Static,
+    /// Chunks of about `chunk_rows` rows, claimed by whichever worker slot is
+    /// free: uneven rows or machines balance themselves.
+    Dynamic {
+        /// Rows per chunk (rounded to aligned boundaries where possible).
+        chunk_rows: u64,
+    },
 }
 
 /// What a run did.
@@ -295,6 +311,7 @@ impl Runner {
             distributed: None,
             pending: false,
             input: None,
+            schedule: Schedule::Static,
         }
     }
 
@@ -417,6 +434,14 @@ impl Runner {
         self
     }
 
+    /// Static ranges, or dynamic chunks claimed by free workers
+    /// (`--schedule dynamic --chunk-rows K`; not for external programs,
+    /// whose protocol gives each worker one range).
+    pub fn schedule(mut self, s: Schedule) -> Self {
+        self.schedule = s;
+        self
+    }
+
     /// How to show progress (`--progress`); the library default is never.
     pub fn progress(mut self, p: ProgressMode) -> Self {
         self.progress = p;
@@ -438,6 +463,11 @@ impl Runner {
     /// the external-worker protocol (`mmrun exec`). The program is found and
     /// its templates checked before anything on disk changes.
     pub fn run_program(&self, program: Program) -> Result<RunSummary> {
+        if matches!(self.schedule, Schedule::Dynamic { .. }) {
+            return Err(Error::refused(
+                "--schedule dynamic is for built-in kernels: exec gives each worker one range",
+            ));
+        }
         let resolved = program.validate()?;
         self.run_work(move |_| Ok(Work::Program(program, resolved)))
     }
@@ -807,16 +837,28 @@ impl Runner {
         let row_bytes = layout.row_bytes()?;
         let mut ranges = Vec::new();
         for gap in trusted.missing(rows) {
-            let p = Plan::split(
-                gap,
-                summary.workers_requested,
-                layout.data_offset,
-                row_bytes,
-                self.align,
-            );
+            let p = match self.schedule {
+                Schedule::Static => Plan::split(
+                    gap,
+                    summary.workers_requested,
+                    layout.data_offset,
+                    row_bytes,
+                    self.align,
+                ),
+                Schedule::Dynamic { chunk_rows } => {
+                    // 0 means "about 8 MiB of rows": enough chunks per worker
+                    // to balance, few enough that forking stays cheap.
+                    let k = if chunk_rows == 0 {
+                        ((8 << 20) / row_bytes.max(1)).max(1)
+                    } else {
+                        chunk_rows
+                    };
+                    Plan::chunks(gap, k, layout.data_offset, row_bytes, self.align)
+                }
+            };
             ranges.extend(p.ranges);
         }
-        if !trusted.is_empty() {
+        if !trusted.is_empty() || matches!(self.schedule, Schedule::Dynamic { .. }) {
             summary.plan.ranges = ranges.clone();
         }
         if ranges.is_empty() {
@@ -990,6 +1032,7 @@ impl Runner {
             "timeout_s": self.timeout.map(|t| t.as_secs_f64()),
             "kill_after_s": self.kill_after.as_secs_f64(),
             "fail_fast": self.fail_fast,
+            "schedule": self.schedule,
             "resume": self.resume,
             "seed": self.seed.map(|s| s.to_string()),
             "work": match work {

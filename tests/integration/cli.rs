@@ -614,3 +614,49 @@ fn assert_f32(file: &[u8], want: impl Fn(usize) -> f32) {
         );
     }
 }
+
+/// Dynamic scheduling hands out chunks to free workers; the bytes are those
+/// of a static run, and exec refuses it.
+#[test]
+fn dynamic_schedule_gives_the_same_bytes_and_exec_refuses_it() {
+    let d = Dir::new();
+    d.ok(&[
+        "fill", "s.npy", "--shape", "700,300", "--dtype", "f8", "--random", "normal", "--seed",
+        "3", "-w", "2",
+    ]);
+    for (w, k) in [("1", "50"), ("3", "7"), ("2", "1000")] {
+        let _ = std::fs::remove_file(d.join("d.npy"));
+        let out = d.ok(&[
+            "fill",
+            "d.npy",
+            "--shape",
+            "700,300",
+            "--dtype",
+            "f8",
+            "--random",
+            "normal",
+            "--seed",
+            "3",
+            "-w",
+            w,
+            "--schedule",
+            "dynamic",
+            "--chunk-rows",
+            k,
+            "--json",
+        ]);
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ranges = doc["plan"]["ranges"].as_array().unwrap();
+        let chunk: u64 = k.parse().unwrap();
+        assert!(ranges.len() as u64 >= 700u64.div_ceil(chunk.max(1) * 2).max(1));
+        assert_eq!(
+            std::fs::read(d.join("d.npy")).unwrap(),
+            std::fs::read(d.join("s.npy")).unwrap(),
+            "-w {w} chunk {k}"
+        );
+    }
+    let out = d.run(&["exec", "s.npy", "--schedule", "dynamic", "--", "true"]);
+    crate::util::assert_refused(&out, 2, "dynamic");
+    let out = d.run(&["fill", "s.npy", "--value", "1", "--chunk-rows", "5"]);
+    crate::util::assert_refused(&out, 2, "--schedule dynamic");
+}
