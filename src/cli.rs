@@ -852,26 +852,12 @@ fn fill(a: FillArgs) -> Result<()> {
     let target = a
         .layout
         .target(&a.file, a.force, a.npy_header.into(), false)?;
-    let (kind, seed) = match (&a.value, a.arange, a.random) {
-        (Some(v), _, _) => (FillKind::Value { value: v.clone() }, None),
-        (_, true, _) => (FillKind::Arange, None),
-        (_, _, Some(r)) => {
-            let seed = match a.seed {
-                Some(s) => s,
-                None => draw_seed()?,
-            };
-            let kind = match r {
-                RandomArg::Uniform => FillKind::Uniform { seed },
-                RandomArg::Normal => FillKind::Normal { seed },
-            };
-            (kind, Some(seed))
-        }
-        _ => {
-            return Err(Error::refused(
-                "fill needs one of --value, --arange, --random",
-            ))
-        }
+    // A random fill without --seed draws one, echoed in the summary.
+    let seed = match (a.random, a.seed) {
+        (Some(_), None) => Some(draw_seed()?),
+        (_, s) => s.filter(|_| a.random.is_some()),
     };
+    let kind = fill_kind(&a.value, a.arange, a.random, seed)?;
     let runner = a.run.runner(target)?.rows(a.rows).seed(seed);
     a.run.finish("fill", || {
         runner.run(|layout| {

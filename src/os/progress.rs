@@ -40,12 +40,18 @@ impl ProgressRegion {
     /// descriptor children inherit.
     pub fn create(slots: usize) -> io::Result<Self> {
         let slots = slots.max(1);
-        let fd = nix::sys::memfd::memfd_create(c"mmrun-progress", nix::sys::memfd::MFdFlags::empty())?;
+        let fd =
+            nix::sys::memfd::memfd_create(c"mmrun-progress", nix::sys::memfd::MFdFlags::empty())?;
         let file = File::from(fd);
         file.set_len((slots * SLOT_STRIDE) as u64)?;
         let map = Self::map(&file, slots)?;
         let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
-        Ok(ProgressRegion { map, slots, path, _file: Some(file) })
+        Ok(ProgressRegion {
+            map,
+            slots,
+            path,
+            _file: Some(file),
+        })
     }
 
     /// Maps an existing region (a re-executed worker's view).
@@ -110,7 +116,6 @@ impl ProgressRegion {
         self.store(i, 0);
     }
 }
-
 
 #[cfg(test)]
 mod tests {
