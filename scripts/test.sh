@@ -2,6 +2,8 @@
 # Installs what mmrun's tests need and runs every test:
 #   - a Python virtual environment in .venv with NumPy and jsonschema (a system Python may
 #     refuse global pip installs; Debian needs python3-venv for venvs),
+#   - Open MPI and slurm-wlm (apt-get), with a single-node Slurm started
+#     for the distributed tests and stopped at the end,
 #   - formatting and lint checks, then `cargo test` (unit, property,
 #     integration and doc tests).
 # Tests that need a missing tool fail when CI=true and print SKIP otherwise.
@@ -29,4 +31,7 @@ export MMRUN_TEST_PYTHON="$PWD/.venv/bin/python"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked --quiet -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items --locked --quiet
+# Open MPI and a single-node Slurm for the distributed tests (installed once).
+./scripts/launchers.sh setup
+trap './scripts/launchers.sh teardown' EXIT
 cargo test --locked

@@ -805,7 +805,10 @@ fn verify(a: VerifyArgs) -> Result<()> {
 
 fn info(a: InfoArgs) -> Result<()> {
     let target = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
-    let mut file = File::open(&a.file).map_err(|e| Error::io_refused("cannot open", &a.file, e))?;
+    let mut file = File::open(&a.file).map_err(|e| {
+        mmrun::coordinator::pending_elsewhere(&a.file)
+            .unwrap_or_else(|| Error::io_refused("cannot open", &a.file, e))
+    })?;
     let meta = file
         .metadata()
         .map_err(|e| Error::io_refused("cannot stat", &a.file, e))?;
@@ -852,6 +855,11 @@ fn fill(a: FillArgs) -> Result<()> {
     let target = a
         .layout
         .target(&a.file, a.force, a.npy_header.into(), false)?;
+    if a.run.distributed && a.random.is_some() && a.seed.is_none() {
+        return Err(Error::refused(
+            "--distributed --random needs --seed: every rank must draw the same stream",
+        ));
+    }
     // A random fill without --seed draws one, echoed in the summary.
     let seed = match (a.random, a.seed) {
         (Some(_), None) => Some(draw_seed()?),
@@ -871,6 +879,11 @@ fn exec(a: ExecArgs) -> Result<()> {
     let target = a
         .layout
         .target(&a.file, a.force, a.npy_header.into(), false)?;
+    if a.run.distributed && a.seed.is_none() {
+        return Err(Error::refused(
+            "exec --distributed needs --seed: every rank must pass its workers the same MMRUN_SEED",
+        ));
+    }
     let seed = match a.seed {
         Some(s) => s,
         None => draw_seed()?,

@@ -193,10 +193,12 @@ pub fn info_json(path: &Path, l: &Layout, file_len: u64) -> serde_json::Value {
 pub fn info_text(path: &Path, l: &Layout, file_len: u64) -> String {
     let mut notes = Vec::new();
     if l.byte_order == crate::layout::ByteOrder::Big {
-        notes.push("big-endian: mmrun convert makes a native copy");
+        notes.push(
+            "big-endian: other mmrun commands refuse it; convert it to native byte order first",
+        );
     }
     if l.fortran_order && l.shape.len() > 1 {
-        notes.push("Fortran order: mmrun convert makes a C-order copy");
+        notes.push("Fortran order: other mmrun commands refuse it; convert it to C order first");
     }
     let format = match l.format {
         Format::Npy { major } => format!("npy v{major}.0"),

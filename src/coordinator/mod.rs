@@ -50,7 +50,8 @@ use crate::distributed::{Rank, DISTRIBUTED_ALIGN};
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::{self, Journal, Owner, Previous, Stale};
 use crate::kernels::Kernel;
-use crate::layout::{npy, DType, Format, HeaderStyle, Layout, RawSpec};
+use crate::layout::npy::{self, PAGE_DATA_OFFSET};
+use crate::layout::{DType, Format, HeaderStyle, Layout, RawSpec};
 use crate::os;
 use crate::os::progress::ProgressRegion;
 use crate::plan::{Plan, RowRange, RowSet, RowSlice, LOCAL_ALIGN};
@@ -593,7 +594,7 @@ impl Runner {
     ) -> Result<()> {
         let layout = &prepared.layout;
         os::ignore_sigxfsz();
-        let fingerprint = fingerprint(layout, summary.rows, &work, self.seed);
+        let fingerprint = fingerprint(layout, summary.rows, &work, self.seed, &prepared.mode);
         let owner = Owner::this_process(fingerprint);
         // Signals are taken through the watch from here on, so an interrupt
         // while space is being reserved cannot leave a stale journal.
@@ -899,6 +900,15 @@ impl Runner {
             timeout: self.timeout,
             fail_fast: self.fail_fast,
             progress: Some(&region),
+            extra_env: self
+                .distributed
+                .map(|r| {
+                    vec![
+                        ("MMRUN_RANK".to_string(), r.rank.to_string()),
+                        ("MMRUN_RANKS".to_string(), r.size.to_string()),
+                    ]
+                })
+                .unwrap_or_default(),
         };
         let mut observer =
             RunObserver::new(journal, file, trusted.clone(), self, summary, row_bytes);
@@ -1033,6 +1043,7 @@ impl Runner {
             "kill_after_s": self.kill_after.as_secs_f64(),
             "fail_fast": self.fail_fast,
             "schedule": self.schedule,
+            "distributed": self.distributed,
             "resume": self.resume,
             "seed": self.seed.map(|s| s.to_string()),
             "work": match work {
@@ -1107,7 +1118,7 @@ impl Runner {
                             path.display()
                         )));
                     }
-                    let (layout, header) = new_layout(new)?;
+                    let (layout, header) = new_layout(new, self.pending)?;
                     return Ok(Prepared {
                         real,
                         layout,
@@ -1168,7 +1179,7 @@ impl Runner {
                         parent.display()
                     )));
                 }
-                let (layout, header) = new_layout(new)?;
+                let (layout, header) = new_layout(new, self.pending)?;
                 Ok(Prepared {
                     real: dir.join(name),
                     layout,
@@ -1463,7 +1474,7 @@ fn rank_partition(layout: &Layout, rank: Rank, align: u64) -> Result<RowRange> {
     );
     if part.workers() > 1 && part.alignment != crate::plan::Alignment::Aligned {
         return Err(Error::refused(format!(
-            "the rows of this file cannot be split into {} partitions at {align}-byte aligned offsets (data at byte {}, {} bytes per row): nodes would share pages; rewrite it with mmrun convert --npy-header page, or use fewer ranks",
+            "the rows of this file cannot be split into {} partitions at {align}-byte aligned offsets (data at byte {}, {} bytes per row): nodes would share pages; convert it first (mmrun create --pending lays out .npy files so ranks can split them), or use fewer ranks",
             rank.size,
             layout.data_offset,
             layout.row_bytes()?
@@ -1478,7 +1489,7 @@ fn rank_partition(layout: &Layout, rank: Rank, align: u64) -> Result<RowRange> {
 
 /// The exit-75 error for a target that does not exist yet because a
 /// pending distributed run is building it, if one is.
-fn pending_elsewhere(path: &Path) -> Option<Error> {
+pub fn pending_elsewhere(path: &Path) -> Option<Error> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -1514,15 +1525,30 @@ fn check_size(file: &File, layout: &Layout, path: &Path, in_place: bool) -> Resu
 }
 
 /// Layout and header bytes for a new file.
-fn new_layout(new: &NewFile) -> Result<(Layout, Vec<u8>)> {
+fn new_layout(new: &NewFile, pending: bool) -> Result<(Layout, Vec<u8>)> {
     if new.raw {
         let layout = Layout::new(Format::Raw, new.dtype, new.shape.clone(), new.offset)?;
         return Ok((layout, vec![0; 0]));
     }
     // Check the size first so a huge shape is refused as an overflow.
-    Layout::new(Format::Npy { major: 1 }, new.dtype, new.shape.clone(), 0)?;
-    let header =
-        npy::encode_header(new.dtype, &new.shape, new.header).map_err(|e| Error::refused(e.0))?;
+    let bare = Layout::new(Format::Npy { major: 1 }, new.dtype, new.shape.clone(), 0)?;
+    let header = if pending && new.header == HeaderStyle::Page {
+        // Ranks split the file at 64 KiB-aligned row starts: put the data
+        // where such rows exist (4096 or 8192; NumPy reads headers up to
+        // 10000 bytes, so no further), or refuse now rather than at the ranks.
+        let row_bytes = bare.row_bytes()?;
+        let offset = [PAGE_DATA_OFFSET, 2 * PAGE_DATA_OFFSET]
+            .into_iter()
+            .find(|&off| bare.rows() <= 1 || crate::plan::aligned_rows(off, row_bytes, DISTRIBUTED_ALIGN).is_some())
+            .ok_or_else(|| {
+                Error::refused(format!(
+                    "rows of {row_bytes} bytes can never start at 64 KiB-aligned offsets in a .npy file NumPy reads (data at 4096 or 8192): ranks could not split it; use --raw, or a row size that is not a multiple of 16 KiB"
+                ))
+            })?;
+        npy::encode_padded(new.dtype, &new.shape, offset).map_err(|e| Error::refused(e.0))?
+    } else {
+        npy::encode_header(new.dtype, &new.shape, new.header).map_err(|e| Error::refused(e.0))?
+    };
     let layout = Layout::new(
         Format::Npy { major: header[6] },
         new.dtype,
@@ -1570,7 +1596,20 @@ fn sync_dir(target: &Path) -> Result<()> {
 
 /// A short hash of the job's parameters (FNV-1a over their JSON), recorded in
 /// the journal so a resumed run can tell it is the same job.
-fn fingerprint(layout: &Layout, rows: RowRange, work: &Work, seed: Option<u128>) -> String {
+fn fingerprint(
+    layout: &Layout,
+    rows: RowRange,
+    work: &Work,
+    seed: Option<u128>,
+    mode: &Mode,
+) -> String {
+    // A rebuild (new file) and an in-place run of the same command are
+    // different jobs: their rows live in different files.
+    let mode = match mode {
+        Mode::New { .. } => "new",
+        Mode::InPlace { .. } => "in_place",
+        Mode::Rank { .. } => "rank",
+    };
     let what = match work {
         Work::Create => serde_json::Value::Null,
         Work::Kernel(k) => serde_json::json!(k.spec()),
@@ -1581,6 +1620,7 @@ fn fingerprint(layout: &Layout, rows: RowRange, work: &Work, seed: Option<u128>)
         "rows": rows,
         "work": what,
         "seed": seed.map(|s| s.to_string()),
+        "mode": mode,
     })
     .to_string();
     let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {

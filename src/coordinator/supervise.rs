@@ -161,6 +161,8 @@ pub struct SpawnConfig<'a> {
     pub fail_fast: bool,
     /// Per-slot progress counters, if the run has them.
     pub progress: Option<&'a ProgressRegion>,
+    /// More variables for external programs (`MMRUN_RANK`, `MMRUN_RANKS`).
+    pub extra_env: Vec<(String, String)>,
 }
 
 /// What the coordinator loop reports while it runs.
@@ -559,7 +561,7 @@ fn spawn_one(
     cfg: &SpawnConfig<'_>,
     pumps: &mut Vec<Pump>,
 ) -> Result<Pid> {
-    let progress_env: Vec<(String, String)> = cfg
+    let mut progress_env: Vec<(String, String)> = cfg
         .progress
         .map(|p| {
             vec![
@@ -571,6 +573,7 @@ fn spawn_one(
             ]
         })
         .unwrap_or_default();
+    progress_env.extend(cfg.extra_env.iter().cloned());
     let spawned = match (work, cfg.spawn) {
         (WorkKind::Program { program, resolved }, _) => {
             let (argv, env) = program::worker_command(program, resolved, task, &progress_env)?;

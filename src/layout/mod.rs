@@ -169,14 +169,14 @@ impl Layout {
     pub fn check_workable(&self, path: &Path) -> Result<()> {
         if self.byte_order == ByteOrder::Big {
             return Err(Error::refused(format!(
-                "{} is big-endian ({}): convert it first with mmrun convert",
+                "{} is big-endian ({}): mmrun works on native little-endian files; convert it first (NumPy: np.save(out, a.astype(a.dtype.newbyteorder('<'))))",
                 path.display(),
                 self.dtype.descr_with(ByteOrder::Big)
             )));
         }
         if self.fortran_order && self.shape.len() > 1 {
             return Err(Error::refused(format!(
-                "{} is in Fortran order: convert it to C order first with mmrun convert",
+                "{} is in Fortran order: mmrun works on C-order files; convert it first (NumPy: np.save(out, np.ascontiguousarray(a)))",
                 path.display()
             )));
         }

@@ -117,18 +117,26 @@ pub fn encode_header(dtype: DType, shape: &[u64], style: HeaderStyle) -> Result<
             let pad = ARRAY_ALIGN - (prefix + hlen) % ARRAY_ALIGN;
             Ok(assemble(version, len_bytes, &dict, pad))
         }
-        HeaderStyle::Page => {
-            let prefix = MAGIC.len() + 2 + 2;
-            let total = PAGE_DATA_OFFSET as usize;
-            if prefix + dict.len() + 1 > total {
-                return Err(err(format!(
-                    "the .npy header for shape {shape:?} does not fit in {total} bytes: use --npy-header compact"
-                )));
-            }
-            let pad = total - prefix - dict.len() - 1;
-            Ok(assemble(1, 2, &dict, pad))
-        }
+        HeaderStyle::Page => encode_padded(dtype, shape, PAGE_DATA_OFFSET),
     }
+}
+
+/// A v1.0 header padded with spaces so data starts exactly at `data_offset`
+/// (a multiple of 64, at most [`MAX_HEADER_LEN`] + 10 so NumPy reads it).
+pub fn encode_padded(dtype: DType, shape: &[u64], data_offset: u64) -> Result<Vec<u8>, NpyError> {
+    let dict = dict_text(dtype, shape);
+    let prefix = MAGIC.len() + 2 + 2;
+    let total = data_offset as usize;
+    if total > MAX_HEADER_LEN as usize + prefix || total % ARRAY_ALIGN != 0 {
+        return Err(err(format!("cannot put .npy data at byte {total}")));
+    }
+    if prefix + dict.len() + 1 > total {
+        return Err(err(format!(
+            "the .npy header for shape {shape:?} does not fit in {total} bytes: use --npy-header compact"
+        )));
+    }
+    let pad = total - prefix - dict.len() - 1;
+    Ok(assemble(1, 2, &dict, pad))
 }
 
 fn assemble(version: u8, len_bytes: usize, dict: &str, pad: usize) -> Vec<u8> {

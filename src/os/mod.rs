@@ -248,8 +248,17 @@ fn reset_signals() {
         if s == Signal::SIGKILL || s == Signal::SIGSTOP {
             continue;
         }
-        // SAFETY: installing SIG_DFL runs no code of ours in signal context.
-        let _ = unsafe { signal::signal(s, SigHandler::SigDfl) };
+        // SIGUSR1 asks the coordinator for a checkpoint. Slurm's
+        // `--signal=USR1@T` and `scancel -s USR1` send it to every process
+        // of the step, so workers (and the programs they exec, which inherit
+        // an ignored disposition) must not die of it.
+        let action = if s == Signal::SIGUSR1 {
+            SigHandler::SigIgn
+        } else {
+            SigHandler::SigDfl
+        };
+        // SAFETY: SIG_DFL and SIG_IGN run no code of ours in signal context.
+        let _ = unsafe { signal::signal(s, action) };
     }
     let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }

@@ -13,6 +13,12 @@ mod failure;
 mod numpy_interop;
 // External workers through `mmrun exec`: protocol, templating, Python and C workers.
 mod exec;
+// Crashed workers, interrupts, resume, durability, hostile files and headers.
+mod reliability;
+// A bounded, seeded soak: random jobs, random kills, resume until verified.
+mod soak;
+// Rank mode under real launchers (mpirun, srun).
+mod distributed;
 // The JSON run report and its schema, progress, logs, and mmrun bench.
 mod report;
 // mmrun apply against NumPy's evaluation of the same assignment.
