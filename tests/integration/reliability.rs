@@ -1000,14 +1000,25 @@ fn resume_in_place_never_adopts_a_rebuild_journal() {
 
 // ========================================================== durability ==
 
+/// Whether `pid` ignores `sig` (`SigIgn` in `/proc/PID/status`).
+fn ignores(pid: i32, sig: Signal) -> bool {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|m| m & (1 << (sig as i32 - 1)) != 0)
+}
+
 /// SIGUSR1 makes what is written durable: with worker 0 hanging, a
 /// "durable" line covering every recorded row appears, and the run goes on
-/// (until the test stops it).
-#[test]
-fn sigusr1_adds_a_durable_record() {
+/// (until the test stops it). Sent as Slurm's `--signal=USR1` or
+/// `scancel -s USR1` send it — to the coordinator and to every worker —
+/// it does not kill the workers (they ignore it).
+fn sigusr1_adds_a_durable_record(spawn: &str) {
     let d = Dir::new();
     let journal = d.join(".x.npy.mmrun-journal");
-    let mut cmd = d.cmd(&strs(&uniform5("x.npy", &["-w", "3"])));
+    let mut cmd = d.cmd(&strs(&uniform5("x.npy", &["-w", "3", "--spawn", spawn])));
     cmd.env(HOOK, "0:hang@100");
     let mut bg = Bg::start(cmd);
     let rows = vec![(0, 256), (512, 1536)];
@@ -1017,6 +1028,12 @@ fn sigusr1_adds_a_durable_record() {
         0,
         "durable before any sync"
     );
+    let worker = children(bg.pid())[0];
+    assert!(
+        ignores(worker, Signal::SIGUSR1),
+        "worker {worker} would die of a step-wide SIGUSR1"
+    );
+    kill(Pid::from_raw(worker), Signal::SIGUSR1).unwrap();
     bg.signal(Signal::SIGUSR1);
     bg.wait_until(
         Duration::from_secs(10),
@@ -1024,10 +1041,25 @@ fn sigusr1_adds_a_durable_record() {
         |_| read_journal(&journal).is_some_and(|j| j.durable == rows),
     );
     assert!(!bg.exited(), "SIGUSR1 stopped the run");
+    assert_eq!(
+        children(bg.pid()),
+        vec![worker],
+        "SIGUSR1 stopped the hanging worker"
+    );
     let out = bg.wait_after(Signal::SIGTERM);
     assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{}", stderr(&out));
     let j = read_journal(&journal).unwrap();
     assert_eq!(j.durable_lines, 1, "one checkpoint, one durable line");
+}
+
+#[test]
+fn sigusr1_adds_a_durable_record_fork() {
+    sigusr1_adds_a_durable_record("fork");
+}
+
+#[test]
+fn sigusr1_adds_a_durable_record_exec_spawn() {
+    sigusr1_adds_a_durable_record("exec");
 }
 
 impl Bg {

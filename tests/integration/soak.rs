@@ -311,7 +311,12 @@ fn run_once(
     if rng.chance(0.3) {
         let chunk = (rows / (1 + rng.below(64))).max(1);
         n.dynamic += 1;
-        extra.extend(["--schedule".into(), "dynamic".into(), "--chunk-rows".into(), chunk.to_string()]);
+        extra.extend([
+            "--schedule".into(),
+            "dynamic".into(),
+            "--chunk-rows".into(),
+            chunk.to_string(),
+        ]);
     }
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let args = job.args(&job.name, workers, &extra);
@@ -493,9 +498,11 @@ fn soak_random_jobs_with_kills_and_resume() {
                 Ran::Failed | Ran::Signalled(_) => {
                     assert!(journal.exists(), "{ctx}: an unfinished run left no journal");
                     // A raw file in place needs --shape, and --shape with
-                    // --force rebuilds the file rather than working in place
-                    // (see reliability::resume_in_place_never_adopts_a_rebuild):
-                    // such jobs are only resumed.
+                    // --force rebuilds the file in a partial file instead of
+                    // working in place: a later in-place --resume is then
+                    // another job (see reliability::
+                    // resume_in_place_never_adopts_a_rebuild_journal). Such
+                    // jobs are only resumed.
                     let force_ok = !(job.raw && job.in_place);
                     how = if force_ok && rng.chance(0.2) {
                         "--force"
