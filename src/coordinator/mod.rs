@@ -621,7 +621,10 @@ impl Runner {
         if previous.is_some() {
             journal.record_owner(&owner)?;
         }
-        let resuming = previous.is_some();
+        // A run that died before it recorded any row left nothing worth
+        // keeping (its partial file may be missing or half made): start over.
+        let resuming = previous.is_some()
+            && !(trusted.is_empty() && matches!(prepared.mode, Mode::New { .. }));
         let opened = if resuming {
             self.open_to_resume(prepared, &partial)
         } else {
@@ -972,7 +975,8 @@ impl Runner {
                 prev.owner.uid, me.uid
             )));
         }
-        if matches!(prepared.mode, Mode::New { .. }) && !partial.exists() {
+        let recorded = !prev.written.is_empty() || !prev.durable.is_empty();
+        if matches!(prepared.mode, Mode::New { .. }) && recorded && !partial.exists() {
             return Err(Error::refused(format!(
                 "{target}: nothing to resume: the partial file {} is gone (use --force to start over)",
                 partial.display()
