@@ -232,7 +232,7 @@ fn bench_runs_and_exports_json_and_svg() {
     let out = d.ok(&[
         "bench",
         "--size",
-        "8MiB",
+        "64MiB",
         "--workers",
         "1,2",
         "--repeat",
