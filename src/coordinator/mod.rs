@@ -880,6 +880,7 @@ impl Runner {
                 workers: concurrency,
                 seed: self.seed,
                 attempt: 0,
+                stream_writeback: self.sync == SyncMode::Full,
                 input: prepared.input.clone(),
             })
             .collect();

@@ -4,13 +4,16 @@
 //!
 //! Durability: workers write through `MAP_SHARED` mappings, which other
 //! mappings of the file see through the page cache at once. Nothing here
-//! calls `msync`: the coordinator makes the whole file durable once with
-//! `fsync` after every worker has been reaped.
+//! calls `msync` (`MS_ASYNC` is a no-op on Linux): the coordinator makes the
+//! whole file durable once with `fsync` after every worker has been reaped.
+//! Workers of a syncing run stream writeback while they compute
+//! ([`start_writeback`], [`wait_writeback`]), so that `fsync` finds little
+//! left to write.
 
 use std::fs::File;
 use std::io;
 use std::ops::{Deref, DerefMut};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
 use memmap2::{MmapMut, MmapOptions};
@@ -46,6 +49,29 @@ impl SharedRegion {
     }
 }
 
+impl SharedRegion {
+    /// Drops this process's page-table entries for `offset..offset + len`
+    /// of the region (`MADV_DONTNEED`), so they stop counting towards its
+    /// resident set. The bytes are not lost: this is a shared mapping of a
+    /// file, so they live in the page cache (dirty ones are written back as
+    /// usual) and the next access maps the same page again. `madvise`
+    /// works on whole pages: the page holding `offset` is included.
+    pub fn release(&mut self, offset: usize, len: usize) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: `&mut self` means no slice into the region is alive, and
+        // for a MAP_SHARED file mapping MADV_DONTNEED only unmaps pages:
+        // their contents stay in the page cache and are mapped back on the
+        // next access, so every later read sees exactly the bytes written
+        // before. memmap2 checks the range against the mapping.
+        unsafe {
+            self.map
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
+        }
+    }
+}
+
 impl Deref for SharedRegion {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -71,6 +97,58 @@ pub fn reserve(file: &File, offset: u64, len: u64) -> Result<(), Errno> {
         offset as libc::off_t,
         len as libc::off_t,
     )
+}
+
+/// Starts writeback of the dirty pages of `offset..offset + len` of `file`
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`) and returns without waiting
+/// for it to finish. This alone makes nothing durable (no metadata, no
+/// disk cache flush): it only moves the flush earlier, so a later `fsync`
+/// has less to do.
+pub fn start_writeback(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    sync_file_range(file, offset, len, libc::SYNC_FILE_RANGE_WRITE)
+}
+
+/// Writes back the dirty pages of `offset..offset + len` of `file` and
+/// waits until all of them, including writeback already under way, have
+/// reached the device (`SYNC_FILE_RANGE_WAIT_BEFORE | WRITE | WAIT_AFTER`).
+///
+/// An error (EIO, ENOSPC) is the file's writeback error: it is reported
+/// once per open file description, so the caller must treat it as fatal —
+/// a later `fsync` through the same description may not see it again.
+pub fn wait_writeback(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    sync_file_range(
+        file,
+        offset,
+        len,
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+    )
+}
+
+fn sync_file_range(file: &File, offset: u64, len: u64, flags: libc::c_uint) -> io::Result<()> {
+    if len == 0 {
+        // A zero length means "to the end of the file" to the kernel.
+        return Ok(());
+    }
+    let (Ok(offset), Ok(len)) = (
+        libc::off64_t::try_from(offset),
+        libc::off64_t::try_from(len),
+    ) else {
+        return Err(io::ErrorKind::InvalidInput.into());
+    };
+    loop {
+        // SAFETY: sync_file_range takes only integers; the descriptor is
+        // borrowed from `file`, so it stays open for the whole call.
+        let r = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
 }
 
 /// Bytes available to unprivileged users on the file system holding `path`.

@@ -1,26 +1,35 @@
-//! The worker side: map this worker's rows, run a kernel over them block by
-//! block, exit.
+//! The worker side: run a kernel over this worker's rows block by block,
+//! stream them to the file, exit.
 //!
 //! A worker is started either by `fork` (it inherits the open file and the
 //! kernel) or by re-executing `mmrun __worker`, which rebuilds everything
 //! from the environment of the external-worker protocol (see
 //! [`WorkerTask::to_env`]) plus `MMRUN_KERNEL`, the kernel's spec as JSON.
 //!
-//! Each worker maps only its own rows, so it never holds a reference to
-//! bytes another process writes. Blocks are sized to stay in cache; the block
-//! loop is the one place later work adds streamed writeback.
+//! Each worker touches only its own rows. A fill, which overwrites every
+//! element of its blocks, computes each block in a cache-sized buffer that
+//! is `pwrite`n to the file; any other kernel runs on a shared mapping of
+//! the worker's rows (and nothing else, so the worker never holds a
+//! reference to bytes another process writes). Both land in the same page
+//! cache, which every other mapping of the file sees. In a syncing run the
+//! block loop streams writeback (see `Writeback`): the disk writes finished
+//! windows while the kernel computes the next ones, and a worker's resident
+//! set stays bounded by a few windows, not by its partition.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::path::PathBuf;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::kernels::{self, AnyRowsMut, Kernel, KernelSpec, RowsIn};
 use crate::layout::{DType, Format, Layout};
 use crate::os::progress::ProgressRegion;
-use crate::os::{ReadRegion, SharedRegion};
+use crate::os::{self, ReadRegion, SharedRegion};
 use crate::plan::RowRange;
 
-/// Target bytes per kernel block: small enough to stay in L2.
+/// Target bytes per kernel block: about the size of an L2 cache. 256 KiB
+/// and 1 MiB measured alike here (512 KiB L2), 128 KiB and 4 MiB slower.
 const BLOCK_BYTES: u64 = 1 << 20;
 
 /// Protocol version of the worker environment.
@@ -45,6 +54,12 @@ pub struct WorkerTask {
     pub attempt: u32,
     /// A file read row by row beside the one written (`apply --out`).
     pub input: Option<InputFile>,
+    /// Stream writeback while working (a `--sync full` run): start writing
+    /// each finished window to disk and wait for the one two back, so the
+    /// final `fsync` has little left. `false` (no streaming) is always
+    /// correct: it only leaves all the flushing to the end. Crosses `exec`
+    /// as `MMRUN_SYNC=full|none` (absent means `none`).
+    pub stream_writeback: bool,
 }
 
 /// A file a kernel reads: the same rows as the file it writes.
@@ -82,6 +97,12 @@ impl WorkerTask {
             env.push(("MMRUN_SEED".into(), seed.to_string()));
         }
         env.push(("MMRUN_ATTEMPT".into(), self.attempt.to_string()));
+        let sync = if self.stream_writeback {
+            "full"
+        } else {
+            "none"
+        };
+        env.push(("MMRUN_SYNC".into(), sync.into()));
         if let Some(input) = &self.input {
             // mmrun's own re-executed workers only; not part of protocol v1.
             let shape: Vec<String> = input.layout.shape.iter().map(u64::to_string).collect();
@@ -160,6 +181,15 @@ impl WorkerTask {
                 .and_then(|a| a.parse().ok())
                 .unwrap_or(0),
             input,
+            stream_writeback: match get("MMRUN_SYNC").as_deref() {
+                None | Some("none") => false,
+                Some("full") => true,
+                Some(other) => {
+                    return Err(Error::refused(format!(
+                        "MMRUN_SYNC {other} is unknown (full or none)"
+                    )))
+                }
+            },
         })
     }
 }
@@ -168,12 +198,32 @@ impl WorkerTask {
 pub type ProgressSlot<'a> = (&'a ProgressRegion, usize);
 
 /// Runs `kernel` over the task's rows of `file`, publishing rows done to
-/// `progress` after every block.
+/// `progress` after every block and streaming writeback when the task asks
+/// for it.
 pub fn run(
     task: &WorkerTask,
     file: &File,
     kernel: &dyn Kernel,
     progress: Option<ProgressSlot<'_>>,
+) -> Result<()> {
+    run_windowed(task, file, kernel, progress, WRITEBACK_BYTES)
+}
+
+/// Whether `kernel` overwrites every element of every block it is given
+/// without reading them, so a block can be computed in a buffer and written
+/// with `pwrite`. Only fills promise that; a kernel that reads `x`, or
+/// writes only some columns (`apply --cols`), must run on the mapping.
+fn overwrites_blocks(kernel: &dyn Kernel) -> bool {
+    kernel.spec().name == "fill" && !kernel.reads_input()
+}
+
+/// [`run`] with writeback windows of about `window` bytes.
+fn run_windowed(
+    task: &WorkerTask,
+    file: &File,
+    kernel: &dyn Kernel,
+    progress: Option<ProgressSlot<'_>>,
+    window: u64,
 ) -> Result<()> {
     test_hooks::before_work(task);
     let layout = &task.layout;
@@ -186,14 +236,24 @@ pub fn run(
     let offset = layout.data_offset + task.range.start * row_bytes;
     let len = usize::try_from(task.range.len() * row_bytes)
         .map_err(|_| Error::failed("this worker's rows do not fit in the address space"))?;
-    // SAFETY: the one app-level decision for the worker side. The
-    // coordinator sized the file to `layout.file_len()` before starting any
-    // worker and holds the journal lock, so no other mmrun resizes it; the
-    // plan gives each worker disjoint rows, so no other process writes
-    // `offset..offset + len`. Another program truncating the file would
-    // still SIGBUS us: that is reported as an I/O error on these rows.
-    let mut region = unsafe { SharedRegion::map(file, offset, len) }
-        .map_err(|e| Error::io_failed("cannot map rows of", &task.path, e))?;
+    // A fill computes each block in a cache-resident buffer and `pwrite`s
+    // it: the page cache takes whole pages with no page faults and no
+    // zeroing of fresh pages, which measured faster than first-touch stores
+    // through a mapping (PERFORMANCE.md). Other kernels map the rows.
+    let mut region = if overwrites_blocks(kernel) {
+        None
+    } else {
+        // SAFETY: the one app-level decision for the worker side. The
+        // coordinator sized the file to `layout.file_len()` before starting
+        // any worker and holds the journal lock, so no other mmrun resizes
+        // it; the plan gives each worker disjoint rows, so no other process
+        // writes `offset..offset + len`. Another program truncating the
+        // file would still SIGBUS us: that is reported as an I/O error on
+        // these rows.
+        let map = unsafe { SharedRegion::map(file, offset, len) }
+            .map_err(|e| Error::io_failed("cannot map rows of", &task.path, e))?;
+        Some(map)
+    };
     let input = match &task.input {
         Some(inp) => Some(map_input(inp, task.range)?),
         None => None,
@@ -202,12 +262,23 @@ pub fn run(
     let aligned = offset % itemsize == 0;
     let mut in_bounce: Vec<u64> = Vec::new();
     let mut bounce: Vec<u64> = Vec::new();
+    let mut stream = Writeback {
+        file,
+        path: &task.path,
+        rows: task.range,
+        sync: task.stream_writeback,
+        window,
+        base: offset,
+        end: offset + len as u64,
+        start: offset,
+        pending: VecDeque::with_capacity(WRITEBACK_DEPTH + 1),
+        expect_len: region.is_none().then_some(layout.file_len()?),
+    };
     let mut row = task.range.start;
     while row < task.range.end {
         let n = block_rows.min(task.range.end - row);
         let lo = ((row - task.range.start) * row_bytes) as usize;
         let hi = lo + (n * row_bytes) as usize;
-        let bytes = &mut region[lo..hi];
         let call = |kernel: &dyn Kernel, out: AnyRowsMut<'_>, in_bounce: &mut Vec<u64>| match &input
         {
             None => kernel.run(out),
@@ -219,8 +290,7 @@ pub fn run(
                 let bytes: &[u8] = if start % inp.layout.dtype.itemsize() == 0 {
                     raw
                 } else {
-                    in_bounce.resize(raw.len().div_ceil(8), 0);
-                    let staged = &mut bytemuck::cast_slice_mut::<u64, u8>(in_bounce)[..raw.len()];
+                    let staged = staging(in_bounce, raw.len());
                     staged.copy_from_slice(raw);
                     staged
                 };
@@ -233,36 +303,62 @@ pub fn run(
                 kernel.run_io(rows_in, out)
             }
         };
-        if aligned {
-            call(
-                kernel,
-                AnyRowsMut::from_bytes(layout.dtype, bytes, row, row_len),
-                &mut in_bounce,
-            )
-        } else {
-            // Raw files may put data at an offset that is not a multiple of
-            // the itemsize, as numpy.memmap allows: stage through an aligned
-            // buffer so kernels always see aligned, typed rows.
-            bounce.resize(bytes.len().div_ceil(8), 0);
-            let staged = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut bounce)[..bytes.len()];
-            if kernel.reads_input() {
-                staged.copy_from_slice(bytes);
+        let rows_failed = |e: String| Error::failed(format!("rows {row}..{}: {e}", row + n));
+        match region.as_mut() {
+            Some(region) if aligned => {
+                let bytes = &mut region[lo..hi];
+                call(
+                    kernel,
+                    AnyRowsMut::from_bytes(layout.dtype, bytes, row, row_len),
+                    &mut in_bounce,
+                )
+                .map_err(rows_failed)?;
             }
-            let r = call(
-                kernel,
-                AnyRowsMut::from_bytes(layout.dtype, staged, row, row_len),
-                &mut in_bounce,
-            );
-            bytes.copy_from_slice(staged);
-            r
+            Some(region) => {
+                // Raw files may put data at an offset that is not a multiple
+                // of the itemsize, as numpy.memmap allows: stage through an
+                // aligned buffer so kernels always see aligned, typed rows.
+                // The old bytes are loaded whatever the kernel reads: one
+                // that writes only some columns must leave the others.
+                let bytes = &mut region[lo..hi];
+                let staged = staging(&mut bounce, bytes.len());
+                staged.copy_from_slice(bytes);
+                call(
+                    kernel,
+                    AnyRowsMut::from_bytes(layout.dtype, staged, row, row_len),
+                    &mut in_bounce,
+                )
+                .map_err(rows_failed)?;
+                bytes.copy_from_slice(staged);
+            }
+            None => {
+                let staged = staging(&mut bounce, hi - lo);
+                call(
+                    kernel,
+                    AnyRowsMut::from_bytes(layout.dtype, staged, row, row_len),
+                    &mut in_bounce,
+                )
+                .map_err(rows_failed)?;
+                stream.check_len()?;
+                file.write_all_at(staged, offset + lo as u64).map_err(|e| {
+                    Error::failed(format!(
+                        "I/O error on rows {row}..{} of {}: {e}",
+                        row + n,
+                        task.path.display()
+                    ))
+                })?;
+            }
         }
-        .map_err(|e| Error::failed(format!("rows {row}..{}: {e}", row + n)))?;
         row += n;
-        if let Some((region, slot)) = progress {
-            region.store(slot, row - task.range.start);
+        if let Some((counters, slot)) = progress {
+            counters.store(slot, row - task.range.start);
         }
+        stream.done_to(region.as_mut(), offset + hi as u64)?;
         test_hooks::after_block(task, row);
     }
+    stream.check_len()?;
+    // The last windows are left in flight: the coordinator's fsync waits
+    // for them, and the worker can exit now.
     Ok(())
 }
 
@@ -287,6 +383,131 @@ fn map_input(inp: &InputFile, range: RowRange) -> Result<(ReadRegion, &InputFile
     }
     .map_err(|e| Error::io_failed("cannot map rows of", &inp.path, e))?;
     Ok((map, inp, row_bytes, row_len))
+}
+
+/// The first `len` bytes of `buf`, grown as needed, as an 8-byte aligned
+/// byte slice.
+fn staging(buf: &mut Vec<u64>, len: usize) -> &mut [u8] {
+    buf.resize(len.div_ceil(8), 0);
+    &mut bytemuck::cast_slice_mut::<u64, u8>(buf)[..len]
+}
+
+/// Bytes per writeback window: finished compute blocks are grouped into
+/// windows of about this size before their writeback starts. Measured here
+/// (PERFORMANCE.md): 4, 8 and 16 MiB are alike within the noise; 8 MiB
+/// keeps a worker's resident set near 3 windows.
+const WRITEBACK_BYTES: u64 = 8 << 20;
+
+/// Windows in flight: after starting window k, the worker waits for k − 2.
+/// Waiting for k − 1 (depth 1) measured slower here: the disk then idles
+/// while the worker computes.
+const WRITEBACK_DEPTH: usize = 2;
+
+/// Windows are cut on this boundary of the file, so each page belongs to
+/// one window and no window's writeback catches a page the block loop has
+/// not finished. 4096 divides every larger page size; a smaller page would
+/// only mean a few pages are written twice.
+const WRITEBACK_ALIGN: u64 = 4096;
+
+/// The worker's streamed writeback. As the block loop finishes bytes, they
+/// are cut into windows of about [`WRITEBACK_BYTES`]; each window's
+/// writeback starts as soon as it is complete (`sync_file_range(WRITE)`),
+/// the window [`WRITEBACK_DEPTH`] back is waited for, and then its pages
+/// are dropped from this process's page tables. So the disk works while the
+/// kernel computes, the coordinator's final `fsync` finds little left, and
+/// a worker's dirty pages and resident set stay bounded by a few windows
+/// whatever the size of its partition.
+///
+/// Without `sync` (`--sync none`) nothing is written early and nothing is
+/// waited for; windows are still dropped from the resident set.
+///
+/// Errors: a failed writeback (EIO, ENOSPC) is reported once per open file
+/// description, and forked workers share the coordinator's: the error could
+/// be consumed here and never reach the final `fsync`. So any writeback
+/// error fails the worker, and with it the run.
+struct Writeback<'a> {
+    file: &'a File,
+    path: &'a Path,
+    /// The worker's rows, for messages.
+    rows: RowRange,
+    sync: bool,
+    window: u64,
+    /// File offset where the worker's region starts.
+    base: u64,
+    /// File offset where it ends.
+    end: u64,
+    /// Start of the window being filled.
+    start: u64,
+    /// Windows written but not yet retired, oldest first.
+    pending: VecDeque<(u64, u64)>,
+    /// On the write path, the file's expected length. A store through a
+    /// mapping past the end of a file that another program truncated is a
+    /// SIGBUS; a `pwrite` there would silently extend the file again, and
+    /// could hide the truncation from the coordinator's size check. So the
+    /// write path checks the length before every block and at the end (one
+    /// `fstat`, well under a microsecond). What stays open: a truncation
+    /// landing between the last block's check and its `pwrite`.
+    expect_len: Option<u64>,
+}
+
+impl Writeback<'_> {
+    /// The bytes of the file before offset `done` are final.
+    fn done_to(&mut self, mut region: Option<&mut SharedRegion>, done: u64) -> Result<()> {
+        let cut = if done >= self.end {
+            self.end
+        } else {
+            done / WRITEBACK_ALIGN * WRITEBACK_ALIGN
+        };
+        if cut < self.end && cut < self.start + self.window {
+            return Ok(());
+        }
+        let window = (self.start, cut);
+        self.start = cut;
+        if self.sync {
+            os::file::start_writeback(self.file, window.0, window.1 - window.0)
+                .map_err(|e| self.error(window, e))?;
+        }
+        self.pending.push_back(window);
+        while self.pending.len() > WRITEBACK_DEPTH {
+            let (lo, hi) = self.pending.pop_front().expect("longer than the depth");
+            if self.sync {
+                os::file::wait_writeback(self.file, lo, hi - lo)
+                    .map_err(|e| self.error((lo, hi), e))?;
+            }
+            if let Some(region) = region.as_deref_mut() {
+                // Only memory is at stake: a failure costs nothing.
+                let _ = region.release((lo - self.base) as usize, (hi - lo) as usize);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails if the file is shorter than it should be (see `expect_len`).
+    fn check_len(&self) -> Result<()> {
+        let Some(want) = self.expect_len else {
+            return Ok(());
+        };
+        let len = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io_failed("cannot stat", self.path, e))?
+            .len();
+        if len < want {
+            return Err(Error::failed(format!(
+                "I/O error on rows {}: {} changed size during the run ({len} bytes, expected {want}): another program truncated it",
+                self.rows,
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn error(&self, (lo, hi): (u64, u64), e: std::io::Error) -> Error {
+        Error::failed(format!(
+            "I/O error writing back bytes {lo}..{hi} of {}: {e}",
+            self.path.display()
+        ))
+    }
 }
 
 /// Entry point of a re-executed worker (`mmrun __worker`): everything comes
@@ -392,4 +613,182 @@ mod test_hooks {
 
     #[cfg(not(debug_assertions))]
     pub(super) fn after_block(_task: &WorkerTask, _row: u64) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{Fill, FillKind};
+
+    fn task(path: &Path, layout: &Layout, rows: (u64, u64), sync: bool) -> WorkerTask {
+        WorkerTask {
+            path: path.to_path_buf(),
+            layout: layout.clone(),
+            range: RowRange::new(rows.0, rows.1),
+            worker: 0,
+            workers: 2,
+            seed: None,
+            attempt: 0,
+            input: None,
+            stream_writeback: sync,
+        }
+    }
+
+    /// `x + 1` on f32 rows: a kernel that reads its input, so it runs on
+    /// the mapping.
+    struct AddOne;
+
+    impl Kernel for AddOne {
+        fn spec(&self) -> KernelSpec {
+            KernelSpec {
+                name: "add-one".into(),
+                params: serde_json::Value::Null,
+            }
+        }
+        fn run(&self, rows: AnyRowsMut<'_>) -> std::result::Result<(), String> {
+            let AnyRowsMut::F32(mut r) = rows else {
+                return Err("f32 only".into());
+            };
+            r.as_mut_slice().iter_mut().for_each(|x| *x += 1.0);
+            Ok(())
+        }
+        fn reads_input(&self) -> bool {
+            true
+        }
+    }
+
+    /// Many small windows over unaligned partitions, with data offsets that
+    /// are aligned and not (the bounce path), through both the write path
+    /// (a fill) and the mapped path (a kernel reading its input): every
+    /// byte lands, nothing outside the data changes, whether writeback
+    /// streams or not.
+    #[test]
+    fn windowed_writeback_writes_every_byte() {
+        for (sync, offset) in [(true, 6u64), (false, 6), (true, 4096), (false, 0)] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("a.raw");
+            let (rows, cols) = (3000u64, 250u64);
+            let layout = Layout::new(Format::Raw, DType::F32, vec![rows, cols], offset).unwrap();
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .unwrap();
+            let len = layout.file_len().unwrap();
+            file.set_len(len + 100).unwrap();
+            let fill = Fill::new(FillKind::Arange, DType::F32).unwrap();
+            let ranges = [(0, 1234), (1234, 2999), (2999, 3000)];
+            for kernel in [&fill as &dyn Kernel, &AddOne] {
+                for range in ranges {
+                    let t = task(&path, &layout, range, sync);
+                    run_windowed(&t, &file, kernel, None, 64 << 10).unwrap();
+                }
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(bytes[..offset as usize].iter().all(|&b| b == 0));
+            assert!(bytes[len as usize..].iter().all(|&b| b == 0));
+            let data = &bytes[offset as usize..len as usize];
+            for (i, c) in data.chunks_exact(4).enumerate() {
+                let v = f32::from_le_bytes(c.try_into().unwrap());
+                assert_eq!(
+                    v,
+                    i as f32 + 1.0,
+                    "element {i}, sync {sync}, offset {offset}"
+                );
+            }
+        }
+    }
+
+    /// A file shorter than its layout (truncated by another program) fails
+    /// the write path instead of being silently extended.
+    #[test]
+    fn write_path_refuses_a_truncated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.raw");
+        let layout = Layout::new(Format::Raw, DType::F32, vec![100, 1000], 0).unwrap();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(1000).unwrap();
+        let fill = Fill::new(FillKind::Arange, DType::F32).unwrap();
+        let t = task(&path, &layout, (0, 100), true);
+        let err = run_windowed(&t, &file, &fill, None, 64 << 10).unwrap_err();
+        assert!(err.to_string().contains("changed size"), "{err}");
+        assert_eq!(file.metadata().unwrap().len(), 1000);
+    }
+
+    /// Sets column 0 to -1 and leaves the others, reading nothing (like
+    /// `apply --cols 0:1 --expr -1`).
+    struct FirstColumn;
+
+    impl Kernel for FirstColumn {
+        fn spec(&self) -> KernelSpec {
+            KernelSpec {
+                name: "first-column".into(),
+                params: serde_json::Value::Null,
+            }
+        }
+        fn run(&self, rows: AnyRowsMut<'_>) -> std::result::Result<(), String> {
+            let AnyRowsMut::F32(mut r) = rows else {
+                return Err("f32 only".into());
+            };
+            r.rows_mut().for_each(|(_, row)| row[0] = -1.0);
+            Ok(())
+        }
+    }
+
+    /// A kernel that writes only some elements keeps the others, through
+    /// the mapping and through the bounce buffer of an unaligned offset.
+    #[test]
+    fn partial_writers_keep_the_other_elements() {
+        for offset in [0u64, 6] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("a.raw");
+            let layout = Layout::new(Format::Raw, DType::F32, vec![300, 50], offset).unwrap();
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .unwrap();
+            file.set_len(layout.file_len().unwrap()).unwrap();
+            let fill = Fill::new(FillKind::Arange, DType::F32).unwrap();
+            for kernel in [&fill as &dyn Kernel, &FirstColumn] {
+                let t = task(&path, &layout, (0, 300), true);
+                run_windowed(&t, &file, kernel, None, 4096).unwrap();
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            let data = &bytes[offset as usize..];
+            for (i, c) in data.chunks_exact(4).enumerate() {
+                let v = f32::from_le_bytes(c.try_into().unwrap());
+                let want = if i % 50 == 0 { -1.0 } else { i as f32 };
+                assert_eq!(v, want, "element {i}, offset {offset}");
+            }
+        }
+    }
+
+    #[test]
+    fn sync_mode_crosses_the_environment() {
+        let layout = Layout::new(Format::Raw, DType::U8, vec![4, 4], 0).unwrap();
+        for sync in [true, false] {
+            let t = task(Path::new("/x"), &layout, (1, 3), sync);
+            let env = t.to_env();
+            let back = WorkerTask::from_env(|k| {
+                env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
+            })
+            .unwrap();
+            assert_eq!(back, t);
+        }
+        let env = task(Path::new("/x"), &layout, (1, 3), true).to_env();
+        let without = |k: &str| {
+            (k != "MMRUN_SYNC")
+                .then(|| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()))
+                .flatten()
+        };
+        assert!(!WorkerTask::from_env(without).unwrap().stream_writeback);
+    }
 }

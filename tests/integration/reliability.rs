@@ -1563,8 +1563,10 @@ fn file_truncated_during_a_run_is_not_published() {
     assert!(!stderr(&out).contains("core dumped"), "{}", stderr(&out));
 }
 
-/// Cut inside the retried worker's own rows: it dies of SIGBUS, reported as
-/// an I/O error on its rows; the coordinator exits 1 (no SIGBUS of its own).
+/// Cut inside the retried worker's own rows: the worker notices (a fill checks
+/// the file's length before each block; a mapped kernel would die of SIGBUS),
+/// which is reported as an I/O error on its rows; the coordinator exits 1
+/// (no SIGBUS of its own).
 #[test]
 fn file_truncated_under_a_worker_is_an_io_error() {
     let d = Dir::new();

@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark of issue 7: mmrun against a plain writer and NumPy.
+
+Every contender writes the same 400 MB float32 array (10000 x 10000) into a
+new file on the same disk with 2 worker processes and ends with the data
+durable (fsync). Contenders run interleaved: each round runs every one of
+them once, in an order rotated from round to round, so a change in the
+machine's state hits all of them alike. Timings are whole-process wall
+time; figures are ratios against the plain writer of the same session.
+
+    benches/e2e/run.py [--rounds 7] [--dir DIR] [--scaling]
+                       [--alt NAME=COMMAND ...] [--json OUT] [--markdown OUT]
+
+Contenders:
+  plain        benches/e2e/plain_writer.c (built here with `cc -O2`):
+               fallocate + N forked first-touch writers of 1.0f + one fsync
+  value        mmrun fill --value 1 -w N
+  uniform      mmrun fill --random uniform -w N
+  numpy-good   benches/e2e/numpy_good.py: rng.random(dtype=float32, out=slice)
+  numpy-ref    benches/e2e/numpy_reference.py: fp[a:b] = np.random.rand(...)
+--scaling adds the same at 1 worker (plain-w1, value-w1, uniform-w1).
+--alt NAME=COMMAND adds `value`/`uniform` runs of another mmrun binary (A/B
+of a change); COMMAND is split like a shell line, so `env K=V path/mmrun`
+works.
+
+Needs: Linux, cc, a release build of mmrun (`cargo build --release`), and
+for the NumPy contenders a Python with NumPy (--python; default: the one
+running this script, e.g. .venv/bin/python). Results and how to read them:
+PERFORMANCE.md.
+"""
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def build_plain_writer(out_dir):
+    exe = os.path.join(out_dir, "plain_writer")
+    src = os.path.join(HERE, "plain_writer.c")
+    subprocess.run(["cc", "-O2", "-o", exe, src], check=True)
+    return exe
+
+
+def machine(dir_):
+    def sh(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "?"
+
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    fl = line.split()
+                    flags = " ".join(x for x in ("avx2", "avx512f") if x in fl)
+                    break
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "simd": flags,
+        "kernel": platform.release(),
+        "fs": sh(["findmnt", "-n", "-o", "FSTYPE,SOURCE,OPTIONS", "-T", dir_]),
+        "mem_total": sh(["sh", "-c", "grep MemTotal /proc/meminfo"]),
+        "loadavg": open("/proc/loadavg").read().split()[:3],
+    }
+
+
+def timed(argv, env=None):
+    """Runs argv; returns (wall seconds, max RSS KiB of the process tree,
+    user + system CPU seconds of the tree)."""
+    err = tempfile.TemporaryFile()
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=err, env=env)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        err.seek(0)
+        sys.exit(f"{argv[0]} failed ({p.returncode}):\n{err.read().decode(errors='replace')}")
+    return wall, ru.ru_maxrss, ru.ru_utime + ru.ru_stime
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--dir", default=os.path.join(ROOT, "target", "e2e"),
+                    help="where the files are written (default target/e2e: the project's disk)")
+    ap.add_argument("--rows", type=int, default=10000)
+    ap.add_argument("--cols", type=int, default=10000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--mmrun", default=os.path.join(ROOT, "target", "release", "mmrun"))
+    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--cases", default="plain,value,uniform,numpy-good,numpy-ref")
+    ap.add_argument("--scaling", action="store_true", help="also run 1-worker cases")
+    ap.add_argument("--alt", action="append", default=[], metavar="NAME=COMMAND")
+    ap.add_argument("--json", help="write raw samples and statistics here")
+    ap.add_argument("--markdown", help="write the table here")
+    args = ap.parse_args()
+
+    os.makedirs(args.dir, exist_ok=True)
+    exe = build_plain_writer(args.dir)
+    shape = f"{args.rows},{args.cols}"
+    nbytes = args.rows * args.cols * 4
+    w = args.workers
+    out = lambda name: os.path.join(args.dir, name)
+
+    def mmrun(binary, what, workers):
+        kind = ["--value", "1"] if what == "value" else ["--random", "uniform", "--seed", "7"]
+        return [*shlex.split(binary), "fill", out("m.npy"), "--shape", shape, "--dtype", "f4", *kind,
+                "-w", str(workers)]
+
+    cases = {}
+    wanted = args.cases.split(",")
+    if "plain" not in wanted:
+        wanted.insert(0, "plain")
+    for c in wanted:
+        if c == "plain":
+            cases["plain"] = [exe, out("p.raw"), str(nbytes), str(w)]
+        elif c in ("value", "uniform"):
+            cases[c] = mmrun(args.mmrun, c, w)
+        elif c == "numpy-good":
+            cases[c] = [args.python, os.path.join(HERE, "numpy_good.py"), out("g.npy"),
+                        str(args.rows), str(args.cols), str(w)]
+        elif c == "numpy-ref":
+            cases[c] = [args.python, os.path.join(HERE, "numpy_reference.py"), out("r.dat"),
+                        str(args.rows), str(args.cols), str(w)]
+        else:
+            sys.exit(f"unknown case {c}")
+    for alt in args.alt:
+        name, path = alt.split("=", 1)
+        cases[f"{name}:value"] = mmrun(path, "value", w)
+        cases[f"{name}:uniform"] = mmrun(path, "uniform", w)
+    if args.scaling:
+        cases["plain-w1"] = [exe, out("p.raw"), str(nbytes), "1"]
+        cases["value-w1"] = mmrun(args.mmrun, "value", 1)
+        cases["uniform-w1"] = mmrun(args.mmrun, "uniform", 1)
+
+    files = [out(n) for n in ("p.raw", "m.npy", "g.npy", "r.dat")]
+
+    def clean():
+        for f in files:
+            try:
+                os.unlink(f)
+            except FileNotFoundError:
+                pass
+        os.sync()
+
+    load_before = open("/proc/loadavg").read().split()[:3]
+    names = list(cases)
+    samples = {n: [] for n in names}
+    rss = {n: [] for n in names}
+    cpu = {n: [] for n in names}
+    env = dict(os.environ)
+    env.pop("MMRUN_DEFAULT_WORKERS", None)
+    # One untimed warm-up of each, so page cache, binaries and Python
+    # modules start in the same state for the first round.
+    for n in names:
+        clean()
+        timed(cases[n], env)
+    for r in range(args.rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for n in order:
+            clean()
+            t, m, c = timed(cases[n], env)
+            samples[n].append(t)
+            rss[n].append(m)
+            cpu[n].append(c)
+        print(f"round {r + 1}/{args.rounds}: " +
+              " ".join(f"{n}={samples[n][-1]:.3f}" for n in names), file=sys.stderr)
+    clean()
+
+    base = samples["plain"]
+    stats = {}
+    for n in names:
+        s = samples[n]
+        paired = [a / b for a, b in zip(s, base)]
+        stats[n] = {
+            "median_s": statistics.median(s),
+            "min_s": min(s),
+            "max_s": max(s),
+            "ratio_of_medians": statistics.median(s) / statistics.median(base),
+            "median_paired_ratio": statistics.median(paired),
+            "faster_rounds": sum(1 for p in paired if p < 1.0),
+            "max_rss_kib": max(rss[n]),
+            "median_cpu_s": statistics.median(cpu[n]),
+        }
+    info = machine(args.dir)
+    lines = [
+        f"{args.rounds} interleaved rounds, {nbytes / 1e6:.0f} MB float32 ({shape}), "
+        f"-w {w}, files in {args.dir}",
+        f"machine: {info['nproc']} CPUs ({info['cpu']}; {info['simd']}), kernel {info['kernel']}, "
+        f"fs {info['fs']}",
+        f"load average before/after: {' '.join(load_before)} / {' '.join(info['loadavg'])}",
+        "",
+        "| contender | median s | min s | max s | ratio to plain (medians) "
+        "| median of per-round ratios | rounds faster than plain | max RSS MiB | median CPU s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n in names:
+        st = stats[n]
+        lines.append(
+            f"| {n} | {st['median_s']:.3f} | {st['min_s']:.3f} | {st['max_s']:.3f} | "
+            f"{st['ratio_of_medians']:.2f}x | {st['median_paired_ratio']:.2f}x | "
+            f"{st['faster_rounds']}/{args.rounds} | {st['max_rss_kib'] / 1024:.0f} | "
+            f"{st['median_cpu_s']:.2f} |")
+    if args.scaling:
+        lines.append("")
+        for n in ("plain", "value", "uniform"):
+            if n in stats and f"{n}-w1" in stats:
+                sc = stats[f"{n}-w1"]["median_s"] / stats[n]["median_s"]
+                lines.append(f"scaling 1 -> {w} workers, {n}: {sc:.2f}x")
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": info, "commands": cases, "samples": samples,
+                       "max_rss_kib": rss, "cpu_s": cpu, "stats": stats}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
