@@ -15,7 +15,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::bad_input::{refused, unchanged, Tmpfs};
-use crate::util::{assert_refused, stderr, Dir};
+use crate::util::{all_pids, assert_refused, proc_stat, stderr, Dir};
 
 const HOOK: &str = "__MMRUN_TEST_WORKER_FAULT";
 /// 300 rows of 4096 bytes: with `-w 3`, workers own rows 0..100, 100..200
@@ -346,25 +346,6 @@ pub(crate) fn poll_until(limit: Duration, what: &str, mut cond: impl FnMut() -> 
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// `(state, ppid, pgrp)` of a process, from `/proc/PID/stat`.
-fn proc_stat(pid: i32) -> Option<(char, i32, i32)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may contain anything.
-    let rest = &text[text.rfind(')')? + 2..];
-    let mut f = rest.split_whitespace();
-    let state = f.next()?.chars().next()?;
-    let ppid = f.next()?.parse().ok()?;
-    let pgrp = f.next()?.parse().ok()?;
-    Some((state, ppid, pgrp))
-}
-
-fn all_pids() -> Vec<i32> {
-    fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
 }
 
 /// Live children of `pid` (zombies excluded).

@@ -31,7 +31,7 @@ use nix::unistd::Pid;
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::util::{assert_refused, code, stderr, stdout, Dir};
+use crate::util::{all_pids, assert_refused, code, proc_stat, stderr, stdout, Dir};
 
 /// The debug-build fault hook.
 pub(crate) const HOOK: &str = "__MMRUN_TEST_WORKER_FAULT";
@@ -161,24 +161,6 @@ fn rewrite_owner(journal: &Path, field: &str, value: Value) {
 }
 
 // ----------------------------------------------------------- processes --
-
-/// `(state, ppid, pgrp)` from `/proc/PID/stat`.
-fn proc_stat(pid: i32) -> Option<(char, i32, i32)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 2..];
-    let mut f = rest.split_whitespace();
-    let state = f.next()?.chars().next()?;
-    let ppid = f.next()?.parse().ok()?;
-    let pgrp = f.next()?.parse().ok()?;
-    Some((state, ppid, pgrp))
-}
-
-fn all_pids() -> Vec<i32> {
-    fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
-}
 
 /// Whether `pid` runs (a zombie runs no code: it counts as gone).
 pub(crate) fn alive(pid: i32) -> bool {
