@@ -87,6 +87,8 @@ enum Command {
     Exec(ExecArgs),
     /// Evaluate a NumPy expression over the array, in place or into --out.
     Apply(ApplyArgs),
+    /// Sum, mean, min, max, std or var along an axis, bit-identical for any split.
+    Reduce(ReduceArgs),
     /// Recompute a deterministic fill and name the first row that differs.
     Verify(VerifyArgs),
     /// Publish a file that the ranks of a distributed run filled.
@@ -228,6 +230,44 @@ struct ApplyArgs {
     npy_header: HeaderArg,
     #[command(flatten)]
     run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+struct ReduceArgs {
+    /// The file to read.
+    file: PathBuf,
+    #[command(flatten)]
+    layout: LayoutArgs,
+    /// The reduction.
+    #[arg(long, value_enum)]
+    op: OpArg,
+    /// NumPy's axis (0, 1, …, negative from the end), rows (all but axis 0) or all.
+    #[arg(long, allow_hyphen_values = true)]
+    axis: String,
+    /// Delta degrees of freedom of std and var (divide by N - K).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    ddof: u64,
+    /// Write the result to this new file (needed unless the result is one number).
+    #[arg(long, value_name = "OUT")]
+    out: Option<PathBuf>,
+    /// Replace an existing OUT.
+    #[arg(long, requires = "out")]
+    force: bool,
+    /// .npy header of OUT.
+    #[arg(long, value_enum, default_value_t = HeaderArg::Page)]
+    npy_header: HeaderArg,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum OpArg {
+    Sum,
+    Mean,
+    Min,
+    Max,
+    Std,
+    Var,
 }
 
 #[derive(Debug, Args)]
@@ -620,6 +660,7 @@ pub fn run() -> Result<()> {
         Command::Exec(a) => exec(a),
         Command::Verify(a) => verify(a),
         Command::Apply(a) => apply(a),
+        Command::Reduce(a) => reduce(a),
         Command::Bench(a) => bench(a),
         Command::Commit(a) => {
             let done = mmrun::coordinator::commit::commit(&a.file)?;
@@ -742,6 +783,196 @@ fn apply(a: ApplyArgs) -> Result<()> {
             })
         }
     }
+}
+
+fn reduce(a: ReduceArgs) -> Result<()> {
+    use mmrun::kernels::reduce::{python_float, Axis, Op, Reduce, ReduceParams, Value, Values};
+    let input = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
+    if input.create.is_some() && input.raw.is_none() {
+        return Err(Error::refused(
+            "reduce reads an existing file: --shape only describes a raw file (with --raw)",
+        ));
+    }
+    if let Some(e) = mmrun::coordinator::pending_elsewhere(&a.file) {
+        return Err(e);
+    }
+    let mut f = File::open(&a.file).map_err(|e| Error::io_refused("cannot open", &a.file, e))?;
+    let in_layout = Layout::read(&a.file, &mut f, input.raw.as_ref())?;
+    in_layout.check_workable(&a.file)?;
+    drop(f);
+    let op: Op = format!("{:?}", a.op).to_lowercase().parse()?;
+    let axis = Axis::parse(&a.axis, in_layout.shape.len())?;
+    let out_dtype = match &a.layout.dtype {
+        Some(d) if input.raw.is_none() => parse_dtype(d)?,
+        _ => op.result_dtype(in_layout.dtype),
+    };
+    let params = ReduceParams {
+        op,
+        axis,
+        ddof: a.ddof,
+        dtype: in_layout.dtype,
+        shape: in_layout.shape.clone(),
+        out_dtype,
+    };
+    Reduce::new(params.clone())?;
+    let out_shape = axis.out_shape(&in_layout.shape);
+    let scalar = out_shape.is_empty();
+    if !scalar && a.out.is_none() && !(a.run.distributed && axis.across_rows()) {
+        return Err(Error::refused(format!(
+            "--axis {} gives an array of shape {}: give --out OUT",
+            a.axis,
+            mmrun::layout::shape_text(&out_shape)
+        )));
+    }
+    let describe = |values: Option<&[Value]>, bytes: Option<&[u8]>| {
+        serde_json::json!({
+            "op": op.name(),
+            "axis": a.axis,
+            "ddof": a.ddof,
+            "dtype": out_dtype.descr(),
+            "shape": out_shape,
+            "out": a.out,
+            "value": match values {
+                Some([Value::F(v)]) if v.is_finite() => serde_json::json!(v),
+                Some([v]) => serde_json::json!(v.to_string()),
+                _ => serde_json::Value::Null,
+            },
+            "bytes_hex": match (scalar, bytes) {
+                (true, Some(b)) => serde_json::json!(b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+                _ => serde_json::Value::Null,
+            },
+        })
+    };
+
+    if !axis.across_rows() {
+        // One output row per input row: workers write OUT's rows.
+        let out = a.out.clone().expect("checked above");
+        let target = if a.run.distributed {
+            Target::existing(out)
+        } else {
+            let mut t = Target::new_npy(out, out_dtype, out_shape.clone());
+            t.force = a.force;
+            if let Some(new) = t.create.as_mut() {
+                new.header = a.npy_header.into();
+            }
+            t
+        };
+        let runner = a
+            .run
+            .runner(target)?
+            .input(a.file.clone(), input.raw.clone());
+        return a.run.finish("reduce", || {
+            let mut s = runner.run(|_| {
+                let k: Box<dyn Kernel> = Box::new(Reduce::new(params.clone())?);
+                Ok(Some(k))
+            })?;
+            s.results = describe(None, None);
+            Ok(s)
+        });
+    }
+
+    // Across rows: workers scan, the coordinator finishes the tree.
+    if a.run.distributed && a.out.is_some() {
+        return Err(Error::refused(
+            "with --distributed, --axis 0 and all leave exact partials in each rank's --report: combine them with mmrun report merge --out OUT",
+        ));
+    }
+    if a.run.distributed && a.run.report.is_none() && !a.run.json {
+        return Err(Error::refused(
+            "--distributed --axis 0/all needs --report FILE (or --json): the rank's partials go there",
+        ));
+    }
+    let target = Target {
+        create: None,
+        force: false,
+        ..input
+    };
+    let runner = a.run.runner(target)?;
+    let mut printed: Option<String> = None;
+    a.run.finish("reduce", || {
+        let scanned = runner.scan(|_| Ok(Box::new(Reduce::new(params.clone())?)))?;
+        let mut summary = scanned.summary;
+        if summary.dry_run {
+            return Ok(summary);
+        }
+        if a.run.distributed {
+            let mut nodes = Vec::new();
+            for r in &scanned.results {
+                nodes.extend(
+                    mmrun::kernels::reduce::Node::decode_all(r)
+                        .map_err(|e| e.with_summary(summary.clone()))?
+                        .iter()
+                        .map(|n| n.record()),
+                );
+            }
+            summary.results = serde_json::json!({
+                "reduce": params,
+                "partials": nodes,
+            });
+            return Ok(summary);
+        }
+        let mut forest = Reduce::new(params.clone())?.forest();
+        let finished = scanned
+            .results
+            .iter()
+            .try_for_each(|r| forest.insert_encoded(r))
+            .and_then(|()| forest.finish());
+        let (bytes, values) = match finished {
+            Ok(v) => v,
+            Err(e) => return Err(e.with_summary(summary)),
+        };
+        summary.results = describe(Some(&values), Some(&bytes));
+        match &a.out {
+            Some(out) => {
+                let mut t = Target::new_npy(out.clone(), out_dtype, out_shape.clone());
+                t.force = a.force;
+                if let Some(new) = t.create.as_mut() {
+                    new.header = a.npy_header.into();
+                }
+                let written = a
+                    .run
+                    .runner(t)?
+                    .workers(Workers::Count(1))
+                    .spawn(Spawn::Fork)
+                    .distributed(None)
+                    .schedule(mmrun::coordinator::Schedule::Static)
+                    .progress(ProgressMode::Never)
+                    .run(|_| Ok(Some(Box::new(Values::new(bytes)) as Box<dyn Kernel>)));
+                if let Err(e) = written {
+                    return Err(e.with_summary(summary));
+                }
+            }
+            None => {
+                printed = Some(match values.as_slice() {
+                    [Value::F(v)] if out_dtype == DType::F32 => format_f32(*v as f32),
+                    [Value::F(v)] if out_dtype == DType::F16 => {
+                        format_f32(half::f16::from_f64(*v).to_f32())
+                    }
+                    [Value::F(v)] if out_dtype.is_float() => python_float(*v),
+                    [Value::F(v)] if out_dtype == DType::Bool => {
+                        (if *v != 0.0 { "True" } else { "False" }).into()
+                    }
+                    [Value::I(v)] if out_dtype == DType::Bool => {
+                        (if *v != 0 { "True" } else { "False" }).into()
+                    }
+                    [v] => v.to_string(),
+                    _ => String::new(),
+                });
+            }
+        }
+        Ok(summary)
+    })?;
+    if let (Some(p), false) = (printed, a.run.json) {
+        println!("{p}");
+    }
+    Ok(())
+}
+
+/// A float32 (or float16, widened) as NumPy prints it: the shortest digits
+/// that round-trip in float32, in Python's float notation.
+fn format_f32(v: f32) -> String {
+    let shortest: f64 = format!("{v:e}").parse().unwrap_or(v as f64);
+    mmrun::kernels::reduce::python_float(shortest)
 }
 
 fn fill_kind(

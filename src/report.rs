@@ -92,13 +92,18 @@ pub fn summary_text(s: &RunSummary) -> String {
     };
     let mut text = format!(
         "mmrun: {} {} {} {} ({}): {} rows by {} worker(s) in {:.3} s ({:.2} GB/s; prepare {:.3} s, run {:.3} s, flush {:.3} s)",
-        if s.created { "wrote" } else { "updated" },
+        match (s.read_only, s.created) {
+            (true, _) => "read",
+            (false, true) => "wrote",
+            (false, false) => "updated",
+        },
         s.path.display(),
         l.dtype,
         l.shape_text(),
         human_bytes(l.file_len().unwrap_or(0)),
         s.rows.len(),
-        s.plan.workers(),
+        // Dynamic plans have more chunks than workers run at once.
+        s.plan.workers().min(s.workers_requested),
         total,
         rate,
         s.prepare_s,
@@ -162,7 +167,7 @@ pub fn run_json(command: &str, s: &RunSummary, error: Option<&crate::Error>) -> 
         },
         "phases": { "prepare_s": s.prepare_s, "run_s": s.run_s, "flush_s": s.flush_s, "total_s": total },
         "throughput_gbps": if busy > 0.0 { s.bytes as f64 / busy / 1e9 } else { 0.0 },
-        "results": serde_json::Value::Null,
+        "results": s.results,
         "workers": s.workers,
         "outcome": outcome,
         "error": error.map(|e| e.message().to_string()),

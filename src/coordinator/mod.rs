@@ -22,6 +22,7 @@
 
 pub mod commit;
 pub mod program;
+pub mod scan;
 pub mod supervise;
 
 use std::fs::{self, File, OpenOptions};
@@ -260,6 +261,10 @@ pub struct RunSummary {
     pub resumed_rows: u64,
     /// The run's parameters (worker count, spawn, sync, kernel, …).
     pub parameters: serde_json::Value,
+    /// What the run computed (a reduction's result), if anything.
+    pub results: serde_json::Value,
+    /// Whether the run only read the file (a scan).
+    pub read_only: bool,
 }
 
 /// The resolved target, before anything on disk changes.
@@ -543,6 +548,8 @@ impl Runner {
             filesystem: os::filesystem_type(dir),
             resumed_rows: 0,
             parameters: self.parameters(&work),
+            results: serde_json::Value::Null,
+            read_only: false,
         };
         if self.dry_run {
             summary.reserved = match self.prealloc {
@@ -882,6 +889,7 @@ impl Runner {
                 attempt: 0,
                 stream_writeback: self.sync == SyncMode::Full,
                 input: prepared.input.clone(),
+                result_file: None,
             })
             .collect();
         let exe = match &self.worker_exe {
@@ -913,6 +921,7 @@ impl Runner {
                     ]
                 })
                 .unwrap_or_default(),
+            results: None,
         };
         let mut observer =
             RunObserver::new(journal, file, trusted.clone(), self, summary, row_bytes);
@@ -935,21 +944,11 @@ impl Runner {
             ));
         }
         if sup.task_ok.iter().any(|ok| !ok) {
-            let failed: Vec<String> = summary
-                .workers
-                .iter()
-                .filter(|w| !w.outcome.succeeded())
-                .map(WorkerRecord::describe)
-                .collect();
-            let what = if sup.timed_out {
-                "the run timed out: "
-            } else {
-                ""
-            };
-            return Err(Error::failed(format!(
-                "{what}{}; nothing was published",
-                failed.join("; ")
-            )));
+            return Err(failure_error(
+                summary,
+                sup.timed_out,
+                "nothing was published",
+            ));
         }
         Ok(())
     }
@@ -1513,6 +1512,19 @@ pub fn pending_elsewhere(path: &Path) -> Option<Error> {
         Err(e) if e.kind() == ErrorKind::Busy => Some(e),
         Err(_) => None,
     }
+}
+
+/// The error of a run whose workers did not all succeed: each failed
+/// worker described, then what that means for the run (`outcome`).
+fn failure_error(summary: &RunSummary, timed_out: bool, outcome: &str) -> Error {
+    let failed: Vec<String> = summary
+        .workers
+        .iter()
+        .filter(|w| !w.outcome.succeeded())
+        .map(WorkerRecord::describe)
+        .collect();
+    let what = if timed_out { "the run timed out: " } else { "" };
+    Error::failed(format!("{what}{}; {outcome}", failed.join("; ")))
 }
 
 /// Refuses to publish a file whose size changed under the run (someone

@@ -38,6 +38,7 @@ use super::program::{self, Program};
 use crate::error::{Error, Result};
 use crate::kernels::Kernel;
 use crate::os::progress::ProgressRegion;
+use crate::os::results::ResultSlots;
 use crate::os::{self, Exit, SignalWatch, Usage, Wake};
 use crate::plan::RowRange;
 use crate::worker::{self, WorkerTask};
@@ -163,6 +164,8 @@ pub struct SpawnConfig<'a> {
     pub progress: Option<&'a ProgressRegion>,
     /// More variables for external programs (`MMRUN_RANK`, `MMRUN_RANKS`).
     pub extra_env: Vec<(String, String)>,
+    /// Per-slot result files, for kernels that hand back a result.
+    pub results: Option<&'a ResultSlots>,
 }
 
 /// What the coordinator loop reports while it runs.
@@ -195,6 +198,8 @@ pub struct Supervised {
     pub timed_out: bool,
     /// Per task: whether it finished successfully.
     pub task_ok: Vec<bool>,
+    /// Per task: the result its successful worker left, with result slots.
+    pub results: Vec<Option<Vec<u8>>>,
 }
 
 /// A started attempt of a task.
@@ -351,6 +356,7 @@ pub fn run_workers(
     let mut queue: std::collections::VecDeque<usize> = (0..tasks.len()).collect();
     let mut attempts = vec![0u32; tasks.len()];
     let mut task_ok = vec![false; tasks.len()];
+    let mut results: Vec<Option<Vec<u8>>> = vec![None; tasks.len()];
     let mut done = vec![0u64; tasks.len()];
     let mut free_slots: Vec<usize> = (0..slots).rev().collect();
     let mut live: Vec<Live> = Vec::new();
@@ -382,6 +388,11 @@ pub fn run_workers(
             attempts[t] += 1;
             if let Some(p) = cfg.progress {
                 p.reset(slot);
+            }
+            if let Some(r) = cfg.results {
+                r.reset(slot)
+                    .map_err(|e| Error::failed(format!("cannot reset a result slot: {e}")))?;
+                task.result_file = Some(r.path(slot).to_path_buf());
             }
             let _span = tracing::debug_span!("worker", worker = slot, rows = %task.range).entered();
             let spawned = spawn_one(&task, file, work, cfg, &mut pumps);
@@ -452,6 +463,12 @@ pub fn run_workers(
                 },
             };
             if r.outcome.succeeded() {
+                if let Some(slots) = cfg.results {
+                    let got = slots.read(l.slot).map_err(|e| {
+                        Error::failed(format!("cannot read a worker's result: {e}"))
+                    })?;
+                    results[l.task] = Some(got);
+                }
                 task_ok[l.task] = true;
                 done[l.task] = tasks[l.task].range.len();
                 continue;
@@ -542,6 +559,7 @@ pub fn run_workers(
         interrupted,
         timed_out,
         task_ok,
+        results,
     })
 }
 

@@ -10,6 +10,7 @@
 
 pub mod apply;
 pub mod fill;
+pub mod reduce;
 
 use half::f16;
 use serde::{Deserialize, Serialize};
@@ -214,12 +215,37 @@ pub trait Kernel: Send + Sync {
         let _ = (input, out);
         Err("this kernel does not read an input file".into())
     }
+
+    /// Whether the kernel only reads the file it is run over (a reduction
+    /// across rows): workers then map it read-only and call [`Kernel::scan`]
+    /// instead of writing rows.
+    fn scans(&self) -> bool {
+        false
+    }
+
+    /// Reads one block of `rows` rows (a scanning kernel).
+    fn scan(&self, input: RowsIn<'_>, rows: u64) -> std::result::Result<(), String> {
+        let _ = (input, rows);
+        Err("this kernel does not scan".into())
+    }
+
+    /// What the kernel computed over the worker's rows, handed to the
+    /// coordinator when the worker succeeds (a scanning kernel's partial
+    /// results). Called once, after the last block.
+    fn take_result(&self) -> std::result::Result<Option<Vec<u8>>, String> {
+        Ok(None)
+    }
 }
 
 type Builder = fn(&serde_json::Value, DType) -> Result<Box<dyn Kernel>>;
 
 /// The kernels [`build`] knows, by name.
-const REGISTRY: &[(&str, Builder)] = &[("fill", fill::build), ("apply", apply::build)];
+const REGISTRY: &[(&str, Builder)] = &[
+    ("fill", fill::build),
+    ("apply", apply::build),
+    ("reduce", reduce::build),
+    ("values", reduce::build_values),
+];
 
 /// Rebuilds a kernel from its spec, for files of `dtype`.
 pub fn build(spec: &KernelSpec, dtype: DType) -> Result<Box<dyn Kernel>> {
@@ -253,7 +279,10 @@ mod tests {
             DType::F32
         )
         .is_err());
-        assert_eq!(registered().collect::<Vec<_>>(), vec!["fill", "apply"]);
+        assert_eq!(
+            registered().collect::<Vec<_>>(),
+            vec!["fill", "apply", "reduce", "values"]
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use nix::unistd::{self, ForkResult, Pid};
 
 pub mod file;
 pub mod progress;
+pub mod results;
 
 pub use file::{available_bytes, reserve, try_lock_exclusive, LockOutcome, SharedRegion};
 

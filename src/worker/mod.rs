@@ -60,6 +60,10 @@ pub struct WorkerTask {
     /// correct: it only leaves all the flushing to the end. Crosses `exec`
     /// as `MMRUN_SYNC=full|none` (absent means `none`).
     pub stream_writeback: bool,
+    /// Where to leave the kernel's result ([`Kernel::take_result`]) when
+    /// the task succeeds: the coordinator's result slot for this worker.
+    /// Crosses `exec` as `MMRUN_RESULT_FILE`.
+    pub result_file: Option<PathBuf>,
 }
 
 /// A file a kernel reads: the same rows as the file it writes.
@@ -103,6 +107,9 @@ impl WorkerTask {
             "none"
         };
         env.push(("MMRUN_SYNC".into(), sync.into()));
+        if let Some(r) = &self.result_file {
+            env.push(("MMRUN_RESULT_FILE".into(), r.to_string_lossy().into_owned()));
+        }
         if let Some(input) = &self.input {
             // mmrun's own re-executed workers only; not part of protocol v1.
             let shape: Vec<String> = input.layout.shape.iter().map(u64::to_string).collect();
@@ -181,6 +188,7 @@ impl WorkerTask {
                 .and_then(|a| a.parse().ok())
                 .unwrap_or(0),
             input,
+            result_file: get("MMRUN_RESULT_FILE").map(PathBuf::from),
             stream_writeback: match get("MMRUN_SYNC").as_deref() {
                 None | Some("none") => false,
                 Some("full") => true,
@@ -206,7 +214,85 @@ pub fn run(
     kernel: &dyn Kernel,
     progress: Option<ProgressSlot<'_>>,
 ) -> Result<()> {
-    run_windowed(task, file, kernel, progress, WRITEBACK_BYTES)
+    if kernel.scans() {
+        scan(task, file, kernel, progress)?;
+    } else {
+        run_windowed(task, file, kernel, progress, WRITEBACK_BYTES)?;
+    }
+    if let Some(path) = &task.result_file {
+        let result = kernel
+            .take_result()
+            .map_err(|e| Error::failed(format!("rows {}: {e}", task.range)))?;
+        if let Some(bytes) = result {
+            os::results::write_result(path, &bytes)
+                .map_err(|e| Error::failed(format!("cannot hand back the result: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs a scanning kernel (one that only reads, like a reduction across
+/// rows) over the task's rows of `file`, mapped read-only, block by block.
+fn scan(
+    task: &WorkerTask,
+    file: &File,
+    kernel: &dyn Kernel,
+    progress: Option<ProgressSlot<'_>>,
+) -> Result<()> {
+    test_hooks::before_work(task);
+    let layout = &task.layout;
+    let row_bytes = layout.row_bytes()?;
+    let row_len = layout.row_len()?;
+    if task.range.is_empty() {
+        return Ok(());
+    }
+    let scan_block = |bytes: &[u8], first_row: u64, n: u64| {
+        let rows_in = RowsIn {
+            bytes,
+            dtype: layout.dtype,
+            first_row,
+            row_len,
+        };
+        kernel
+            .scan(rows_in, n)
+            .map_err(|e| Error::failed(format!("rows {first_row}..{}: {e}", first_row + n)))
+    };
+    if row_bytes == 0 {
+        // Rows without elements: nothing to map, but they still count.
+        return scan_block(&[], task.range.start, task.range.len());
+    }
+    let offset = layout.data_offset + task.range.start * row_bytes;
+    let len = usize::try_from(task.range.len() * row_bytes)
+        .map_err(|_| Error::failed("this worker's rows do not fit in the address space"))?;
+    // SAFETY: the coordinator read the layout from this file and checked
+    // its length before starting workers, and a scan never writes or
+    // resizes it. Another program truncating it would SIGBUS this worker,
+    // which the coordinator reports as a failed worker.
+    let map = unsafe { ReadRegion::map(file, offset, len) }
+        .map_err(|e| Error::io_failed("cannot map rows of", &task.path, e))?;
+    let aligned = offset % layout.dtype.itemsize() == 0;
+    let block_rows = (BLOCK_BYTES / row_bytes).max(1);
+    let mut bounce: Vec<u64> = Vec::new();
+    let mut row = task.range.start;
+    while row < task.range.end {
+        let n = block_rows.min(task.range.end - row);
+        let lo = ((row - task.range.start) * row_bytes) as usize;
+        let raw = &map[lo..lo + (n * row_bytes) as usize];
+        let bytes: &[u8] = if aligned {
+            raw
+        } else {
+            let staged = staging(&mut bounce, raw.len());
+            staged.copy_from_slice(raw);
+            staged
+        };
+        scan_block(bytes, row, n)?;
+        row += n;
+        if let Some((counters, slot)) = progress {
+            counters.store(slot, row - task.range.start);
+        }
+        test_hooks::after_block(task, row);
+    }
+    Ok(())
 }
 
 /// Whether `kernel` overwrites every element of every block it is given
@@ -523,7 +609,7 @@ pub fn exec_main() -> i32 {
         let kernel = kernels::build(&spec, task.layout.dtype)?;
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(!kernel.scans())
             .open(&task.path)
             .map_err(|e| Error::io_failed("cannot open", &task.path, e))?;
         let region = match (
@@ -631,6 +717,7 @@ mod tests {
             attempt: 0,
             input: None,
             stream_writeback: sync,
+            result_file: None,
         }
     }
 

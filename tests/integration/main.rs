@@ -23,3 +23,5 @@ mod distributed;
 mod report;
 // mmrun apply against NumPy's evaluation of the same assignment.
 mod apply;
+// mmrun reduce against NumPy: ops, axes, dtypes, identical bytes for any split.
+mod reduce;

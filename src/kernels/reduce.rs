@@ -1,0 +1,1405 @@
+//! The reduce kernel: `sum mean min max var std` along an axis, with
+//! NumPy's meaning of the axis and of the result dtype, reproducible to the
+//! bit whatever the worker count, schedule, spawn mode or ranks.
+//!
+//! Two kinds of axis:
+//! - **Per-row** (`--axis k` for k ≥ 1, `--axis rows`): output row `r`
+//!   depends on input row `r` only, so workers write their output rows
+//!   straight into the output file ([`Kernel::run_io`]), as `apply --out`
+//!   does.
+//! - **Across rows** (`--axis 0`, `--axis all`): partial results combine in
+//!   a fixed **dyadic tree over row indices**. Node `(s, L)` covers rows
+//!   `s .. s + 2^L` (`s` a multiple of `2^L`); a leaf is one row; a node's
+//!   value is `combine(left child, right child)`, and a node reaching past
+//!   the last row is its left part alone. A worker ([`Kernel::scan`]) keeps
+//!   a stack of finished nodes and merges two siblings as soon as both are
+//!   on top — a binary counter — so it ends with the maximal nodes inside its
+//!   rows; the coordinator's [`Forest`] combines the rest in the same tree.
+//!   Every combine therefore happens on the same operands in the same order
+//!   whoever computes it, and the result depends on the rows alone.
+//!
+//! Accumulation: floats in f64 (pairwise within a row, as NumPy sums, and
+//! the tree across rows), integers in i128 (exact: a file holds fewer than
+//! 2^63 elements of at most 64 bits, so no sum can overflow), `var`/`std`
+//! as `(mean, M2)` pairs — two passes within a row, Chan's parallel formula
+//! across nodes. A result the output dtype cannot hold is an error naming
+//! the row or column (NumPy would wrap or overflow silently).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use half::f16;
+use serde::{Deserialize, Serialize};
+
+use super::{AnyRowsMut, Kernel, KernelSpec, RowsIn};
+use crate::error::{Error, Result};
+use crate::layout::DType;
+
+/// A reduction operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// `np.sum`.
+    Sum,
+    /// `np.mean`.
+    Mean,
+    /// `np.min` (NaN propagates).
+    Min,
+    /// `np.max` (NaN propagates).
+    Max,
+    /// `np.std` with `ddof`.
+    Std,
+    /// `np.var` with `ddof`.
+    Var,
+}
+
+impl Op {
+    /// The operation's name as the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Sum => "sum",
+            Op::Mean => "mean",
+            Op::Min => "min",
+            Op::Max => "max",
+            Op::Std => "std",
+            Op::Var => "var",
+        }
+    }
+
+    /// NumPy's result dtype for this operation on `input`: sums of bool
+    /// and integers widen to the platform integer (int64, or uint64 for
+    /// unsigned), means and variances of them are float64, floats keep
+    /// their type, min and max keep the input's.
+    pub fn result_dtype(self, input: DType) -> DType {
+        use DType::*;
+        match self {
+            Op::Sum => match input {
+                Bool | I8 | I16 | I32 | I64 => I64,
+                U8 | U16 | U32 | U64 => U64,
+                f => f,
+            },
+            Op::Mean | Op::Var | Op::Std => {
+                if input.is_float() {
+                    input
+                } else {
+                    F64
+                }
+            }
+            Op::Min | Op::Max => input,
+        }
+    }
+
+    fn kind(self, input: DType) -> Kind {
+        match self {
+            Op::Var | Op::Std => Kind::V,
+            _ if input.is_float() => Kind::F,
+            _ => Kind::I,
+        }
+    }
+
+    /// NumPy's ufunc name, for its error message on empty reductions.
+    fn ufunc(self) -> &'static str {
+        match self {
+            Op::Min => "minimum",
+            Op::Max => "maximum",
+            _ => "add",
+        }
+    }
+}
+
+impl std::str::FromStr for Op {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Op> {
+        Ok(match s {
+            "sum" => Op::Sum,
+            "mean" => Op::Mean,
+            "min" => Op::Min,
+            "max" => Op::Max,
+            "std" => Op::Std,
+            "var" => Op::Var,
+            _ => {
+                return Err(Error::refused(format!(
+                    "unknown --op '{s}' (sum, mean, min, max, std or var)"
+                )))
+            }
+        })
+    }
+}
+
+/// The axis reduced, resolved against the input's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum Axis {
+    /// Axis 0: one result per element of a row, combined across rows.
+    Zero,
+    /// Every axis: one value, combined across rows.
+    All,
+    /// Every axis but 0: one value per row.
+    Rows,
+    /// Axis `axis` ≥ 1: within each row.
+    Inner {
+        /// The axis, counted in the file's shape (so ≥ 1).
+        axis: usize,
+    },
+}
+
+impl Axis {
+    /// Parses `--axis`: an integer as NumPy takes it (negative counts from
+    /// the end), `rows` or `all`.
+    pub fn parse(text: &str, ndim: usize) -> Result<Axis> {
+        match text {
+            "all" => return Ok(Axis::All),
+            "rows" if ndim == 0 => {
+                return Err(Error::refused(
+                    "--axis rows needs an array with at least 1 dimension",
+                ))
+            }
+            "rows" => return Ok(Axis::Rows),
+            _ => {}
+        }
+        let n: i64 = text.parse().map_err(|_| {
+            Error::refused(format!(
+                "--axis '{text}' is not an axis (an integer, rows or all)"
+            ))
+        })?;
+        let k = if n < 0 { n + ndim as i64 } else { n };
+        if k < 0 || k >= ndim as i64 {
+            return Err(Error::refused(format!(
+                "axis {n} is out of bounds for array of dimension {ndim}"
+            )));
+        }
+        Ok(match k {
+            0 => Axis::Zero,
+            k => Axis::Inner { axis: k as usize },
+        })
+    }
+
+    /// Whether partial results combine across rows (in the dyadic tree).
+    pub fn across_rows(self) -> bool {
+        matches!(self, Axis::Zero | Axis::All)
+    }
+
+    /// The result's shape for an input of `shape`.
+    pub fn out_shape(self, shape: &[u64]) -> Vec<u64> {
+        match self {
+            Axis::Zero => shape.iter().skip(1).copied().collect(),
+            Axis::All => Vec::new(),
+            Axis::Rows => vec![shape.first().copied().unwrap_or(1)],
+            Axis::Inner { axis } => shape
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != axis)
+                .map(|(_, &d)| d)
+                .collect(),
+        }
+    }
+
+    /// Elements reduced into each result element.
+    pub fn count(self, shape: &[u64]) -> u64 {
+        match self {
+            Axis::Zero => shape.first().copied().unwrap_or(1),
+            Axis::All => shape.iter().product(),
+            Axis::Rows => shape.iter().skip(1).product(),
+            Axis::Inner { axis } => shape[axis],
+        }
+    }
+}
+
+/// Parameters of a reduction, as they cross `exec` and reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReduceParams {
+    /// The operation.
+    pub op: Op,
+    /// The axis.
+    pub axis: Axis,
+    /// Delta degrees of freedom of `var` and `std`.
+    pub ddof: u64,
+    /// The input's dtype.
+    pub dtype: DType,
+    /// The input's shape.
+    pub shape: Vec<u64>,
+    /// The result's dtype.
+    pub out_dtype: DType,
+}
+
+impl ReduceParams {
+    /// Checks what NumPy would refuse, before any worker starts.
+    pub fn check(&self) -> Result<()> {
+        if let Axis::Inner { axis } = self.axis {
+            if axis >= self.shape.len() {
+                return Err(Error::refused(format!(
+                    "axis {axis} is out of bounds for array of dimension {}",
+                    self.shape.len()
+                )));
+            }
+        }
+        let outputs: u64 = self.axis.out_shape(&self.shape).iter().product();
+        if matches!(self.op, Op::Min | Op::Max) && self.axis.count(&self.shape) == 0 && outputs > 0
+        {
+            return Err(Error::refused(format!(
+                "zero-size array to reduction operation {} which has no identity",
+                self.op.ufunc()
+            )));
+        }
+        Ok(())
+    }
+
+    fn width(&self) -> usize {
+        match self.axis {
+            Axis::Zero => self.shape.iter().skip(1).product::<u64>() as usize,
+            _ => 1,
+        }
+    }
+
+    /// Elements each state of a leaf (one row) counts.
+    fn unit(&self) -> u64 {
+        match self.axis {
+            Axis::All => self.shape.iter().skip(1).product(),
+            _ => 1,
+        }
+    }
+}
+
+/// How partial results are held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// f64: float sums, means, min, max.
+    F,
+    /// i128: integer and bool sums, means, min, max.
+    I,
+    /// (mean, M2) pairs: var and std.
+    V,
+}
+
+/// The partial results of one tree node: one state per result element.
+#[derive(Debug, Clone, PartialEq)]
+pub enum States {
+    /// f64 states.
+    F(Vec<f64>),
+    /// i128 states.
+    I(Vec<i128>),
+    /// (mean, M2) states.
+    V(Vec<[f64; 2]>),
+}
+
+impl States {
+    fn len(&self) -> usize {
+        match self {
+            States::F(v) => v.len(),
+            States::I(v) => v.len(),
+            States::V(v) => v.len(),
+        }
+    }
+
+    fn identity(kind: Kind, width: usize) -> States {
+        match kind {
+            Kind::F => States::F(vec![0.0; width]),
+            Kind::I => States::I(vec![0; width]),
+            Kind::V => States::V(vec![[0.0; 2]; width]),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            States::F(v) => bytemuck::cast_slice(v),
+            States::I(v) => bytemuck::cast_slice(v),
+            States::V(v) => bytemuck::cast_slice(v),
+        }
+    }
+
+    fn tag(&self) -> u8 {
+        match self {
+            States::F(_) => b'f',
+            States::I(_) => b'i',
+            States::V(_) => b'v',
+        }
+    }
+
+    fn from_bytes(tag: u8, b: &[u8]) -> Option<States> {
+        // Copy into typed vectors: the bytes may sit at any alignment.
+        let v = match tag {
+            b'f' if b.len() % 8 == 0 => States::F(
+                b.chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().expect("8")))
+                    .collect(),
+            ),
+            b'i' if b.len() % 16 == 0 => States::I(
+                b.chunks_exact(16)
+                    .map(|c| i128::from_le_bytes(c.try_into().expect("16")))
+                    .collect(),
+            ),
+            b'v' if b.len() % 16 == 0 => States::V(
+                b.chunks_exact(16)
+                    .map(|c| {
+                        [
+                            f64::from_le_bytes(c[..8].try_into().expect("8")),
+                            f64::from_le_bytes(c[8..].try_into().expect("8")),
+                        ]
+                    })
+                    .collect(),
+            ),
+            _ => return None,
+        };
+        Some(v)
+    }
+}
+
+/// One finished node of the dyadic tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// First row covered (a multiple of `2^level`).
+    pub start: u64,
+    /// The node covers `2^level` rows.
+    pub level: u32,
+    /// Its partial results.
+    pub states: States,
+}
+
+/// Nodes in mmrun's exact interchange form: little-endian bytes of the
+/// states (f64 bit patterns, i128 two's complement), hex in JSON reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// First row covered.
+    pub start: u64,
+    /// Level: the node covers `2^level` rows.
+    pub level: u32,
+    /// `f` (f64), `i` (i128) or `v` ((mean, M2) f64 pairs).
+    pub kind: String,
+    /// The states' little-endian bytes, as hex.
+    pub data: String,
+}
+
+impl Node {
+    /// Appends the node's binary form to `out`.
+    fn encode(&self, out: &mut Vec<u8>) {
+        let b = self.states.bytes();
+        out.extend_from_slice(&self.start.to_le_bytes());
+        out.extend_from_slice(&self.level.to_le_bytes());
+        out.push(self.states.tag());
+        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        out.extend_from_slice(b);
+    }
+
+    /// Reads nodes written by [`Node::encode`].
+    pub fn decode_all(mut b: &[u8]) -> Result<Vec<Node>> {
+        let bad = || Error::failed("a worker's partial results are malformed");
+        let mut nodes = Vec::new();
+        while !b.is_empty() {
+            if b.len() < 21 {
+                return Err(bad());
+            }
+            let start = u64::from_le_bytes(b[..8].try_into().expect("8"));
+            let level = u32::from_le_bytes(b[8..12].try_into().expect("4"));
+            let tag = b[12];
+            let len = u64::from_le_bytes(b[13..21].try_into().expect("8")) as usize;
+            let data = b.get(21..21 + len).ok_or_else(bad)?;
+            let states = States::from_bytes(tag, data).ok_or_else(bad)?;
+            nodes.push(Node {
+                start,
+                level,
+                states,
+            });
+            b = &b[21 + len..];
+        }
+        Ok(nodes)
+    }
+
+    /// The node as a report record.
+    pub fn record(&self) -> NodeRecord {
+        NodeRecord {
+            start: self.start,
+            level: self.level,
+            kind: (self.states.tag() as char).to_string(),
+            data: to_hex(self.states.bytes()),
+        }
+    }
+
+    /// A node back from a report record.
+    pub fn from_record(r: &NodeRecord) -> Result<Node> {
+        let bad = || Error::refused(format!("a partial at row {} is malformed", r.start));
+        if r.kind.len() != 1 {
+            return Err(bad());
+        }
+        let bytes = from_hex(&r.data).ok_or_else(bad)?;
+        let states = States::from_bytes(r.kind.as_bytes()[0], &bytes).ok_or_else(bad)?;
+        Ok(Node {
+            start: r.start,
+            level: r.level,
+            states,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Elements and states.
+
+/// An element type the kernel reads. Bool is read as its byte (0 or 1).
+trait Elem: bytemuck::Pod {
+    fn f(self) -> f64;
+    fn i(self) -> i128;
+}
+
+macro_rules! int_elem {
+    ($($t:ty),*) => {$(
+        impl Elem for $t {
+            #[inline(always)]
+            fn f(self) -> f64 { self as f64 }
+            #[inline(always)]
+            fn i(self) -> i128 { self as i128 }
+        }
+    )*};
+}
+int_elem!(u8, i8, i16, i32, i64, u16, u32, u64);
+
+impl Elem for f32 {
+    #[inline(always)]
+    fn f(self) -> f64 {
+        self as f64
+    }
+    fn i(self) -> i128 {
+        self as i128
+    }
+}
+
+impl Elem for f64 {
+    #[inline(always)]
+    fn f(self) -> f64 {
+        self
+    }
+    fn i(self) -> i128 {
+        self as i128
+    }
+}
+
+impl Elem for f16 {
+    #[inline(always)]
+    fn f(self) -> f64 {
+        self.to_f64()
+    }
+    fn i(self) -> i128 {
+        self.to_f64() as i128
+    }
+}
+
+/// Calls `$f::<T>(typed slice, args…)` with the slice of `$bytes` typed by
+/// `$dtype`: one dispatch per block, never per element.
+macro_rules! typed {
+    ($dtype:expr, $bytes:expr, $f:ident ( $($arg:expr),* )) => {{
+        use bytemuck::cast_slice as c;
+        match $dtype {
+            DType::Bool | DType::U8 => $f::<u8>($bytes, $($arg),*),
+            DType::I8 => $f::<i8>(c($bytes), $($arg),*),
+            DType::I16 => $f::<i16>(c($bytes), $($arg),*),
+            DType::I32 => $f::<i32>(c($bytes), $($arg),*),
+            DType::I64 => $f::<i64>(c($bytes), $($arg),*),
+            DType::U16 => $f::<u16>(c($bytes), $($arg),*),
+            DType::U32 => $f::<u32>(c($bytes), $($arg),*),
+            DType::U64 => $f::<u64>(c($bytes), $($arg),*),
+            DType::F16 => $f::<f16>(c($bytes), $($arg),*),
+            DType::F32 => $f::<f32>(c($bytes), $($arg),*),
+            DType::F64 => $f::<f64>(c($bytes), $($arg),*),
+        }
+    }};
+}
+
+/// NaN-propagating minimum; on ties the left operand, so the result of a
+/// fixed sequence of combines is fixed too.
+#[inline(always)]
+fn fmin(a: f64, b: f64) -> f64 {
+    if a.is_nan() || (!b.is_nan() && a <= b) {
+        a
+    } else {
+        b
+    }
+}
+
+#[inline(always)]
+fn fmax(a: f64, b: f64) -> f64 {
+    if a.is_nan() || (!b.is_nan() && a >= b) {
+        a
+    } else {
+        b
+    }
+}
+
+/// Chan et al.'s combine of two (mean, M2) pairs over `na` and `nb`
+/// elements.
+#[inline(always)]
+fn chan(a: &mut [f64; 2], b: [f64; 2], na: u64, nb: u64) {
+    if nb == 0 {
+        return;
+    }
+    if na == 0 {
+        *a = b;
+        return;
+    }
+    let n = (na + nb) as f64;
+    let d = b[0] - a[0];
+    a[0] += d * (nb as f64 / n);
+    a[1] += b[1] + d * d * (na as f64 * (nb as f64 / n));
+}
+
+/// A partial-result type: how two nodes' states combine.
+trait State: Copy + Send + 'static {
+    fn combine(op: Op, a: &mut [Self], b: &[Self], na: u64, nb: u64);
+    fn wrap(v: Vec<Self>) -> States;
+    fn unwrap(s: &mut States) -> &mut Vec<Self>;
+    fn zero() -> Self;
+}
+
+impl State for f64 {
+    fn combine(op: Op, a: &mut [f64], b: &[f64], _: u64, _: u64) {
+        match op {
+            Op::Min => a.iter_mut().zip(b).for_each(|(x, &y)| *x = fmin(*x, y)),
+            Op::Max => a.iter_mut().zip(b).for_each(|(x, &y)| *x = fmax(*x, y)),
+            _ => a.iter_mut().zip(b).for_each(|(x, &y)| *x += y),
+        }
+    }
+    fn wrap(v: Vec<f64>) -> States {
+        States::F(v)
+    }
+    fn unwrap(s: &mut States) -> &mut Vec<f64> {
+        match s {
+            States::F(v) => v,
+            _ => unreachable!("states of one run share one kind"),
+        }
+    }
+    fn zero() -> f64 {
+        0.0
+    }
+}
+
+impl State for i128 {
+    fn combine(op: Op, a: &mut [i128], b: &[i128], _: u64, _: u64) {
+        match op {
+            Op::Min => a.iter_mut().zip(b).for_each(|(x, &y)| *x = (*x).min(y)),
+            Op::Max => a.iter_mut().zip(b).for_each(|(x, &y)| *x = (*x).max(y)),
+            _ => a.iter_mut().zip(b).for_each(|(x, &y)| *x += y),
+        }
+    }
+    fn wrap(v: Vec<i128>) -> States {
+        States::I(v)
+    }
+    fn unwrap(s: &mut States) -> &mut Vec<i128> {
+        match s {
+            States::I(v) => v,
+            _ => unreachable!("states of one run share one kind"),
+        }
+    }
+    fn zero() -> i128 {
+        0
+    }
+}
+
+impl State for [f64; 2] {
+    fn combine(_: Op, a: &mut [[f64; 2]], b: &[[f64; 2]], na: u64, nb: u64) {
+        a.iter_mut().zip(b).for_each(|(x, &y)| chan(x, y, na, nb));
+    }
+    fn wrap(v: Vec<[f64; 2]>) -> States {
+        States::V(v)
+    }
+    fn unwrap(s: &mut States) -> &mut Vec<[f64; 2]> {
+        match s {
+            States::V(v) => v,
+            _ => unreachable!("states of one run share one kind"),
+        }
+    }
+    fn zero() -> [f64; 2] {
+        [0.0; 2]
+    }
+}
+
+fn combine_states(op: Op, a: &mut States, b: &States, na: u64, nb: u64) {
+    match (a, b) {
+        (States::F(a), States::F(b)) => f64::combine(op, a, b, na, nb),
+        (States::I(a), States::I(b)) => i128::combine(op, a, b, na, nb),
+        (States::V(a), States::V(b)) => <[f64; 2]>::combine(op, a, b, na, nb),
+        _ => unreachable!("states of one run share one kind"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reductions of contiguous and strided runs of elements.
+
+/// Elements summed one by one before pairwise halving takes over (NumPy
+/// uses the same block size).
+const PAIRWISE_BLOCK: usize = 128;
+
+/// Pairwise sum of `map(x)` in f64: eight running sums over blocks of up
+/// to 128 elements, halves added recursively above that. The error grows
+/// as O(log n), and the order is fixed by the length alone.
+fn pairwise<T: Elem>(x: &[T], map: impl Fn(T) -> f64 + Copy) -> f64 {
+    if x.len() <= PAIRWISE_BLOCK {
+        let mut acc = [0.0f64; 8];
+        let mut chunks = x.chunks_exact(8);
+        for c in &mut chunks {
+            for l in 0..8 {
+                acc[l] += map(c[l]);
+            }
+        }
+        let mut s =
+            ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        for &v in chunks.remainder() {
+            s += map(v);
+        }
+        s
+    } else {
+        let half = (x.len() / 2) & !7;
+        pairwise(&x[..half], map) + pairwise(&x[half..], map)
+    }
+}
+
+/// One state from a contiguous run of elements.
+fn state_of_run<T: Elem>(op: Op, kind: Kind, x: &[T]) -> St {
+    match kind {
+        Kind::F => St::F(match op {
+            Op::Min => x.iter().fold(f64::INFINITY, |a, &v| fmin(a, v.f())),
+            Op::Max => x.iter().fold(f64::NEG_INFINITY, |a, &v| fmax(a, v.f())),
+            _ => pairwise(x, |v| v.f()),
+        }),
+        Kind::I => St::I(match op {
+            Op::Min => x.iter().map(|&v| v.i()).min().unwrap_or(0),
+            Op::Max => x.iter().map(|&v| v.i()).max().unwrap_or(0),
+            // Runs of up to 2^32 elements of 32 bits or less fit in i64.
+            _ if std::mem::size_of::<T>() <= 4 && x.len() < 1 << 31 => {
+                x.iter().map(|&v| v.i() as i64).sum::<i64>() as i128
+            }
+            _ => x.iter().map(|&v| v.i()).sum(),
+        }),
+        Kind::V => {
+            if x.is_empty() {
+                return St::V([0.0; 2]);
+            }
+            let mean = pairwise(x, |v| v.f()) / x.len() as f64;
+            let m2 = pairwise(x, move |v| {
+                let d = v.f() - mean;
+                d * d
+            });
+            St::V([mean, m2])
+        }
+    }
+}
+
+/// One state per inner position from `n` runs of `inner` elements
+/// (reducing the middle axis of `x` seen as `(n, inner)`), in order.
+fn states_of_strided<T: Elem>(op: Op, kind: Kind, x: &[T], inner: usize, out: &mut Vec<St>) {
+    out.clear();
+    let n = x.len().checked_div(inner).unwrap_or(0);
+    match kind {
+        Kind::F => {
+            let mut acc: Vec<f64> = match op {
+                Op::Min => vec![f64::INFINITY; inner],
+                Op::Max => vec![f64::NEG_INFINITY; inner],
+                _ => vec![0.0; inner],
+            };
+            for run in x.chunks_exact(inner) {
+                match op {
+                    Op::Min => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = fmin(*a, v.f())),
+                    Op::Max => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = fmax(*a, v.f())),
+                    _ => acc.iter_mut().zip(run).for_each(|(a, &v)| *a += v.f()),
+                }
+            }
+            out.extend(acc.into_iter().map(St::F));
+        }
+        Kind::I => {
+            let mut acc: Vec<i128> = match op {
+                Op::Min => vec![i128::MAX; inner],
+                Op::Max => vec![i128::MIN; inner],
+                _ => vec![0; inner],
+            };
+            for run in x.chunks_exact(inner) {
+                match op {
+                    Op::Min => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = (*a).min(v.i())),
+                    Op::Max => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = (*a).max(v.i())),
+                    _ => acc.iter_mut().zip(run).for_each(|(a, &v)| *a += v.i()),
+                }
+            }
+            out.extend(acc.into_iter().map(St::I));
+        }
+        Kind::V => {
+            let mut mean = vec![0.0f64; inner];
+            for run in x.chunks_exact(inner) {
+                mean.iter_mut().zip(run).for_each(|(a, &v)| *a += v.f());
+            }
+            mean.iter_mut().for_each(|m| *m /= n as f64);
+            let mut m2 = vec![0.0f64; inner];
+            for run in x.chunks_exact(inner) {
+                m2.iter_mut().zip(run).zip(&mean).for_each(|((a, &v), &m)| {
+                    let d = v.f() - m;
+                    *a += d * d;
+                });
+            }
+            out.extend(mean.into_iter().zip(m2).map(|(m, q)| St::V([m, q])));
+        }
+    }
+}
+
+/// One state, of any kind.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum St {
+    F(f64),
+    I(i128),
+    V([f64; 2]),
+}
+
+/// A finished result element before it is stored in the output dtype.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    /// A float result.
+    F(f64),
+    /// An exact integer result.
+    I(i128),
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::F(v) => write!(f, "{}", python_float(*v)),
+            Value::I(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// The finished value of a state over `count` elements.
+fn finish(op: Op, st: St, count: u64, ddof: u64) -> Value {
+    let var = |m2: f64| m2 / count.saturating_sub(ddof) as f64;
+    match (op, st) {
+        (Op::Mean, St::F(s)) => Value::F(s / count as f64),
+        (Op::Mean, St::I(s)) => Value::F(s as f64 / count as f64),
+        (Op::Var, St::V([_, m2])) => Value::F(var(m2)),
+        (Op::Std, St::V([_, m2])) => Value::F(var(m2).sqrt()),
+        (_, St::F(v)) => Value::F(v),
+        (_, St::I(v)) => Value::I(v),
+        (_, St::V([m, _])) => Value::F(m),
+    }
+}
+
+/// Stores `v` as element `at` of `out` (bytes of `dtype`), or says why it
+/// does not fit.
+fn store(v: Value, dtype: DType, out: &mut [u8], at: usize) -> std::result::Result<(), String> {
+    let size = dtype.itemsize() as usize;
+    let dst = &mut out[at * size..(at + 1) * size];
+    let too_big = || format!("{v} does not fit in {}", dtype.numpy_name());
+    match dtype {
+        DType::F64 => {
+            let x = match v {
+                Value::F(x) => x,
+                Value::I(i) => i as f64,
+            };
+            dst.copy_from_slice(&x.to_le_bytes());
+        }
+        DType::F32 => {
+            let x = match v {
+                Value::F(x) => x,
+                Value::I(i) => i as f64,
+            };
+            let y = x as f32;
+            if y.is_infinite() && x.is_finite() {
+                return Err(too_big());
+            }
+            dst.copy_from_slice(&y.to_le_bytes());
+        }
+        DType::F16 => {
+            let x = match v {
+                Value::F(x) => x,
+                Value::I(i) => i as f64,
+            };
+            let y = f16::from_f64(x);
+            if y.is_infinite() && x.is_finite() {
+                return Err(too_big());
+            }
+            dst.copy_from_slice(&y.to_le_bytes());
+        }
+        DType::Bool => {
+            dst[0] = match v {
+                Value::F(x) => (x != 0.0) as u8,
+                Value::I(i) => (i != 0) as u8,
+            };
+        }
+        int => {
+            let i = match v {
+                Value::I(i) => i,
+                Value::F(x) if x.is_finite() && x.abs() < 1.8e38 => x.trunc() as i128,
+                Value::F(_) => return Err(too_big()),
+            };
+            let (lo, hi): (i128, i128) = match int {
+                DType::I8 => (i8::MIN as i128, i8::MAX as i128),
+                DType::I16 => (i16::MIN as i128, i16::MAX as i128),
+                DType::I32 => (i32::MIN as i128, i32::MAX as i128),
+                DType::I64 => (i64::MIN as i128, i64::MAX as i128),
+                DType::U8 => (0, u8::MAX as i128),
+                DType::U16 => (0, u16::MAX as i128),
+                DType::U32 => (0, u32::MAX as i128),
+                _ => (0, u64::MAX as i128),
+            };
+            if i < lo || i > hi {
+                return Err(too_big());
+            }
+            dst.copy_from_slice(&i.to_le_bytes()[..size]);
+        }
+    }
+    Ok(())
+}
+
+/// `v` as Python prints a float (`repr`): shortest round-trip digits,
+/// exponent form below 1e-4 and from 1e16, `nan`, `inf`.
+pub fn python_float(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let a = v.abs();
+    if a == 0.0 || (1e-4..1e16).contains(&a) {
+        let s = format!("{v:?}");
+        return s;
+    }
+    // `{:e}` gives the shortest round-trip digits: 1.5e300, 1e-7.
+    let s = format!("{v:e}");
+    let (mant, exp) = s.split_once('e').expect("LowerExp has an exponent");
+    let exp: i32 = exp.parse().expect("LowerExp exponent");
+    format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+}
+
+// ---------------------------------------------------------------------------
+// The kernel.
+
+/// The reduce kernel.
+pub struct Reduce {
+    params: ReduceParams,
+    kind: Kind,
+    /// Elements per row of the input.
+    row_len: u64,
+    /// Per-row axes: the row seen as `(outer, n, inner)`, reducing `n`.
+    outer: usize,
+    n: usize,
+    inner: usize,
+    /// Across rows: the worker's stack of finished nodes.
+    stack: Mutex<Vec<Node>>,
+}
+
+impl std::fmt::Debug for Reduce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reduce")
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+impl Reduce {
+    /// A reduction with `params` (checked as NumPy would, before any work).
+    pub fn new(params: ReduceParams) -> Result<Self> {
+        params.check()?;
+        let row_shape = params.shape.get(1..).unwrap_or(&[]);
+        let row_len: u64 = row_shape.iter().product();
+        let (outer, n, inner) = match params.axis {
+            Axis::Inner { axis } => (
+                row_shape[..axis - 1].iter().product::<u64>() as usize,
+                row_shape[axis - 1] as usize,
+                row_shape[axis..].iter().product::<u64>() as usize,
+            ),
+            _ => (1, row_len as usize, 1),
+        };
+        Ok(Reduce {
+            kind: params.op.kind(params.dtype),
+            params,
+            row_len,
+            outer,
+            n,
+            inner,
+            stack: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &ReduceParams {
+        &self.params
+    }
+
+    /// A fresh forest to combine this reduction's nodes in.
+    pub fn forest(&self) -> Forest {
+        Forest::new(&self.params)
+    }
+
+    fn push_node<S: State>(&self, stack: &mut Vec<Node>, mut node: Node) {
+        let unit = self.params.unit();
+        while let Some(top) = stack.last() {
+            let size = 1u64 << node.level;
+            let sibling = top.level == node.level
+                && top.start + size == node.start
+                && top.start % (size << 1) == 0;
+            if !sibling {
+                break;
+            }
+            let mut left = stack.pop().expect("checked");
+            let (l, r) = (S::unwrap(&mut left.states), S::unwrap(&mut node.states));
+            S::combine(self.params.op, l, r, size * unit, size * unit);
+            left.level += 1;
+            node = left;
+        }
+        stack.push(node);
+    }
+
+    /// Scans rows `first_row .. first_row + rows` (their elements in
+    /// `data`): the maximal aligned nodes inside them, each computed
+    /// recursively, pushed on the stack (which merges across blocks).
+    fn scan_rows<T: Elem, S: State>(
+        &self,
+        data: &[T],
+        first_row: u64,
+        rows: u64,
+        leaf: impl Fn(&[T], &mut [S]) + Copy,
+    ) {
+        let width = self.params.width();
+        let rl = self.row_len as usize;
+        let mut stack = self.stack.lock().unwrap_or_else(|p| p.into_inner());
+        let mut scratch: Vec<Vec<S>> = Vec::new();
+        let end = first_row + rows;
+        let mut s = first_row;
+        while s < end {
+            // The largest aligned node starting at s that fits before end.
+            let mut level = if s == 0 { 63 } else { s.trailing_zeros() };
+            while level > 0 && (level >= 64 || s + (1u64 << level) > end) {
+                level -= 1;
+            }
+            let mut out = vec![S::zero(); width];
+            let local = (s - first_row) as usize;
+            subtree(
+                self.params.op,
+                &data[local * rl..],
+                rl,
+                level,
+                self.params.unit(),
+                &mut out,
+                &mut scratch,
+                leaf,
+            );
+            self.push_node::<S>(
+                &mut stack,
+                Node {
+                    start: s,
+                    level,
+                    states: S::wrap(out),
+                },
+            );
+            s += 1u64 << level;
+        }
+    }
+
+    /// Per-row axes: reduce input row `x` into output row `out`.
+    fn reduce_row<T: Elem>(
+        x: &[T],
+        this: &Reduce,
+        out: &mut [u8],
+        row: u64,
+        buf: &mut Vec<St>,
+    ) -> std::result::Result<(), String> {
+        let p = &this.params;
+        let count = this.n as u64;
+        let mut k = 0usize;
+        for o in 0..this.outer {
+            let part = &x[o * this.n * this.inner..(o + 1) * this.n * this.inner];
+            if this.inner == 1 {
+                buf.clear();
+                buf.push(state_of_run(p.op, this.kind, part));
+            } else {
+                states_of_strided(p.op, this.kind, part, this.inner, buf);
+            }
+            for &st in buf.iter() {
+                let v = finish(p.op, st, count, p.ddof);
+                store(v, p.out_dtype, out, k)
+                    .map_err(|e| format!("row {row}: {} {e}", p.op.name()))?;
+                k += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The value of the full node of `2^level` rows starting at `data`,
+/// defined recursively as the tree defines it, into `out`.
+#[allow(clippy::too_many_arguments)]
+fn subtree<T: Elem, S: State>(
+    op: Op,
+    data: &[T],
+    row_len: usize,
+    level: u32,
+    unit: u64,
+    out: &mut [S],
+    scratch: &mut Vec<Vec<S>>,
+    leaf: impl Fn(&[T], &mut [S]) + Copy,
+) {
+    if level == 0 {
+        leaf(&data[..row_len], out);
+        return;
+    }
+    let half = 1usize << (level - 1);
+    subtree(op, data, row_len, level - 1, unit, out, scratch, leaf);
+    let i = (level - 1) as usize;
+    if scratch.len() <= i {
+        scratch.resize_with(i + 1, Vec::new);
+    }
+    let mut right = std::mem::take(&mut scratch[i]);
+    right.clear();
+    right.resize(out.len(), S::zero());
+    subtree(
+        op,
+        &data[half * row_len..],
+        row_len,
+        level - 1,
+        unit,
+        &mut right,
+        scratch,
+        leaf,
+    );
+    let n = half as u64 * unit;
+    S::combine(op, out, &right, n, n);
+    scratch[i] = right;
+}
+
+fn scan_typed<T: Elem>(data: &[T], k: &Reduce, first_row: u64, rows: u64) {
+    let op = k.params.op;
+    match (k.params.axis, k.kind) {
+        (Axis::Zero, Kind::F) => k.scan_rows::<T, f64>(data, first_row, rows, |r, o| {
+            o.iter_mut().zip(r).for_each(|(o, &v)| *o = v.f())
+        }),
+        (Axis::Zero, Kind::I) => k.scan_rows::<T, i128>(data, first_row, rows, |r, o| {
+            o.iter_mut().zip(r).for_each(|(o, &v)| *o = v.i())
+        }),
+        (Axis::Zero, Kind::V) => k.scan_rows::<T, [f64; 2]>(data, first_row, rows, |r, o| {
+            o.iter_mut().zip(r).for_each(|(o, &v)| *o = [v.f(), 0.0])
+        }),
+        (_, Kind::F) => k.scan_rows::<T, f64>(data, first_row, rows, move |r, o| {
+            if let St::F(v) = state_of_run(op, Kind::F, r) {
+                o[0] = v;
+            }
+        }),
+        (_, Kind::I) => k.scan_rows::<T, i128>(data, first_row, rows, move |r, o| {
+            if let St::I(v) = state_of_run(op, Kind::I, r) {
+                o[0] = v;
+            }
+        }),
+        (_, Kind::V) => k.scan_rows::<T, [f64; 2]>(data, first_row, rows, move |r, o| {
+            if let St::V(v) = state_of_run(op, Kind::V, r) {
+                o[0] = v;
+            }
+        }),
+    }
+}
+
+fn run_rows<T: Elem>(
+    x: &[T],
+    k: &Reduce,
+    out: &mut [u8],
+    first_row: u64,
+    out_row_bytes: usize,
+) -> std::result::Result<(), String> {
+    let rl = k.row_len as usize;
+    let mut buf = Vec::new();
+    for (i, o) in out.chunks_mut(out_row_bytes.max(1)).enumerate() {
+        let row = &x[i * rl..(i + 1) * rl];
+        Reduce::reduce_row(row, k, o, first_row + i as u64, &mut buf)?;
+    }
+    Ok(())
+}
+
+/// Registry constructor.
+pub(super) fn build(params: &serde_json::Value, _dtype: DType) -> Result<Box<dyn Kernel>> {
+    let p: ReduceParams = serde_json::from_value(params.clone())
+        .map_err(|e| Error::refused(format!("bad reduce parameters: {e}")))?;
+    Ok(Box::new(Reduce::new(p)?))
+}
+
+impl Kernel for Reduce {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec {
+            name: "reduce".into(),
+            params: serde_json::to_value(&self.params).expect("reduce parameters serialise"),
+        }
+    }
+
+    fn reads_input(&self) -> bool {
+        true
+    }
+
+    fn scans(&self) -> bool {
+        self.params.axis.across_rows()
+    }
+
+    fn run(&self, _rows: AnyRowsMut<'_>) -> std::result::Result<(), String> {
+        Err("reduce reads an input file: it runs through run_io or scan".into())
+    }
+
+    fn run_io(&self, input: RowsIn<'_>, out: AnyRowsMut<'_>) -> std::result::Result<(), String> {
+        if self.params.axis.across_rows() {
+            return Err("this reduction combines rows: it runs through scan".into());
+        }
+        let (obytes, first_row, out_row_len) = out.into_bytes();
+        let out_row_bytes = (out_row_len * self.params.out_dtype.itemsize()) as usize;
+        if out_row_bytes == 0 {
+            return Ok(());
+        }
+        typed!(
+            input.dtype,
+            input.bytes,
+            run_rows(self, obytes, first_row, out_row_bytes)
+        )
+    }
+
+    fn scan(&self, input: RowsIn<'_>, rows: u64) -> std::result::Result<(), String> {
+        if !self.params.axis.across_rows() {
+            return Err("this reduction is per row: it runs through run_io".into());
+        }
+        typed!(
+            input.dtype,
+            input.bytes,
+            scan_typed(self, input.first_row, rows)
+        );
+        Ok(())
+    }
+
+    fn take_result(&self) -> std::result::Result<Option<Vec<u8>>, String> {
+        let mut stack = self.stack.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for node in stack.drain(..) {
+            node.encode(&mut out);
+        }
+        Ok(Some(out))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The coordinator's side of the tree.
+
+/// Nodes from workers (or ranks), combined in the fixed dyadic tree.
+///
+/// Siblings are merged as soon as both are present, so the forest holds
+/// about one node per level whatever arrives; [`Forest::finish`] then
+/// combines what is left from the root down, a node reaching past the last
+/// row being its left part.
+#[derive(Debug)]
+pub struct Forest {
+    params: ReduceParams,
+    kind: Kind,
+    rows: u64,
+    nodes: BTreeMap<(u32, u64), States>,
+}
+
+impl Forest {
+    /// An empty forest for a reduction with `params`.
+    pub fn new(params: &ReduceParams) -> Self {
+        Forest {
+            kind: params.op.kind(params.dtype),
+            rows: params.shape.first().copied().unwrap_or(1),
+            params: params.clone(),
+            nodes: BTreeMap::new(),
+        }
+    }
+
+    /// Adds nodes in the binary form workers write.
+    pub fn insert_encoded(&mut self, bytes: &[u8]) -> Result<()> {
+        for node in Node::decode_all(bytes)? {
+            self.insert(node)?;
+        }
+        Ok(())
+    }
+
+    /// Adds one node, merging it with its sibling (and up) when present.
+    pub fn insert(&mut self, mut node: Node) -> Result<()> {
+        let width = self.params.width();
+        let expect = States::identity(self.kind, 0);
+        if node.states.len() != width
+            || std::mem::discriminant(&node.states) != std::mem::discriminant(&expect)
+            || node.level >= 64
+            || node.start % (1u64 << node.level) != 0
+            || node.start.saturating_add(1u64 << node.level) > self.rows
+        {
+            return Err(Error::refused(format!(
+                "a partial result for rows from {} does not belong to this reduction",
+                node.start
+            )));
+        }
+        let unit = self.params.unit();
+        loop {
+            let size = 1u64 << node.level;
+            if self.nodes.contains_key(&(node.level, node.start))
+                || self.covered(node.start, node.level)
+            {
+                return Err(Error::refused(format!(
+                    "rows {}..{} have two partial results",
+                    node.start,
+                    node.start + size
+                )));
+            }
+            let sib = node.start ^ size;
+            let Some(mut other) = self.nodes.remove(&(node.level, sib)) else {
+                break;
+            };
+            let n = size * unit;
+            if sib < node.start {
+                combine_states(self.params.op, &mut other, &node.states, n, n);
+                node = Node {
+                    start: sib,
+                    level: node.level + 1,
+                    states: other,
+                };
+            } else {
+                combine_states(self.params.op, &mut node.states, &other, n, n);
+                node.level += 1;
+            }
+        }
+        self.nodes.insert((node.level, node.start), node.states);
+        Ok(())
+    }
+
+    /// Whether a node already held covers part of `start .. start + 2^level`.
+    fn covered(&self, start: u64, level: u32) -> bool {
+        let end = start + (1u64 << level);
+        self.nodes.iter().any(|(&(l, s), _)| {
+            let e = s + (1u64 << l);
+            s < end && start < e
+        })
+    }
+
+    /// The result states (one per output element) with the element count
+    /// each covers; an error naming the first row no partial covers.
+    fn root(mut self) -> Result<(States, u64)> {
+        let width = self.params.width();
+        let unit = self.params.unit();
+        if self.rows == 0 {
+            return Ok((States::identity(self.kind, width), 0));
+        }
+        let level = 64 - (self.rows - 1).leading_zeros();
+        let (states, rows) = self.value(0, level)?.expect("rows > 0");
+        Ok((states, rows * unit))
+    }
+
+    fn value(&mut self, start: u64, level: u32) -> Result<Option<(States, u64)>> {
+        if start >= self.rows {
+            return Ok(None);
+        }
+        if let Some(s) = self.nodes.remove(&(level, start)) {
+            return Ok(Some((s, 1u64 << level)));
+        }
+        if level == 0 {
+            return Err(Error::failed(format!(
+                "no partial result covers row {start}"
+            )));
+        }
+        let half = 1u64 << (level - 1);
+        let (mut left, nl) = self.value(start, level - 1)?.expect("start < rows");
+        match self.value(start + half, level - 1)? {
+            None => Ok(Some((left, nl))),
+            Some((right, nr)) => {
+                let unit = self.params.unit();
+                combine_states(self.params.op, &mut left, &right, nl * unit, nr * unit);
+                Ok(Some((left, nl + nr)))
+            }
+        }
+    }
+
+    /// Combines what is left and returns the result, as the output dtype's
+    /// bytes (C order) and as values.
+    pub fn finish(self) -> Result<(Vec<u8>, Vec<Value>)> {
+        let p = self.params.clone();
+        let (states, count) = self.root()?;
+        let per_element = match p.axis {
+            Axis::Zero => p.shape.first().copied().unwrap_or(1),
+            _ => count,
+        };
+        let sts: Vec<St> = match states {
+            States::F(v) => v.into_iter().map(St::F).collect(),
+            States::I(v) => v.into_iter().map(St::I).collect(),
+            States::V(v) => v.into_iter().map(St::V).collect(),
+        };
+        let mut bytes = vec![0u8; sts.len() * p.out_dtype.itemsize() as usize];
+        let mut values = Vec::with_capacity(sts.len());
+        for (i, st) in sts.into_iter().enumerate() {
+            let v = finish(p.op, st, per_element, p.ddof);
+            store(v, p.out_dtype, &mut bytes, i).map_err(|e| match p.axis {
+                Axis::Zero => Error::failed(format!(
+                    "element {i} of the {} over axis 0: {e}",
+                    p.op.name()
+                )),
+                _ => Error::failed(format!("the {} of every row: {e}", p.op.name())),
+            })?;
+            values.push(v);
+        }
+        Ok((bytes, values))
+    }
+}
+
+/// Writes given bytes into the rows of a new file: how a reduction across
+/// rows, finished by the coordinator, is published with the same file
+/// safety as every other output.
+#[derive(Debug)]
+pub struct Values {
+    bytes: Vec<u8>,
+}
+
+impl Values {
+    /// A kernel writing `bytes` (the whole data of the file, C order).
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Values { bytes }
+    }
+}
+
+/// Registry constructor for [`Values`].
+pub(super) fn build_values(params: &serde_json::Value, _dtype: DType) -> Result<Box<dyn Kernel>> {
+    let bad = || Error::refused("bad values parameters: expected {\"hex\": \"…\"}");
+    let hex = params.get("hex").and_then(|h| h.as_str()).ok_or_else(bad)?;
+    Ok(Box::new(Values {
+        bytes: from_hex(hex).ok_or_else(bad)?,
+    }))
+}
+
+fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(h: &str) -> Option<Vec<u8>> {
+    if h.len() % 2 != 0 {
+        return None;
+    }
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Kernel for Values {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec {
+            name: "values".into(),
+            params: serde_json::json!({ "hex": to_hex(&self.bytes) }),
+        }
+    }
+
+    fn run(&self, rows: AnyRowsMut<'_>) -> std::result::Result<(), String> {
+        let item = rows.dtype().itemsize() as usize;
+        let (bytes, first_row, row_len) = rows.into_bytes();
+        let start = first_row as usize * row_len as usize * item;
+        let src = self
+            .bytes
+            .get(start..start + bytes.len())
+            .ok_or("the values do not cover the file")?;
+        bytes.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

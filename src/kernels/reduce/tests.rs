@@ -1,0 +1,212 @@
+//! Unit tests of the reduce kernel: the dyadic tree gives the same bytes
+//! for any split of the rows, and values agree with plain definitions.
+
+use super::*;
+
+fn params(op: Op, axis: Axis, dtype: DType, shape: &[u64]) -> ReduceParams {
+    ReduceParams {
+        op,
+        axis,
+        ddof: 0,
+        dtype,
+        shape: shape.to_vec(),
+        out_dtype: op.result_dtype(dtype),
+    }
+}
+
+/// Scans `data` split into the given worker ranges (each in blocks of
+/// `block` rows), as separate kernels would, and combines in a forest.
+fn tree_result(p: &ReduceParams, data: &[f64], ranges: &[(u64, u64)], block: u64) -> Vec<u8> {
+    let row_len: u64 = p.shape.iter().skip(1).product();
+    let mut forest = Forest::new(p);
+    for &(a, b) in ranges {
+        let k = Reduce::new(p.clone()).unwrap();
+        let mut r = a;
+        while r < b {
+            let n = block.min(b - r);
+            let bytes: &[u8] =
+                bytemuck::cast_slice(&data[(r * row_len) as usize..((r + n) * row_len) as usize]);
+            let input = RowsIn {
+                bytes,
+                dtype: DType::F64,
+                first_row: r,
+                row_len,
+            };
+            k.scan(input, n).unwrap();
+            r += n;
+        }
+        forest
+            .insert_encoded(&k.take_result().unwrap().unwrap())
+            .unwrap();
+    }
+    forest.finish().unwrap().0
+}
+
+fn noisy(n: usize) -> Vec<f64> {
+    // Values of very different magnitudes, so the summation order shows.
+    (0..n)
+        .map(|i| {
+            let x =
+                ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
+            (x - 0.5) * 10f64.powi((i % 17) as i32 - 8)
+        })
+        .collect()
+}
+
+#[test]
+fn any_split_gives_identical_bytes() {
+    for (axis, shape) in [
+        (Axis::All, vec![37u64, 5]),
+        (Axis::Zero, vec![37, 5]),
+        (Axis::All, vec![100]),
+        (Axis::Zero, vec![64, 3]),
+    ] {
+        for op in [Op::Sum, Op::Mean, Op::Var, Op::Min] {
+            let p = params(op, axis, DType::F64, &shape);
+            let data = noisy(shape.iter().product::<u64>() as usize);
+            let rows = shape[0];
+            let one = tree_result(&p, &data, &[(0, rows)], 1000);
+            for splits in [
+                vec![(0, 1), (1, rows)],
+                vec![(0, rows / 3), (rows / 3, rows / 2), (rows / 2, rows)],
+                (0..rows).map(|r| (r, r + 1)).collect::<Vec<_>>(),
+                vec![(rows / 2, rows), (0, rows / 2)],
+            ] {
+                for block in [1, 3, 1000] {
+                    assert_eq!(
+                        tree_result(&p, &data, &splits, block),
+                        one,
+                        "{op:?} {axis:?} {shape:?} {splits:?} block {block}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn values_match_plain_definitions() {
+    let data = noisy(60);
+    let p = params(Op::Var, Axis::All, DType::F64, &[12, 5]);
+    let out = tree_result(&p, &data, &[(0, 5), (5, 12)], 2);
+    let got = f64::from_le_bytes(out.try_into().unwrap());
+    let mean = data.iter().sum::<f64>() / 60.0;
+    let var = data.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / 60.0;
+    assert!((got - var).abs() <= 1e-12 * var.abs(), "{got} vs {var}");
+
+    let p = params(Op::Sum, Axis::Zero, DType::F64, &[12, 5]);
+    let out = tree_result(&p, &data, &[(0, 7), (7, 12)], 4);
+    let got: Vec<f64> = out
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    for (j, g) in got.iter().enumerate() {
+        let want: f64 = (0..12).map(|i| data[i * 5 + j]).sum();
+        assert!(
+            (g - want).abs() <= 1e-12 * want.abs().max(1e-300),
+            "{g} vs {want}"
+        );
+    }
+}
+
+#[test]
+fn nan_propagates_through_min_and_max() {
+    let mut data = noisy(20);
+    data[13] = f64::NAN;
+    for op in [Op::Min, Op::Max, Op::Sum] {
+        let p = params(op, Axis::All, DType::F64, &[20]);
+        let out = tree_result(&p, &data, &[(0, 10), (10, 20)], 3);
+        assert!(
+            f64::from_le_bytes(out.try_into().unwrap()).is_nan(),
+            "{op:?}"
+        );
+    }
+}
+
+#[test]
+fn missing_and_duplicate_rows_are_errors() {
+    let p = params(Op::Sum, Axis::All, DType::F64, &[8]);
+    let data = noisy(8);
+    let k = Reduce::new(p.clone()).unwrap();
+    let input = RowsIn {
+        bytes: bytemuck::cast_slice(&data[..3]),
+        dtype: DType::F64,
+        first_row: 0,
+        row_len: 1,
+    };
+    k.scan(input, 3).unwrap();
+    let part = k.take_result().unwrap().unwrap();
+    let mut f = Forest::new(&p);
+    f.insert_encoded(&part).unwrap();
+    assert!(f.insert_encoded(&part).is_err(), "duplicate rows accepted");
+    let err = Forest::new(&p);
+    let mut err = err;
+    err.insert_encoded(&part).unwrap();
+    let e = err.finish().unwrap_err();
+    assert!(e.to_string().contains("row 3"), "{e}");
+}
+
+#[test]
+fn records_round_trip_exactly() {
+    let node = Node {
+        start: 8,
+        level: 3,
+        states: States::V(vec![[0.1, f64::NAN], [-0.0, 1e300]]),
+    };
+    let back = Node::from_record(&node.record()).unwrap();
+    assert_eq!(back.states.bytes(), node.states.bytes());
+    let node = Node {
+        start: 0,
+        level: 0,
+        states: States::I(vec![i128::MIN, 5]),
+    };
+    assert_eq!(Node::from_record(&node.record()).unwrap(), node);
+}
+
+#[test]
+fn result_dtypes_are_numpys() {
+    use DType::*;
+    assert_eq!(Op::Sum.result_dtype(U8), U64);
+    assert_eq!(Op::Sum.result_dtype(Bool), I64);
+    assert_eq!(Op::Sum.result_dtype(I32), I64);
+    assert_eq!(Op::Sum.result_dtype(F16), F16);
+    assert_eq!(Op::Mean.result_dtype(I8), F64);
+    assert_eq!(Op::Var.result_dtype(F32), F32);
+    assert_eq!(Op::Max.result_dtype(U16), U16);
+}
+
+#[test]
+fn axes_parse_as_numpy_takes_them() {
+    assert_eq!(Axis::parse("-1", 2).unwrap(), Axis::Inner { axis: 1 });
+    assert_eq!(Axis::parse("0", 3).unwrap(), Axis::Zero);
+    assert_eq!(Axis::parse("-3", 3).unwrap(), Axis::Zero);
+    assert!(Axis::parse("2", 2)
+        .unwrap_err()
+        .to_string()
+        .contains("out of bounds for array of dimension 2"));
+    assert!(Axis::parse("x", 2).is_err());
+    assert_eq!(Axis::Inner { axis: 1 }.out_shape(&[4, 5, 6]), vec![4, 6]);
+    assert_eq!(Axis::Zero.out_shape(&[4, 5, 6]), vec![5, 6]);
+}
+
+#[test]
+fn results_that_do_not_fit_are_errors() {
+    let mut buf = [0u8; 4];
+    assert!(store(Value::I(1 << 40), DType::I32, &mut buf, 0).is_err());
+    assert!(store(Value::F(1e39), DType::F32, &mut buf, 0).is_err());
+    assert!(store(Value::F(f64::INFINITY), DType::F32, &mut buf, 0).is_ok());
+    assert!(store(Value::F(f64::NAN), DType::I32, &mut buf, 0).is_err());
+    store(Value::I(-7), DType::I32, &mut buf, 0).unwrap();
+    assert_eq!(i32::from_le_bytes(buf), -7);
+}
+
+#[test]
+fn floats_print_as_python_does() {
+    assert_eq!(python_float(0.1), "0.1");
+    assert_eq!(python_float(1.0), "1.0");
+    assert_eq!(python_float(1e16), "1e+16");
+    assert_eq!(python_float(1.5e-7), "1.5e-07");
+    assert_eq!(python_float(-2.5e300), "-2.5e+300");
+    assert_eq!(python_float(f64::NAN), "nan");
+    assert_eq!(python_float(123456.75), "123456.75");
+}
