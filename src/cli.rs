@@ -93,6 +93,9 @@ enum Command {
     Verify(VerifyArgs),
     /// Publish a file that the ranks of a distributed run filled.
     Commit(CommitArgs),
+    /// Work with run reports: merge the ranks' reports of a distributed job.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Measure this machine or file system: mmrun against reference lines.
     Bench(BenchArgs),
 }
@@ -268,6 +271,28 @@ enum OpArg {
     Max,
     Std,
     Var,
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// One job summary (and a reduction's cross-rank result) from the ranks' --report files.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// The ranks' reports (one per rank, any order).
+    #[arg(required = true, value_name = "REPORT")]
+    reports: Vec<PathBuf>,
+    /// Print the job summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Write a reduction's result to this new file (needed unless it is one number).
+    #[arg(long, value_name = "OUT")]
+    out: Option<PathBuf>,
+    /// Replace an existing OUT.
+    #[arg(long, requires = "out")]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -662,6 +687,7 @@ pub fn run() -> Result<()> {
         Command::Apply(a) => apply(a),
         Command::Reduce(a) => reduce(a),
         Command::Bench(a) => bench(a),
+        Command::Report(ReportCommand::Merge(a)) => merge_reports(a),
         Command::Commit(a) => {
             let done = mmrun::coordinator::commit::commit(&a.file)?;
             if a.json {
@@ -786,7 +812,7 @@ fn apply(a: ApplyArgs) -> Result<()> {
 }
 
 fn reduce(a: ReduceArgs) -> Result<()> {
-    use mmrun::kernels::reduce::{python_float, Axis, Op, Reduce, ReduceParams, Value, Values};
+    use mmrun::kernels::reduce::{Axis, Op, Reduce, ReduceParams, Value};
     let input = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
     if input.create.is_some() && input.raw.is_none() {
         return Err(Error::refused(
@@ -929,41 +955,87 @@ fn reduce(a: ReduceArgs) -> Result<()> {
                 if let Some(new) = t.create.as_mut() {
                     new.header = a.npy_header.into();
                 }
-                let written = a
-                    .run
-                    .runner(t)?
-                    .workers(Workers::Count(1))
-                    .spawn(Spawn::Fork)
-                    .distributed(None)
-                    .schedule(mmrun::coordinator::Schedule::Static)
-                    .progress(ProgressMode::Never)
-                    .run(|_| Ok(Some(Box::new(Values::new(bytes)) as Box<dyn Kernel>)));
-                if let Err(e) = written {
+                if let Err(e) = publish_values(t, bytes, a.run.sync.into(), !a.run.no_lock) {
                     return Err(e.with_summary(summary));
                 }
             }
-            None => {
-                printed = Some(match values.as_slice() {
-                    [Value::F(v)] if out_dtype == DType::F32 => format_f32(*v as f32),
-                    [Value::F(v)] if out_dtype == DType::F16 => {
-                        format_f32(half::f16::from_f64(*v).to_f32())
-                    }
-                    [Value::F(v)] if out_dtype.is_float() => python_float(*v),
-                    [Value::F(v)] if out_dtype == DType::Bool => {
-                        (if *v != 0.0 { "True" } else { "False" }).into()
-                    }
-                    [Value::I(v)] if out_dtype == DType::Bool => {
-                        (if *v != 0 { "True" } else { "False" }).into()
-                    }
-                    [v] => v.to_string(),
-                    _ => String::new(),
-                });
-            }
+            None => printed = Some(scalar_text(&values, out_dtype)),
         }
         Ok(summary)
     })?;
     if let (Some(p), false) = (printed, a.run.json) {
         println!("{p}");
+    }
+    Ok(())
+}
+
+/// Publishes `bytes` as the data of the new file `target` (a reduction
+/// finished by the coordinator), with the same file safety as every run.
+fn publish_values(
+    target: Target,
+    bytes: Vec<u8>,
+    sync: SyncMode,
+    lock: bool,
+) -> Result<RunSummary> {
+    use mmrun::kernels::reduce::Values;
+    Runner::new(target)
+        .workers(Workers::Count(1))
+        .spawn(Spawn::Fork)
+        .sync(sync)
+        .lock(lock)
+        .progress(ProgressMode::Never)
+        .run(|_| Ok(Some(Box::new(Values::new(bytes)) as Box<dyn Kernel>)))
+}
+
+/// A one-number result as NumPy prints it (`print(np.float32(x))`).
+fn scalar_text(values: &[mmrun::kernels::reduce::Value], dtype: DType) -> String {
+    use mmrun::kernels::reduce::{python_float, Value};
+    let truth = |b: bool| if b { "True" } else { "False" }.to_string();
+    match values {
+        [Value::F(v)] if dtype == DType::F32 => format_f32(*v as f32),
+        [Value::F(v)] if dtype == DType::F16 => format_f32(half::f16::from_f64(*v).to_f32()),
+        [Value::F(v)] if dtype.is_float() => python_float(*v),
+        [Value::F(v)] if dtype == DType::Bool => truth(*v != 0.0),
+        [Value::I(v)] if dtype == DType::Bool => truth(*v != 0),
+        [v] => v.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn merge_reports(a: MergeArgs) -> Result<()> {
+    use mmrun::report::merge::{merge, merged_text};
+    let merged = merge(&a.reports)?;
+    match (&merged.reduce, &a.out) {
+        (Some(m), Some(out)) => {
+            let shape = m.params.axis.out_shape(&m.params.shape);
+            let mut t = Target::new_npy(out.clone(), m.params.out_dtype, shape);
+            t.force = a.force;
+            publish_values(t, m.bytes.clone(), SyncMode::Full, true)?;
+        }
+        (Some(m), None) if !m.params.axis.out_shape(&m.params.shape).is_empty() => {
+            return Err(Error::refused(
+                "the merged result is an array: give --out OUT",
+            ));
+        }
+        (None, Some(_)) if merged.problems.is_empty() => {
+            return Err(Error::refused(
+                "--out is for a reduction's result, and these reports hold none",
+            ));
+        }
+        _ => {}
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&merged.doc).expect("json")
+        );
+    }
+    eprintln!("{}", merged_text(&merged));
+    if !merged.problems.is_empty() {
+        return Err(Error::failed(merged.problems.join("; ")));
+    }
+    if let (Some(m), None, false) = (&merged.reduce, &a.out, a.json) {
+        println!("{}", scalar_text(&m.values, m.params.out_dtype));
     }
     Ok(())
 }
@@ -1130,20 +1202,46 @@ fn exec(a: ExecArgs) -> Result<()> {
 }
 
 impl RunArgs {
+    /// This rank under `--distributed` (from the options or the launcher).
+    fn rank(&self) -> Result<Option<mmrun::distributed::Rank>> {
+        if !self.distributed {
+            return Ok(None);
+        }
+        let explicit = match (self.rank, self.ranks, self.shard) {
+            (Some(r), Some(n), _) => Some((r, n)),
+            (_, _, Some(s)) => Some((s.index, s.count)),
+            _ => None,
+        };
+        Ok(Some(mmrun::distributed::detect(explicit, &|k| {
+            std::env::var(k).ok()
+        })?))
+    }
+
+    /// `--report`, with `{rank}` and `{ranks}` filled in for a rank, so
+    /// one command line run by a launcher gives every rank its own file.
+    fn report_path(&self) -> Result<Option<PathBuf>> {
+        let Some(p) = &self.report else {
+            return Ok(None);
+        };
+        let text = p.to_string_lossy();
+        if !text.contains("{rank}") && !text.contains("{ranks}") {
+            return Ok(Some(p.clone()));
+        }
+        let rank = self
+            .rank()?
+            .ok_or_else(|| Error::refused("--report with {rank} or {ranks} needs --distributed"))?;
+        Ok(Some(PathBuf::from(
+            text.replace("{rank}", &rank.rank.to_string())
+                .replace("{ranks}", &rank.size.to_string()),
+        )))
+    }
+
     /// A runner on `target` with these options.
     fn runner(&self, target: Target) -> Result<Runner> {
-        let rank = if self.distributed {
-            let explicit = match (self.rank, self.ranks, self.shard) {
-                (Some(r), Some(n), _) => Some((r, n)),
-                (_, _, Some(s)) => Some((s.index, s.count)),
-                _ => None,
-            };
-            let rank = mmrun::distributed::detect(explicit, &|k| std::env::var(k).ok())?;
+        let rank = self.rank()?;
+        if let Some(rank) = rank {
             tracing::info!("distributed: {rank}");
-            Some(rank)
-        } else {
-            None
-        };
+        }
         let schedule = match (self.schedule, self.chunk_rows) {
             (ScheduleArg::Static, None) => mmrun::coordinator::Schedule::Static,
             (ScheduleArg::Static, Some(_)) => {
@@ -1183,10 +1281,10 @@ impl RunArgs {
     /// `--report`), the plan of a dry run, the human summary on stderr.
     /// Failed runs are reported too, with their error.
     fn finish(&self, command: &str, run: impl FnOnce() -> Result<RunSummary>) -> Result<()> {
-        let report_file = match &self.report {
-            Some(p) => {
-                Some(File::create(p).map_err(|e| Error::io_refused("cannot create report", p, e))?)
-            }
+        let report_file = match self.report_path()? {
+            Some(p) => Some(
+                File::create(&p).map_err(|e| Error::io_refused("cannot create report", &p, e))?,
+            ),
             None => None,
         };
         let result = run();

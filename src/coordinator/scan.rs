@@ -146,7 +146,7 @@ impl Runner {
                 "schedule": self.schedule,
                 "align": self.align,
                 "kernel": kernel.spec(),
-                "rank": self.distributed.map(|r| serde_json::json!({"rank": r.rank, "ranks": r.size})),
+                "distributed": self.distributed,
             }),
             results: serde_json::Value::Null,
             read_only: true,

@@ -1030,3 +1030,144 @@ fn sbatch_body_outside_srun_is_refused() {
         "a refused rank changed the pending run"
     );
 }
+
+/// `mpirun -n 3` reductions: `--axis 1` ranks write their rows of a pending
+/// output that `commit` publishes; `--axis 0` and `all` ranks leave exact
+/// partials in `--report out-{rank}.json` that `report merge` combines —
+/// both bit for bit what one machine computes.
+#[test]
+fn mpirun_reductions_across_ranks_equal_a_local_reduce() {
+    let _g = serial();
+    let test = "mpirun_reductions_across_ranks_equal_a_local_reduce";
+    if !open_mpi(test) {
+        return;
+    }
+    let dir = Dir::new();
+    let ok = |args: &[&str]| {
+        let out = dir.cmd(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    ok(&[
+        "fill", "x.npy", "--shape", "40000,24", "--random", "uniform", "--seed", "5",
+    ]);
+
+    create_pending(&dir, "rowmean.npy", "40000", "f4");
+    let mut c = mpirun(&dir, 3);
+    c.arg(mmrun_bin()).args([
+        "reduce",
+        "x.npy",
+        "--op",
+        "mean",
+        "--axis",
+        "1",
+        "--out",
+        "rowmean.npy",
+        "--distributed",
+        "-w",
+        "2",
+    ]);
+    run("mpirun -n 3 mmrun reduce --axis 1 --distributed", c, STEP).ok();
+    commit(&dir, "rowmean.npy");
+    ok(&[
+        "reduce",
+        "x.npy",
+        "--op",
+        "mean",
+        "--axis",
+        "1",
+        "--out",
+        "local1.npy",
+    ]);
+
+    for (op, axis, tag) in [("var", "0", "v0"), ("sum", "all", "sall")] {
+        let mut c = mpirun(&dir, 3);
+        let report = format!("{tag}-{{rank}}.json");
+        c.arg(mmrun_bin()).args([
+            "reduce",
+            "x.npy",
+            "--op",
+            op,
+            "--axis",
+            axis,
+            "--distributed",
+            "-w",
+            "2",
+            "--report",
+            &report,
+        ]);
+        run(
+            "mpirun -n 3 mmrun reduce --axis 0|all --distributed",
+            c,
+            STEP,
+        )
+        .ok();
+    }
+    let reports =
+        |tag: &str| -> Vec<String> { (0..3).map(|r| format!("{tag}-{r}.json")).collect() };
+    let mut merge = vec!["report", "merge", "--out", "merged0.npy"];
+    let v0 = reports("v0");
+    merge.extend(v0.iter().map(String::as_str));
+    ok(&merge);
+    ok(&[
+        "reduce",
+        "x.npy",
+        "--op",
+        "var",
+        "--axis",
+        "0",
+        "--out",
+        "local0.npy",
+        "-w",
+        "1",
+    ]);
+    let mut merge = vec!["report", "merge"];
+    let sall = reports("sall");
+    merge.extend(sall.iter().rev().map(String::as_str));
+    let merged_all = ok(&merge);
+    let local_all = ok(&["reduce", "x.npy", "--op", "sum", "--axis", "all", "-w", "3"]);
+    assert_eq!(
+        merged_all.stdout, local_all.stdout,
+        "the merged sum differs from the local one"
+    );
+
+    let data = |f: &str| {
+        let b = fs::read(dir.join(f)).unwrap();
+        // Compare the data, after each file's own header.
+        let header = u16::from_le_bytes([b[8], b[9]]) as usize + 10;
+        b[header..].to_vec()
+    };
+    assert!(
+        data("rowmean.npy") == data("local1.npy"),
+        "axis 1 across ranks differs"
+    );
+    assert!(
+        data("merged0.npy") == data("local0.npy"),
+        "axis 0 across ranks differs"
+    );
+
+    // A missing rank's report is named, and no result is given.
+    let out = dir
+        .cmd(&[
+            "report",
+            "merge",
+            "v0-0.json",
+            "v0-2.json",
+            "--out",
+            "partial.npy",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rank(s) 1"));
+    assert!(!dir.join("partial.npy").exists());
+}

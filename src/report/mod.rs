@@ -4,6 +4,8 @@
 //! Only formatting lives here; the numbers come from
 //! [`crate::coordinator::RunSummary`] and [`crate::layout::Layout`].
 
+pub mod merge;
+
 use std::path::Path;
 
 use serde_json::json;
