@@ -9,6 +9,7 @@
 //! API library users get.
 
 pub mod apply;
+pub mod convert;
 pub mod fill;
 
 use half::f16;
@@ -18,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::layout::DType;
 
 pub use apply::Apply;
+pub use convert::Convert;
 pub use fill::{Fill, FillKind};
 
 /// A mutable view of consecutive whole rows of one worker, typed.
@@ -219,7 +221,11 @@ pub trait Kernel: Send + Sync {
 type Builder = fn(&serde_json::Value, DType) -> Result<Box<dyn Kernel>>;
 
 /// The kernels [`build`] knows, by name.
-const REGISTRY: &[(&str, Builder)] = &[("fill", fill::build), ("apply", apply::build)];
+const REGISTRY: &[(&str, Builder)] = &[
+    ("fill", fill::build),
+    ("apply", apply::build),
+    ("convert", convert::build),
+];
 
 /// Rebuilds a kernel from its spec, for files of `dtype`.
 pub fn build(spec: &KernelSpec, dtype: DType) -> Result<Box<dyn Kernel>> {
@@ -253,7 +259,10 @@ mod tests {
             DType::F32
         )
         .is_err());
-        assert_eq!(registered().collect::<Vec<_>>(), vec!["fill", "apply"]);
+        assert_eq!(
+            registered().collect::<Vec<_>>(),
+            vec!["fill", "apply", "convert"]
+        );
     }
 
     #[test]
