@@ -256,25 +256,20 @@ struct ConvertArgs {
     #[arg(long)]
     strict: bool,
     /// IN is headerless: read it as numpy.memmap(IN, dtype=--in-dtype, shape=--in-shape, offset=--in-offset, order=--in-order).
-    #[arg(long, requires = "in_dtype")]
+    #[arg(long)]
     in_raw: bool,
     /// Element type of a raw IN; a big-endian spelling such as >f4 is accepted.
-    #[arg(
-        long,
-        value_name = "DTYPE",
-        requires = "in_raw",
-        allow_hyphen_values = true
-    )]
+    #[arg(long, value_name = "DTYPE", allow_hyphen_values = true)]
     in_dtype: Option<String>,
     /// Shape of a raw IN (default: 1-D, from the file size).
-    #[arg(long, value_name = "R,C,...", requires = "in_raw")]
+    #[arg(long, value_name = "R,C,...")]
     in_shape: Option<String>,
-    /// Byte offset of the data in a raw IN (any value, as numpy.memmap allows).
-    #[arg(long, value_name = "BYTES", requires = "in_raw")]
+    /// Byte offset of the data in a raw IN (any value, as numpy.memmap allows; default 0).
+    #[arg(long, value_name = "BYTES")]
     in_offset: Option<u64>,
-    /// Memory order of a raw IN: C (row-major) or F (Fortran, column-major).
-    #[arg(long, value_enum, requires = "in_raw", default_value_t = OrderArg::C)]
-    in_order: OrderArg,
+    /// Memory order of a raw IN: C (row-major, the default) or F (Fortran, column-major).
+    #[arg(long, value_enum, value_name = "C|F")]
+    in_order: Option<OrderArg>,
     /// Replace an existing OUT (atomically), or discard a stale partial file.
     #[arg(long)]
     force: bool,
@@ -750,9 +745,20 @@ fn convert_input(a: &ConvertArgs) -> Result<Layout> {
             path.display()
         )));
     }
+    let described = a.in_dtype.is_some()
+        || a.in_shape.is_some()
+        || a.in_offset.is_some()
+        || a.in_order.is_some();
+    if described && !a.in_raw {
+        return Err(Error::refused(
+            "--in-dtype, --in-shape, --in-offset and --in-order describe a headerless IN: add --in-raw",
+        ));
+    }
     let mut file = File::open(path).map_err(|e| Error::io_refused("cannot open", path, e))?;
     if a.in_raw {
-        let text = a.in_dtype.as_deref().unwrap_or_default();
+        let text = a.in_dtype.as_deref().ok_or_else(|| {
+            Error::refused("--in-raw needs --in-dtype (a raw file has no header)")
+        })?;
         // numpy.memmap takes big-endian dtypes, so a raw IN may be one.
         let (dtype, order) = match mmrun::layout::DType::parse_descr(text) {
             Some((d, mmrun::layout::ByteOrder::Big)) if text.starts_with('>') => {
@@ -771,7 +777,7 @@ fn convert_input(a: &ConvertArgs) -> Result<Layout> {
         };
         let mut layout = Layout::read(path, &mut file, Some(&spec))?;
         layout.byte_order = order;
-        layout.fortran_order = a.in_order == OrderArg::F;
+        layout.fortran_order = a.in_order == Some(OrderArg::F);
         return Ok(layout);
     }
     let mut prefix = Vec::with_capacity(6);

@@ -492,13 +492,14 @@ enum Val {
 }
 
 impl fmt::Display for Val {
-    /// As NumPy prints a scalar: `nan`, `inf`, `-inf`, `1e+300`, `3`.
+    /// Close to Python's repr: `nan`, `inf`, `-inf`, `3`, `-100.0`,
+    /// `1e300` (Rust's shortest round-trip digits, exponent past 1e16).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Val::Int(v) => write!(f, "{v}"),
             Val::Float(x) if x.is_nan() => f.write_str("nan"),
             Val::Float(x) if x.is_infinite() => f.write_str(if x > 0.0 { "inf" } else { "-inf" }),
-            Val::Float(x) => write!(f, "{x}"),
+            Val::Float(x) => write!(f, "{x:?}"),
         }
     }
 }
@@ -719,6 +720,8 @@ mod tests {
         assert_eq!(Val::Float(f64::NAN).to_string(), "nan");
         assert_eq!(Val::Float(f64::NEG_INFINITY).to_string(), "-inf");
         assert_eq!(Val::Int(-3).to_string(), "-3");
+        assert_eq!(Val::Float(-100.0).to_string(), "-100.0");
+        assert_eq!(Val::Float(1e300).to_string(), "1e300");
     }
 
     #[test]

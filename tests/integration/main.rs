@@ -23,3 +23,5 @@ mod distributed;
 mod report;
 // mmrun apply against NumPy's evaluation of the same assignment.
 mod apply;
+// mmrun convert against NumPy's astype and can_cast.
+mod convert;
