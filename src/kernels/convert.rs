@@ -8,12 +8,12 @@
 //! is not a byte range of the file, and a big-endian one is not a typed
 //! slice. Each worker process opens the input once; for C order it maps the
 //! input rows of each output block, for Fortran order the whole data region,
-//! and gathers (see [`Convert::gather_fortran`]). Elements are decoded to
+//! and gathers (see `Convert::gather_fortran`). Elements are decoded to
 //! native order in a staging buffer only when they are not already aligned
 //! native values, then cast with the expression engine's NumPy casts.
 //!
 //! Casting rules are NumPy's `np.can_cast(from, to, casting)` at the dtype
-//! level ([`can_cast`]); `--strict` adds a per-value check ([`Val`]) for
+//! level ([`can_cast`]); `--strict` adds a per-value check (`refused`) for
 //! the cases where NumPy's `astype` is silent or platform-specific.
 
 use std::fmt;
@@ -687,10 +687,10 @@ mod tests {
         assert!(!refused(F(-128.5), I(-128), DType::I8));
         assert!(refused(F(-129.0), I(-128), DType::I8));
         // 2^63 is just outside int64; the largest double below it is not.
-        assert!(refused(F(9.223_372_036_854_775_808e18), I(0), DType::I64));
-        assert!(!refused(F(9.223_372_036_854_774_784e18), I(0), DType::I64));
-        assert!(!refused(F(1.844_674_407_370_955_0e19), I(0), DType::U64));
-        assert!(refused(F(1.844_674_407_370_955_2e19), I(0), DType::U64));
+        assert!(refused(F(2f64.powi(63)), I(0), DType::I64));
+        assert!(!refused(F(2f64.powi(63) - 1024.0), I(0), DType::I64));
+        assert!(!refused(F(2f64.powi(64) - 2048.0), I(0), DType::U64));
+        assert!(refused(F(2f64.powi(64)), I(0), DType::U64));
         // Integers that wrap.
         assert!(refused(I(300), I(44), DType::U8));
         assert!(refused(I(-1), I(255), DType::U8));
@@ -743,7 +743,7 @@ mod tests {
         let path = dir.path().join("f.bin");
         // C-order values v[r, a, b] = 100 r + 10 a + b, stored in Fortran
         // order: flat index r + 3 a + 6 b.
-        let mut data = vec![0u32; 12];
+        let mut data = [0u32; 12];
         for r in 0..3 {
             for a in 0..2 {
                 for b in 0..2 {
