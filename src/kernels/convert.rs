@@ -325,8 +325,9 @@ impl Convert {
         }
     }
 
-    /// The flat index of the first element of the block that `--strict`
-    /// refuses, with a description of it.
+    /// The `--strict` error for element `i` of the block starting at
+    /// `first_row` (`elems` holds the block's native input elements): its
+    /// row, N-d index and value, and why it cannot be converted.
     fn describe(&self, first_row: u64, i: usize, elems: &[u8]) -> String {
         let flat = first_row * self.row_len + i as u64;
         let mut index = Vec::with_capacity(self.params.shape.len());
