@@ -91,6 +91,8 @@ enum Command {
     Reduce(ReduceArgs),
     /// Recompute a deterministic fill and name the first row that differs.
     Verify(VerifyArgs),
+    /// Write IN.astype(T) to OUT, native little-endian and C order (reads big-endian and Fortran order).
+    Convert(ConvertArgs),
     /// Publish a file that the ranks of a distributed run filled.
     Commit(CommitArgs),
     /// Work with run reports: merge the ranks' reports of a distributed job.
@@ -263,6 +265,54 @@ struct ReduceArgs {
     run: RunArgs,
 }
 
+#[derive(Debug, Args)]
+struct ConvertArgs {
+    /// The array to read: a .npy in any byte order, C or Fortran order, or a raw file with --in-raw.
+    #[arg(value_name = "IN")]
+    input: PathBuf,
+    /// The file to write: IN.astype(T), native little-endian, C order, published atomically.
+    #[arg(value_name = "OUT")]
+    output: PathBuf,
+    /// Element type of OUT, NumPy spelling (default: IN's).
+    #[arg(long, value_name = "DTYPE")]
+    dtype: Option<String>,
+    /// Write OUT headerless, as numpy.memmap reads it.
+    #[arg(long, conflicts_with = "npy")]
+    raw: bool,
+    /// Write OUT as .npy (the default).
+    #[arg(long)]
+    npy: bool,
+    /// Which conversions are allowed at all, as np.can_cast(IN.dtype, T, casting).
+    #[arg(long, value_enum, default_value_t = CastingArg::Unsafe)]
+    casting: CastingArg,
+    /// Also refuse per value: NaN/inf to an integer, out-of-range values, finite values overflowing to inf (exit 1).
+    #[arg(long)]
+    strict: bool,
+    /// IN is headerless: read it as numpy.memmap(IN, dtype=--in-dtype, shape=--in-shape, offset=--in-offset, order=--in-order).
+    #[arg(long)]
+    in_raw: bool,
+    /// Element type of a raw IN; a big-endian spelling such as >f4 is accepted.
+    #[arg(long, value_name = "DTYPE", allow_hyphen_values = true)]
+    in_dtype: Option<String>,
+    /// Shape of a raw IN (default: 1-D, from the file size).
+    #[arg(long, value_name = "R,C,...")]
+    in_shape: Option<String>,
+    /// Byte offset of the data in a raw IN (any value, as numpy.memmap allows; default 0).
+    #[arg(long, value_name = "BYTES")]
+    in_offset: Option<u64>,
+    /// Memory order of a raw IN: C (row-major, the default) or F (Fortran, column-major).
+    #[arg(long, value_enum, value_name = "C|F")]
+    in_order: Option<OrderArg>,
+    /// Replace an existing OUT (atomically), or discard a stale partial file.
+    #[arg(long)]
+    force: bool,
+    /// .npy header of OUT: page (data at byte 4096) or compact (as np.save writes it).
+    #[arg(long, value_enum, default_value_t = HeaderArg::Page)]
+    npy_header: HeaderArg,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum OpArg {
     Sum,
@@ -293,6 +343,24 @@ struct MergeArgs {
     /// Replace an existing OUT.
     #[arg(long, requires = "out")]
     force: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CastingArg {
+    No,
+    Equiv,
+    Safe,
+    #[value(name = "same_kind")]
+    SameKind,
+    Unsafe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OrderArg {
+    #[value(name = "C", alias = "c")]
+    C,
+    #[value(name = "F", alias = "f")]
+    F,
 }
 
 #[derive(Debug, Args)]
@@ -686,6 +754,7 @@ pub fn run() -> Result<()> {
         Command::Verify(a) => verify(a),
         Command::Apply(a) => apply(a),
         Command::Reduce(a) => reduce(a),
+        Command::Convert(a) => convert(a),
         Command::Bench(a) => bench(a),
         Command::Report(ReportCommand::Merge(a)) => merge_reports(a),
         Command::Commit(a) => {
@@ -726,6 +795,140 @@ fn init_logging(cli: &Cli) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// The layout of convert's IN: any `.npy` mmrun can describe (big-endian
+/// and Fortran order included), or a raw file described by `--in-*`.
+fn convert_input(a: &ConvertArgs) -> Result<Layout> {
+    use std::io::{Read, Seek};
+    let path = &a.input;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io_refused("cannot open", path, e))?;
+    if meta.is_dir() {
+        return Err(Error::refused(format!("{} is a directory", path.display())));
+    }
+    if !meta.is_file() {
+        return Err(Error::refused(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    let described = a.in_dtype.is_some()
+        || a.in_shape.is_some()
+        || a.in_offset.is_some()
+        || a.in_order.is_some();
+    if described && !a.in_raw {
+        return Err(Error::refused(
+            "--in-dtype, --in-shape, --in-offset and --in-order describe a headerless IN: add --in-raw",
+        ));
+    }
+    let mut file = File::open(path).map_err(|e| Error::io_refused("cannot open", path, e))?;
+    if a.in_raw {
+        let text = a.in_dtype.as_deref().ok_or_else(|| {
+            Error::refused("--in-raw needs --in-dtype (a raw file has no header)")
+        })?;
+        // numpy.memmap takes big-endian dtypes, so a raw IN may be one.
+        let (dtype, order) = match mmrun::layout::DType::parse_descr(text) {
+            Some((d, mmrun::layout::ByteOrder::Big)) if text.starts_with('>') => {
+                (d, mmrun::layout::ByteOrder::Big)
+            }
+            _ => (parse_dtype(text)?, mmrun::layout::ByteOrder::Little),
+        };
+        let spec = RawSpec {
+            dtype,
+            shape: a
+                .in_shape
+                .as_deref()
+                .map(mmrun::layout::parse_shape)
+                .transpose()?,
+            offset: a.in_offset.unwrap_or(0),
+        };
+        let mut layout = Layout::read(path, &mut file, Some(&spec))?;
+        layout.byte_order = order;
+        layout.fortran_order = a.in_order == Some(OrderArg::F);
+        return Ok(layout);
+    }
+    let mut prefix = Vec::with_capacity(6);
+    (&mut file)
+        .take(6)
+        .read_to_end(&mut prefix)
+        .map_err(|e| Error::io_refused("cannot read", path, e))?;
+    if !mmrun::layout::npy::has_magic(&prefix) {
+        return Err(Error::refused(format!(
+            "{} is not a .npy file: for a headerless file give --in-raw --in-dtype (and --in-shape, --in-offset)",
+            path.display()
+        )));
+    }
+    file.seek(std::io::SeekFrom::Start(0))
+        .map_err(|e| Error::io_refused("cannot read", path, e))?;
+    Layout::read(path, &mut file, None)
+}
+
+fn convert(a: ConvertArgs) -> Result<()> {
+    use mmrun::kernels::convert::{Convert, ConvertParams};
+    use std::os::unix::fs::MetadataExt;
+    let in_layout = convert_input(&a)?;
+    let out_dtype = match &a.dtype {
+        Some(d) => parse_dtype(d)?,
+        None => in_layout.dtype,
+    };
+    if let Ok(out) = std::fs::symlink_metadata(&a.output) {
+        let same = match (std::fs::metadata(&a.input), std::fs::metadata(&a.output)) {
+            (Ok(i), Ok(o)) => i.dev() == o.dev() && i.ino() == o.ino(),
+            _ => false,
+        };
+        if same {
+            return Err(Error::refused(format!(
+                "{} is the input file: convert writes a new file, give another OUT",
+                a.output.display()
+            )));
+        }
+        if !a.force && !out.is_dir() {
+            return Err(Error::refused(format!(
+                "{} already exists: use --force to replace it",
+                a.output.display()
+            )));
+        }
+    }
+    // Workers re-executed with --spawn exec may not share our directory.
+    let input = std::fs::canonicalize(&a.input)
+        .map_err(|e| Error::io_refused("cannot resolve", &a.input, e))?;
+    let params = ConvertParams::new(input, &in_layout, a.casting.into(), a.strict);
+    // A conversion the casting rule forbids is refused before anything.
+    Convert::new(params.clone(), out_dtype)?;
+    let mut target = Target::new_npy(a.output.clone(), out_dtype, in_layout.shape.clone());
+    target.force = a.force;
+    target.create_only = true;
+    if let Some(new) = target.create.as_mut() {
+        new.header = a.npy_header.into();
+        new.raw = a.raw;
+    }
+    if a.raw {
+        target.raw = Some(RawSpec {
+            dtype: out_dtype,
+            shape: Some(in_layout.shape.clone()),
+            offset: 0,
+        });
+    }
+    let runner = a.run.runner(target)?;
+    a.run.finish("convert", || {
+        runner.run(|layout| {
+            let k: Box<dyn Kernel> = Box::new(Convert::new(params, layout.dtype)?);
+            Ok(Some(k))
+        })
+    })
+}
+
+impl From<CastingArg> for mmrun::kernels::convert::Casting {
+    fn from(c: CastingArg) -> Self {
+        use mmrun::kernels::convert::Casting;
+        match c {
+            CastingArg::No => Casting::No,
+            CastingArg::Equiv => Casting::Equiv,
+            CastingArg::Safe => Casting::Safe,
+            CastingArg::SameKind => Casting::SameKind,
+            CastingArg::Unsafe => Casting::Unsafe,
+        }
+    }
 }
 
 fn apply(a: ApplyArgs) -> Result<()> {

@@ -48,7 +48,8 @@
 //! * bool elements are expected to be bytes 0 or 1, as NumPy writes them.
 
 mod compile;
-mod elem;
+// `pub(crate)` so the convert kernel casts with the same NumPy casts.
+pub(crate) mod elem;
 mod eval;
 mod parse;
 mod pyval;

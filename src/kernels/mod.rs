@@ -9,6 +9,7 @@
 //! API library users get.
 
 pub mod apply;
+pub mod convert;
 pub mod fill;
 pub mod reduce;
 
@@ -19,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::layout::DType;
 
 pub use apply::Apply;
+pub use convert::Convert;
 pub use fill::{Fill, FillKind};
 
 /// A mutable view of consecutive whole rows of one worker, typed.
@@ -245,6 +247,7 @@ const REGISTRY: &[(&str, Builder)] = &[
     ("apply", apply::build),
     ("reduce", reduce::build),
     ("values", reduce::build_values),
+    ("convert", convert::build),
 ];
 
 /// Rebuilds a kernel from its spec, for files of `dtype`.
@@ -281,7 +284,7 @@ mod tests {
         .is_err());
         assert_eq!(
             registered().collect::<Vec<_>>(),
-            vec!["fill", "apply", "reduce", "values"]
+            vec!["fill", "apply", "reduce", "values", "convert"]
         );
     }
 

@@ -169,15 +169,17 @@ impl Layout {
     pub fn check_workable(&self, path: &Path) -> Result<()> {
         if self.byte_order == ByteOrder::Big {
             return Err(Error::refused(format!(
-                "{} is big-endian ({}): mmrun works on native little-endian files; convert it first (NumPy: np.save(out, a.astype(a.dtype.newbyteorder('<'))))",
+                "{} is big-endian ({}): mmrun works on native little-endian files; convert it first: {}",
                 path.display(),
-                self.dtype.descr_with(ByteOrder::Big)
+                self.dtype.descr_with(ByteOrder::Big),
+                convert_command(path)
             )));
         }
         if self.fortran_order && self.shape.len() > 1 {
             return Err(Error::refused(format!(
-                "{} is in Fortran order: mmrun works on C-order files; convert it first (NumPy: np.save(out, np.ascontiguousarray(a)))",
-                path.display()
+                "{} is in Fortran order: mmrun works on C-order files; convert it first: {}",
+                path.display(),
+                convert_command(path)
             )));
         }
         Ok(())
@@ -267,6 +269,31 @@ impl Layout {
     }
 }
 
+/// The `mmrun convert` command line that turns `path` into a file other
+/// commands work on, writing `<stem>-native<.ext>` beside it, quoted for a
+/// POSIX shell so it can be pasted as is.
+pub fn convert_command(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map_or("out".into(), |s| s.to_string_lossy());
+    let ext = path
+        .extension()
+        .map_or(String::new(), |e| format!(".{}", e.to_string_lossy()));
+    let out = path.with_file_name(format!("{stem}-native{ext}"));
+    let quote = |p: &Path| {
+        let t = p.to_string_lossy();
+        let plain = !t.is_empty()
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-+,:=@%".contains(c));
+        if plain {
+            t.into_owned()
+        } else {
+            format!("'{}'", t.replace('\'', "'\\''"))
+        }
+    };
+    format!("mmrun convert {} {}", quote(path), quote(&out))
+}
+
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
@@ -311,6 +338,18 @@ mod tests {
             .contains("negative"));
         assert!(parse_shape("3,x").is_err());
         assert!(parse_shape("3,,4").is_err());
+    }
+
+    #[test]
+    fn convert_commands_paste_into_a_shell() {
+        assert_eq!(
+            convert_command(Path::new("data/a.npy")),
+            "mmrun convert data/a.npy data/a-native.npy"
+        );
+        assert_eq!(
+            convert_command(Path::new("it's here.npy")),
+            "mmrun convert 'it'\\''s here.npy' 'it'\\''s here-native.npy'"
+        );
     }
 
     #[test]

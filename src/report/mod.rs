@@ -199,13 +199,16 @@ pub fn info_json(path: &Path, l: &Layout, file_len: u64) -> serde_json::Value {
 /// `info`'s text description of a file.
 pub fn info_text(path: &Path, l: &Layout, file_len: u64) -> String {
     let mut notes = Vec::new();
+    let convert = crate::layout::convert_command(path);
     if l.byte_order == crate::layout::ByteOrder::Big {
-        notes.push(
-            "big-endian: other mmrun commands refuse it; convert it to native byte order first",
-        );
+        notes.push(format!(
+            "big-endian: other mmrun commands refuse it; convert it to native byte order first: {convert}"
+        ));
     }
     if l.fortran_order && l.shape.len() > 1 {
-        notes.push("Fortran order: other mmrun commands refuse it; convert it to C order first");
+        notes.push(format!(
+            "Fortran order: other mmrun commands refuse it; convert it to C order first: {convert}"
+        ));
     }
     let format = match l.format {
         Format::Npy { major } => format!("npy v{major}.0"),
@@ -225,7 +228,7 @@ pub fn info_text(path: &Path, l: &Layout, file_len: u64) -> String {
     );
     for n in notes {
         s.push_str("\n  note: ");
-        s.push_str(n);
+        s.push_str(&n);
     }
     s
 }

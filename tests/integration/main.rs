@@ -25,3 +25,5 @@ mod report;
 mod apply;
 // mmrun reduce against NumPy: ops, axes, dtypes, identical bytes for any split.
 mod reduce;
+// mmrun convert against NumPy's astype and can_cast.
+mod convert;

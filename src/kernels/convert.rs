@@ -1,0 +1,795 @@
+//! The convert kernel: `OUT = IN.astype(T)` into a native little-endian,
+//! C-order file, for every input NumPy can hand us — big-endian, Fortran
+//! order, or a headerless file at any offset.
+//!
+//! Unlike `apply --out`, this kernel opens its input itself instead of
+//! taking rows from the worker (`Runner::input`), because the worker's input
+//! path refuses exactly the layouts convert exists for: a Fortran-order row
+//! is not a byte range of the file, and a big-endian one is not a typed
+//! slice. Each worker process opens the input once; for C order it maps the
+//! input rows of each output block, for Fortran order the whole data region,
+//! and gathers (see `Convert::gather_fortran`). Elements are decoded to
+//! native order in a staging buffer only when they are not already aligned
+//! native values, then cast with the expression engine's NumPy casts.
+//!
+//! Casting rules are NumPy's `np.can_cast(from, to, casting)` at the dtype
+//! level ([`can_cast`]); `--strict` adds a per-value check (`refused`) for
+//! the cases where NumPy's `astype` is silent or platform-specific.
+
+use std::fmt;
+use std::fs::File;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Mutex, OnceLock};
+
+use half::f16;
+use serde::{Deserialize, Serialize};
+
+use super::{AnyRowsMut, Kernel, KernelSpec};
+use crate::error::{Error, Result};
+use crate::expr::elem::{with_elem, CastTo, B8};
+use crate::layout::{ByteOrder, DType, Layout};
+use crate::os::ReadRegion;
+
+/// NumPy's `casting` argument: which dtype conversions are allowed at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Casting {
+    /// Only the identical dtype, byte order included.
+    No,
+    /// The same type in either byte order.
+    Equiv,
+    /// Only conversions that preserve every value.
+    Safe,
+    /// Safe ones, or within a kind (`f8` → `f4`) or to a higher kind
+    /// (`u` → `i` → `f`).
+    SameKind,
+    /// Anything (what `astype` does by default).
+    Unsafe,
+}
+
+impl Casting {
+    /// All rules, from the strictest.
+    pub const ALL: [Casting; 5] = [
+        Casting::No,
+        Casting::Equiv,
+        Casting::Safe,
+        Casting::SameKind,
+        Casting::Unsafe,
+    ];
+
+    /// NumPy's spelling: `no`, `equiv`, `safe`, `same_kind`, `unsafe`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Casting::No => "no",
+            Casting::Equiv => "equiv",
+            Casting::Safe => "safe",
+            Casting::SameKind => "same_kind",
+            Casting::Unsafe => "unsafe",
+        }
+    }
+}
+
+impl fmt::Display for Casting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Casting {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Casting::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| {
+                Error::refused(format!(
+                    "unknown casting '{s}' (no, equiv, safe, same_kind or unsafe)"
+                ))
+            })
+    }
+}
+
+/// Rank of a dtype kind in NumPy's `same_kind` order: a cast to the same or
+/// a higher kind is allowed. Note `u` < `i`: uint64 → int8 is "same kind",
+/// int8 → uint64 is not.
+fn kind_rank(d: DType) -> u8 {
+    match d.kind() {
+        'b' => 0,
+        'u' => 1,
+        'i' => 2,
+        _ => 3,
+    }
+}
+
+/// Whether every value of `from` is exactly representable in `to`
+/// (NumPy's "safe"). NumPy counts int64/uint64 → float64 as safe although
+/// float64 has 53 bits of mantissa; we follow NumPy, not arithmetic.
+fn safe(from: DType, to: DType) -> bool {
+    let (fs, ts) = (from.itemsize(), to.itemsize());
+    match (from.kind(), to.kind()) {
+        ('b', _) => true,
+        (_, 'b') => false,
+        ('u', 'u') | ('i', 'i') | ('f', 'f') => ts >= fs,
+        ('u', 'i') => ts > fs,
+        ('i', 'u') => false,
+        ('u' | 'i', 'f') => ts > fs || (fs == 8 && ts == 8),
+        _ => false,
+    }
+}
+
+/// `np.can_cast(from_with_order, to, casting)` for the dtypes mmrun
+/// supports, where `to` is always native little-endian. Checked against
+/// NumPy for every pair and rule in the tests.
+pub fn can_cast(from: DType, order: ByteOrder, to: DType, casting: Casting) -> bool {
+    let same_order = order == ByteOrder::Little || from.itemsize() == 1;
+    match casting {
+        Casting::No => from == to && same_order,
+        Casting::Equiv => from == to,
+        Casting::Safe => safe(from, to),
+        Casting::SameKind => safe(from, to) || kind_rank(from) <= kind_rank(to),
+        Casting::Unsafe => true,
+    }
+}
+
+/// Parameters of a conversion, as they cross `exec`: the input file and
+/// its whole layout (byte order and order included — the worker protocol's
+/// input variables cannot say either), the rule and `--strict`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvertParams {
+    /// The input file (absolute, so re-executed workers find it).
+    pub input: PathBuf,
+    /// Element type of the input.
+    pub dtype: DType,
+    /// Byte order of the input elements.
+    pub byte_order: ByteOrder,
+    /// Whether the input is in Fortran (column-major) order.
+    pub fortran_order: bool,
+    /// Shape of the input (and of the output).
+    pub shape: Vec<u64>,
+    /// Byte offset of the input data in its file.
+    pub data_offset: u64,
+    /// The casting rule the conversion was checked against.
+    pub casting: Casting,
+    /// Refuse values NumPy would convert silently or platform-specifically.
+    pub strict: bool,
+}
+
+impl ConvertParams {
+    /// Parameters reading `layout` from `input`.
+    pub fn new(input: PathBuf, layout: &Layout, casting: Casting, strict: bool) -> Self {
+        ConvertParams {
+            input,
+            dtype: layout.dtype,
+            byte_order: layout.byte_order,
+            fortran_order: layout.fortran_order && layout.shape.len() > 1,
+            shape: layout.shape.clone(),
+            data_offset: layout.data_offset,
+            casting,
+            strict,
+        }
+    }
+
+    /// NumPy's descr of the input dtype, byte order included.
+    pub fn descr(&self) -> String {
+        self.dtype.descr_with(self.byte_order)
+    }
+}
+
+/// The input as one worker process holds it.
+struct Source {
+    file: File,
+    /// The whole data region, for Fortran-order input.
+    whole: Option<ReadRegion>,
+}
+
+/// The convert kernel.
+pub struct Convert {
+    params: ConvertParams,
+    out: DType,
+    rows: u64,
+    row_len: u64,
+    data_bytes: u64,
+    /// Opened on first use in each worker process: never in the
+    /// coordinator, so forked workers do not share one file offset or
+    /// mapping they did not make.
+    source: OnceLock<std::result::Result<Source, String>>,
+    staging: Mutex<Vec<u64>>,
+}
+
+impl fmt::Debug for Convert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Convert")
+            .field("params", &self.params)
+            .field("out", &self.out)
+            .finish()
+    }
+}
+
+impl Convert {
+    /// A conversion of `params`' input to `out`; refused (exit 2) when
+    /// `params.casting` forbids it, before any worker starts.
+    pub fn new(params: ConvertParams, out: DType) -> Result<Self> {
+        if !can_cast(params.dtype, params.byte_order, out, params.casting) {
+            return Err(Error::refused(format!(
+                "cannot convert {} to {} ({}) under --casting {}: np.can_cast('{}', '{}', '{}') is False",
+                params.descr(),
+                out,
+                out.descr(),
+                params.casting,
+                params.descr(),
+                out.descr(),
+                params.casting
+            )));
+        }
+        let layout = Layout::new(
+            crate::layout::Format::Raw,
+            params.dtype,
+            params.shape.clone(),
+            params.data_offset,
+        )?;
+        Ok(Convert {
+            rows: layout.rows(),
+            row_len: layout.row_len()?,
+            data_bytes: layout.data_bytes()?,
+            params,
+            out,
+            source: OnceLock::new(),
+            staging: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &ConvertParams {
+        &self.params
+    }
+
+    fn source(&self) -> std::result::Result<&Source, String> {
+        self.source
+            .get_or_init(|| self.open())
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn open(&self) -> std::result::Result<Source, String> {
+        let path = &self.params.input;
+        let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let len = file
+            .metadata()
+            .map_err(|e| format!("cannot stat {}: {e}", path.display()))?
+            .len();
+        // The coordinator checked the length; checking again here turns a
+        // file truncated since then into an error instead of a SIGBUS.
+        let need = self.params.data_offset.saturating_add(self.data_bytes);
+        if len < need {
+            return Err(format!(
+                "{} is {len} bytes but its layout needs {need}: was it truncated?",
+                path.display()
+            ));
+        }
+        let whole = if self.params.fortran_order && self.data_bytes > 0 {
+            let n = usize::try_from(self.data_bytes)
+                .map_err(|_| "the input does not fit in the address space".to_string())?;
+            // SAFETY: the file is at least `data_offset + data_bytes` long
+            // (checked just above) and mmrun never writes or resizes an
+            // input. Another program truncating it while we read would
+            // SIGBUS this worker, reported as an I/O error on its rows; one
+            // rewriting it gives unspecified values, never UB (bytes only).
+            let map = unsafe { ReadRegion::map(&file, self.params.data_offset, n) }
+                .map_err(|e| format!("cannot map {}: {e}", path.display()))?;
+            Some(map)
+        } else {
+            None
+        };
+        Ok(Source { file, whole })
+    }
+
+    /// Output rows `r0..r0 + n` of a Fortran-order input, gathered into
+    /// `staging` as native-order elements in C order.
+    ///
+    /// Element `(r, c)` of a Fortran array (with `c` the Fortran-order
+    /// index over the trailing axes) sits at flat index `r + R·c`, so for
+    /// each `c` the block's `n` elements are one contiguous run of the
+    /// input: the input is read sequentially in runs of `n`, and the
+    /// strided stores land in the block's staging buffer, which is sized
+    /// to stay in cache.
+    fn gather_fortran(&self, whole: &[u8], r0: u64, n: usize, staging: &mut [u8]) {
+        let item = self.params.dtype.itemsize() as usize;
+        let dims = &self.params.shape[1..];
+        // C-order strides of the trailing axes, in elements.
+        let mut cstride = vec![1usize; dims.len()];
+        for i in (0..dims.len().saturating_sub(1)).rev() {
+            cstride[i] = cstride[i + 1] * dims[i + 1] as usize;
+        }
+        let big = self.params.byte_order == ByteOrder::Big;
+        let l = self.row_len as usize;
+        let mut idx = vec![0usize; dims.len()];
+        let mut c = 0usize;
+        for f in 0..l {
+            let start = (r0 as usize + self.rows as usize * f) * item;
+            let run = &whole[start..start + n * item];
+            load_strided(item, big, run, staging, c, l);
+            // Next Fortran-order multi-index: axis 1 fastest.
+            let mut i = 0;
+            while i < dims.len() {
+                idx[i] += 1;
+                c += cstride[i];
+                if idx[i] < dims[i] as usize {
+                    break;
+                }
+                c -= idx[i] * cstride[i];
+                idx[i] = 0;
+                i += 1;
+            }
+        }
+    }
+
+    /// The `--strict` error for element `i` of the block starting at
+    /// `first_row` (`elems` holds the block's native input elements): its
+    /// row, N-d index and value, and why it cannot be converted.
+    fn describe(&self, first_row: u64, i: usize, elems: &[u8]) -> String {
+        let flat = first_row * self.row_len + i as u64;
+        let mut index = Vec::with_capacity(self.params.shape.len());
+        let mut rest = flat;
+        for &d in self.params.shape.iter().rev() {
+            index.push(rest % d.max(1));
+            rest /= d.max(1);
+        }
+        index.reverse();
+        let index: Vec<String> = index.iter().map(u64::to_string).collect();
+        let item = self.params.dtype.itemsize() as usize;
+        let bytes = &elems[i * item..(i + 1) * item];
+        let value = with_elem!(self.params.dtype, S => {
+            let v: S = bytemuck::pod_read_unaligned(bytes);
+            v.val()
+        });
+        let why = match (value, self.out.kind()) {
+            (Val::Float(x), 'i' | 'u') if x.is_nan() => "NaN has no integer value",
+            (Val::Float(x), 'i' | 'u') if x.is_infinite() => "infinity has no integer value",
+            (_, 'f') => "it overflows to infinity",
+            _ => "it is out of range",
+        };
+        format!(
+            "row {}: element [{}] = {value} cannot be converted to {} ({why}; --strict)",
+            first_row + i as u64 / self.row_len.max(1),
+            index.join(", "),
+            self.out
+        )
+    }
+}
+
+/// Registry constructor.
+pub(super) fn build(params: &serde_json::Value, dtype: DType) -> Result<Box<dyn Kernel>> {
+    let p: ConvertParams = serde_json::from_value(params.clone())
+        .map_err(|e| Error::refused(format!("bad convert parameters: {e}")))?;
+    Ok(Box::new(Convert::new(p, dtype)?))
+}
+
+impl Kernel for Convert {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec {
+            name: "convert".into(),
+            params: serde_json::to_value(&self.params).expect("convert parameters serialise"),
+        }
+    }
+
+    fn run(&self, rows: AnyRowsMut<'_>) -> std::result::Result<(), String> {
+        let out_dtype = rows.dtype();
+        if out_dtype != self.out {
+            return Err(format!(
+                "convert kernel built for {} given {out_dtype} rows",
+                self.out
+            ));
+        }
+        let (obytes, first_row, row_len) = rows.into_bytes();
+        if row_len != self.row_len {
+            return Err("output rows do not match the input's".into());
+        }
+        let elems = obytes.len() / out_dtype.itemsize() as usize;
+        if elems == 0 {
+            return Ok(());
+        }
+        let n = elems / row_len as usize;
+        if first_row + n as u64 > self.rows {
+            return Err("output rows beyond the input's".into());
+        }
+        let src = self.source()?;
+        let item = self.params.dtype.itemsize() as usize;
+        let big = self.params.byte_order == ByteOrder::Big;
+        let mut staging = self.staging.lock().unwrap_or_else(|p| p.into_inner());
+        let region;
+        let input: &[u8] = match &src.whole {
+            Some(whole) => {
+                let buf = stage(&mut staging, elems * item);
+                self.gather_fortran(whole, first_row, n, buf);
+                buf
+            }
+            None => {
+                let offset = self.params.data_offset + first_row * self.row_len * item as u64;
+                // SAFETY: `open` checked the file holds the whole data
+                // region, and these rows are inside it; mmrun never writes
+                // or resizes an input (see `open` for what another program
+                // could do).
+                region = unsafe { ReadRegion::map(&src.file, offset, elems * item) }
+                    .map_err(|e| format!("cannot map {}: {e}", self.params.input.display()))?;
+                let raw: &[u8] = &region;
+                let aligned = (raw.as_ptr() as usize) % item == 0;
+                if aligned && (!big || item == 1) {
+                    raw
+                } else {
+                    // Unaligned (a raw file at an odd offset) or
+                    // big-endian: decode to aligned native elements.
+                    let buf = stage(&mut staging, elems * item);
+                    load_strided(item, big, raw, buf, 0, 1);
+                    buf
+                }
+            }
+        };
+        let bad = with_elem!(self.params.dtype, S => with_elem!(out_dtype, D => {
+            let s: &[S] = bytemuck::try_cast_slice(input).map_err(|e| e.to_string())?;
+            let d: &mut [D] = bytemuck::try_cast_slice_mut(obytes).map_err(|e| e.to_string())?;
+            cast_slice(s, d);
+            if self.params.strict {
+                first_refused(s, d, out_dtype)
+            } else {
+                None
+            }
+        }));
+        match bad {
+            Some(i) => Err(self.describe(first_row, i, input)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The first `len` bytes of `buf`, grown as needed, 8-byte aligned.
+fn stage(buf: &mut Vec<u64>, len: usize) -> &mut [u8] {
+    if buf.len() < len.div_ceil(8) {
+        buf.resize(len.div_ceil(8), 0);
+    }
+    &mut bytemuck::cast_slice_mut::<u64, u8>(buf)[..len]
+}
+
+/// Decodes the elements of `src` (any alignment, either byte order) into
+/// `dst` as native values, element `k` going to element `at + k·stride`.
+fn load_strided(item: usize, big: bool, src: &[u8], dst: &mut [u8], at: usize, stride: usize) {
+    macro_rules! load {
+        ($w:ty, $n:literal) => {{
+            let dst: &mut [$w] = bytemuck::cast_slice_mut(dst);
+            for (k, b) in src.chunks_exact($n).enumerate() {
+                let b: [u8; $n] = b.try_into().expect("chunks_exact gives whole items");
+                dst[at + k * stride] = if big {
+                    <$w>::from_be_bytes(b)
+                } else {
+                    <$w>::from_le_bytes(b)
+                };
+            }
+        }};
+    }
+    match item {
+        1 => load!(u8, 1),
+        2 => load!(u16, 2),
+        4 => load!(u32, 4),
+        _ => load!(u64, 8),
+    }
+}
+
+/// Casts element by element, as `astype` does (see [`crate::expr`] for the
+/// casts NumPy leaves platform-specific and what is done there).
+#[inline(never)]
+fn cast_slice<S: CastTo<D> + Copy, D>(src: &[S], dst: &mut [D]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = s.cast();
+    }
+}
+
+/// An element's value, exactly: every integer type fits in `i128` and
+/// every float type in `f64`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Val {
+    Int(i128),
+    Float(f64),
+}
+
+impl fmt::Display for Val {
+    /// Close to Python's repr: `nan`, `inf`, `-inf`, `3`, `-100.0`,
+    /// `1e300` (Rust's shortest round-trip digits, exponent past 1e16).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Val::Int(v) => write!(f, "{v}"),
+            Val::Float(x) if x.is_nan() => f.write_str("nan"),
+            Val::Float(x) if x.is_infinite() => f.write_str(if x > 0.0 { "inf" } else { "-inf" }),
+            Val::Float(x) => write!(f, "{x:?}"),
+        }
+    }
+}
+
+/// The exact value of an element, for `--strict`.
+trait Num: Copy {
+    fn val(self) -> Val;
+}
+
+macro_rules! num_int {
+    ($($t:ty),*) => { $( impl Num for $t {
+        #[inline(always)]
+        fn val(self) -> Val { Val::Int(self as i128) }
+    } )* };
+}
+num_int!(i8, i16, i32, i64, u8, u16, u32, u64);
+
+impl Num for B8 {
+    #[inline(always)]
+    fn val(self) -> Val {
+        Val::Int(self.get() as i128)
+    }
+}
+
+impl Num for f16 {
+    #[inline(always)]
+    fn val(self) -> Val {
+        Val::Float(self.to_f64())
+    }
+}
+
+impl Num for f32 {
+    #[inline(always)]
+    fn val(self) -> Val {
+        Val::Float(self as f64)
+    }
+}
+
+impl Num for f64 {
+    #[inline(always)]
+    fn val(self) -> Val {
+        Val::Float(self)
+    }
+}
+
+/// `[lo, hi)` of an integer dtype, as floats (both exact powers of two).
+fn int_bounds(d: DType) -> (f64, f64) {
+    let bits = d.itemsize() as i32 * 8;
+    if d.kind() == 'u' {
+        (0.0, 2f64.powi(bits))
+    } else {
+        (-(2f64.powi(bits - 1)), 2f64.powi(bits - 1))
+    }
+}
+
+/// Whether `--strict` refuses converting `src` (which became `dst`) to
+/// `to`: NaN or infinity to an integer, an integer or a truncated float
+/// outside the integer target's range, or a finite value that overflowed
+/// to infinity. Anything to bool (`!= 0`) and values that merely round are
+/// fine: `astype` defines those.
+fn refused(src: Val, dst: Val, to: DType) -> bool {
+    match (src, dst) {
+        (_, _) if to == DType::Bool => false,
+        (Val::Int(a), Val::Int(b)) => a != b,
+        (Val::Float(x), Val::Int(_)) => {
+            let (lo, hi) = int_bounds(to);
+            let t = x.trunc();
+            !(x.is_finite() && t >= lo && t < hi)
+        }
+        (Val::Int(_), Val::Float(y)) => y.is_infinite(),
+        (Val::Float(x), Val::Float(y)) => x.is_finite() && y.is_infinite(),
+    }
+}
+
+/// Index of the first element `--strict` refuses.
+#[inline(never)]
+fn first_refused<S: Num, D: Num>(src: &[S], dst: &[D], to: DType) -> Option<usize> {
+    src.iter()
+        .zip(dst)
+        .position(|(s, d)| refused(s.val(), d.val(), to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORDER: [DType; 12] = [
+        DType::Bool,
+        DType::I8,
+        DType::U8,
+        DType::I16,
+        DType::U16,
+        DType::I32,
+        DType::U32,
+        DType::I64,
+        DType::U64,
+        DType::F16,
+        DType::F32,
+        DType::F64,
+    ];
+
+    /// `np.can_cast(a, b, casting)` for a, b in b1 i1 u1 i2 u2 i4 u4 i8 u8
+    /// f2 f4 f8 (rows: from), printed by NumPy 2.4:
+    /// `''.join('x' if np.can_cast(a, b, c) else '.' for b in ts)`.
+    const NUMPY_SAFE: [&str; 12] = [
+        "xxxxxxxxxxxx",
+        ".x.x.x.x.xxx",
+        "..xxxxxxxxxx",
+        "...x.x.x..xx",
+        "....xxxxx.xx",
+        ".....x.x...x",
+        "......xxx..x",
+        ".......x...x",
+        "........x..x",
+        ".........xxx",
+        "..........xx",
+        "...........x",
+    ];
+    const NUMPY_SAME_KIND: [&str; 12] = [
+        "xxxxxxxxxxxx",
+        ".x.x.x.x.xxx",
+        ".xxxxxxxxxxx",
+        ".x.x.x.x.xxx",
+        ".xxxxxxxxxxx",
+        ".x.x.x.x.xxx",
+        ".xxxxxxxxxxx",
+        ".x.x.x.x.xxx",
+        ".xxxxxxxxxxx",
+        ".........xxx",
+        ".........xxx",
+        ".........xxx",
+    ];
+
+    #[test]
+    fn casting_table_is_numpys() {
+        for (casting, table) in [
+            (Casting::Safe, NUMPY_SAFE),
+            (Casting::SameKind, NUMPY_SAME_KIND),
+        ] {
+            for (a, row) in ORDER.iter().zip(table) {
+                for (b, want) in ORDER.iter().zip(row.chars()) {
+                    for order in [ByteOrder::Little, ByteOrder::Big] {
+                        assert_eq!(
+                            can_cast(*a, order, *b, casting),
+                            want == 'x',
+                            "{a} -> {b} {casting} {order:?}"
+                        );
+                    }
+                }
+            }
+        }
+        for a in ORDER {
+            for b in ORDER {
+                let same = a == b;
+                assert!(can_cast(a, ByteOrder::Big, b, Casting::Unsafe));
+                assert_eq!(can_cast(a, ByteOrder::Little, b, Casting::No), same);
+                assert_eq!(can_cast(a, ByteOrder::Big, b, Casting::Equiv), same);
+                // '>i4' -> '<i4' is not "no"; one-byte types have no order.
+                assert_eq!(
+                    can_cast(a, ByteOrder::Big, b, Casting::No),
+                    same && a.itemsize() == 1
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn casting_names_parse() {
+        for c in Casting::ALL {
+            assert_eq!(c.name().parse::<Casting>().unwrap(), c);
+        }
+        assert!("same-kind".parse::<Casting>().is_err());
+    }
+
+    #[test]
+    fn strict_refuses_what_astype_leaves_undefined() {
+        use Val::{Float as F, Int as I};
+        // NaN/inf to integers; truncation decides the range.
+        assert!(refused(F(f64::NAN), I(0), DType::I32));
+        assert!(refused(F(f64::INFINITY), I(0), DType::U64));
+        assert!(!refused(F(255.9), I(255), DType::U8));
+        assert!(refused(F(256.0), I(255), DType::U8));
+        assert!(!refused(F(-0.9), I(0), DType::U8));
+        assert!(refused(F(-1.0), I(0), DType::U8));
+        assert!(!refused(F(-128.5), I(-128), DType::I8));
+        assert!(refused(F(-129.0), I(-128), DType::I8));
+        // 2^63 is just outside int64; the largest double below it is not.
+        assert!(refused(F(2f64.powi(63)), I(0), DType::I64));
+        assert!(!refused(F(2f64.powi(63) - 1024.0), I(0), DType::I64));
+        assert!(!refused(F(2f64.powi(64) - 2048.0), I(0), DType::U64));
+        assert!(refused(F(2f64.powi(64)), I(0), DType::U64));
+        // Integers that wrap.
+        assert!(refused(I(300), I(44), DType::U8));
+        assert!(refused(I(-1), I(255), DType::U8));
+        assert!(!refused(I(127), I(127), DType::I8));
+        // Finite values that overflow a float; inf and NaN themselves pass.
+        assert!(refused(F(1e300), F(f64::INFINITY), DType::F32));
+        assert!(refused(I(70000), F(f64::INFINITY), DType::F16));
+        assert!(!refused(F(f64::INFINITY), F(f64::INFINITY), DType::F16));
+        assert!(!refused(F(f64::NAN), F(f64::NAN), DType::F32));
+        assert!(!refused(F(1e-300), F(0.0), DType::F32));
+        // Anything to bool is defined.
+        assert!(!refused(F(f64::NAN), I(1), DType::Bool));
+    }
+
+    #[test]
+    fn strict_finds_the_first_refused_element() {
+        let src = [1.0f64, 2.5, f64::NAN, 1e10];
+        let mut dst = [0i32; 4];
+        cast_slice(&src, &mut dst);
+        assert_eq!(dst, [1, 2, 0, i32::MAX]);
+        assert_eq!(first_refused(&src, &dst, DType::I32), Some(2));
+        assert_eq!(first_refused(&src[..2], &dst[..2], DType::I32), None);
+    }
+
+    #[test]
+    fn values_print_as_numpy_prints_them() {
+        assert_eq!(Val::Float(f64::NAN).to_string(), "nan");
+        assert_eq!(Val::Float(f64::NEG_INFINITY).to_string(), "-inf");
+        assert_eq!(Val::Int(-3).to_string(), "-3");
+        assert_eq!(Val::Float(-100.0).to_string(), "-100.0");
+        assert_eq!(Val::Float(1e300).to_string(), "1e300");
+    }
+
+    #[test]
+    fn elements_decode_from_either_byte_order() {
+        let src = [0x12u8, 0x34, 0x56, 0x78];
+        let mut dst = [0u8; 4];
+        load_strided(2, true, &src, &mut dst, 0, 1);
+        let v: &[u16] = bytemuck::cast_slice(&dst);
+        assert_eq!(v, [0x1234, 0x5678]);
+        load_strided(2, false, &src, &mut dst, 0, 1);
+        let v: &[u16] = bytemuck::cast_slice(&dst);
+        assert_eq!(v, [0x3412, 0x7856]);
+    }
+
+    /// A Fortran-order (3, 2, 2) array gathered row by row gives C order.
+    #[test]
+    fn fortran_rows_gather_into_c_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bin");
+        // C-order values v[r, a, b] = 100 r + 10 a + b, stored in Fortran
+        // order: flat index r + 3 a + 6 b.
+        let mut data = [0u32; 12];
+        for r in 0..3 {
+            for a in 0..2 {
+                for b in 0..2 {
+                    data[r + 3 * a + 6 * b] = (100 * r + 10 * a + b) as u32;
+                }
+            }
+        }
+        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_be_bytes()).collect();
+        std::fs::write(&path, [vec![0u8; 3], bytes].concat()).unwrap();
+        let params = ConvertParams {
+            input: path,
+            dtype: DType::U32,
+            byte_order: ByteOrder::Big,
+            fortran_order: true,
+            shape: vec![3, 2, 2],
+            data_offset: 3,
+            casting: Casting::Unsafe,
+            strict: false,
+        };
+        let k = Convert::new(params, DType::I64).unwrap();
+        let mut out = vec![0i64; 8];
+        k.run(AnyRowsMut::I64(super::super::RowsMut::new(&mut out, 1, 4)))
+            .unwrap();
+        assert_eq!(out, [100, 101, 110, 111, 200, 201, 210, 211]);
+        assert_eq!(
+            super::super::build(&k.spec(), DType::I64).unwrap().spec(),
+            k.spec()
+        );
+    }
+
+    #[test]
+    fn forbidden_casts_are_refused_with_numpys_words() {
+        let params = ConvertParams {
+            input: PathBuf::from("x.npy"),
+            dtype: DType::F64,
+            byte_order: ByteOrder::Big,
+            fortran_order: false,
+            shape: vec![2],
+            data_offset: 0,
+            casting: Casting::SameKind,
+            strict: false,
+        };
+        let e = Convert::new(params, DType::I32).unwrap_err();
+        assert!(e
+            .message()
+            .contains("np.can_cast('>f8', '<i4', 'same_kind') is False"));
+    }
+}
