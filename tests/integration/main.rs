@@ -23,3 +23,5 @@ mod distributed;
 mod report;
 // mmrun apply against NumPy's evaluation of the same assignment.
 mod apply;
+// Files four times larger than the memory limit of their cgroup.
+mod memory;
