@@ -75,8 +75,8 @@ impl Cgroup {
                         continue;
                     }
                     if !v2 {
-                        // No swap in the limit: with swap, anonymous memory
-                        // could hide in it instead of failing.
+                        // Swap counts too (where it is accounted): a run
+                        // must fit, not page out.
                         let _ = fs::write(
                             cg.dir.join("memory.memsw.limit_in_bytes"),
                             limit.to_string(),
