@@ -8,7 +8,7 @@ them once, in an order rotated from round to round, so a change in the
 machine's state hits all of them alike. Timings are whole-process wall
 time; figures are ratios against the plain writer of the same session.
 
-    benches/e2e/run.py [--rounds 7] [--dir DIR] [--scaling]
+    benches/e2e/run.py [--suite fill|apply|exec] [--rounds 7] [--dir DIR] [--scaling]
                        [--alt NAME=COMMAND ...] [--json OUT] [--markdown OUT]
 
 Contenders:
@@ -22,6 +22,28 @@ Contenders:
 --alt NAME=COMMAND adds `value`/`uniform` runs of another mmrun binary (A/B
 of a change); COMMAND is split like a shell line, so `env K=V path/mmrun`
 works.
+
+--suite apply (baseline: closure): a warm 400 MB float32 file made once
+(untimed) by mmrun fill, then in place, with `sync` before every run:
+  closure         target/release/examples/closure_apply FILE -w N
+                  (examples/closure_apply.rs: x * 2 + 1 as a Rust closure
+                  through the library's Runner; `cargo build --release
+                  --example closure_apply`)
+  expr            mmrun apply FILE --expr 'x * 2 + 1' -w N
+  closure-nosync, expr-nosync   the same with --sync none (compute, not
+                  the disk)
+  and prints the expression's throughput as a fraction of the closure's.
+
+--suite exec (baseline: fill-uniform), new files as in the fill suite:
+  fill-uniform    mmrun fill --random uniform --seed 7 -w N
+  exec-python     mmrun exec FILE --shape .. --dtype f4 --seed 7 -w N --
+                  python workers/examples/random_fill.py
+                  (mmrun_worker.fill_uniform(), one interpreter per worker)
+  numpy-good      as above
+  python-startup  python -c 'import numpy' (what each exec worker pays
+                  before it starts, timed in the same rounds)
+--alt-helper NAME=DIR adds exec-python with the mmrun_worker.py in DIR
+(A/B of a change to the helper).
 
 Needs: Linux, cc, a release build of mmrun (`cargo build --release`), and
 for the NumPy contenders a Python with NumPy (--python; default: the one
@@ -107,6 +129,10 @@ def timed(argv, env=None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", choices=["fill", "apply", "exec"], default="fill")
+    ap.add_argument("--closure-apply",
+                    default=os.path.join(ROOT, "target", "release", "examples", "closure_apply"))
+    ap.add_argument("--alt-helper", action="append", default=[], metavar="NAME=DIR")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--dir", default=os.path.join(ROOT, "target", "e2e"),
                     help="where the files are written (default target/e2e: the project's disk)")
@@ -115,7 +141,8 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--mmrun", default=os.path.join(ROOT, "target", "release", "mmrun"))
     ap.add_argument("--python", default=sys.executable)
-    ap.add_argument("--cases", default="plain,value,uniform,numpy-good,numpy-ref")
+    ap.add_argument("--cases", default=None,
+                    help="fill suite only (default plain,value,uniform,numpy-good,numpy-ref)")
     ap.add_argument("--scaling", action="store_true", help="also run 1-worker cases")
     ap.add_argument("--alt", action="append", default=[], metavar="NAME=COMMAND")
     ap.add_argument("--json", help="write raw samples and statistics here")
@@ -135,8 +162,42 @@ def main():
                 "-w", str(workers)]
 
     cases = {}
-    wanted = args.cases.split(",")
-    if "plain" not in wanted:
+    baseline = "plain"
+    # Pairs (a, b) whose per-round ratio b/a is printed as "a's throughput
+    # as a fraction of b's".
+    pairs = []
+    warm = None
+    wanted = (args.cases or "plain,value,uniform,numpy-good,numpy-ref").split(",")
+    if args.suite != "fill":
+        wanted = []
+    if args.suite == "apply":
+        baseline = "closure"
+        warm = out("a.npy")
+        if not os.access(args.closure_apply, os.X_OK):
+            sys.exit(f"{args.closure_apply} is missing: cargo build --release --example closure_apply")
+        for sync, suffix in (("full", ""), ("none", "-nosync")):
+            cases["closure" + suffix] = [args.closure_apply, warm, "-w", str(w), "--sync", sync]
+            cases["expr" + suffix] = [*shlex.split(args.mmrun), "apply", warm, "--expr", "x * 2 + 1",
+                                      "-w", str(w), "--sync", sync]
+            pairs.append(("expr" + suffix, "closure" + suffix))
+    elif args.suite == "exec":
+        baseline = "fill-uniform"
+        cases["fill-uniform"] = mmrun(args.mmrun, "uniform", w)
+        exec_head = [*shlex.split(args.mmrun), "exec", out("e.npy"), "--shape", shape, "--dtype", "f4",
+                     "--seed", "7", "-w", str(w), "--", args.python]
+        cases["exec-python"] = exec_head + [os.path.join(ROOT, "workers", "examples", "random_fill.py")]
+        cases["numpy-good"] = [args.python, os.path.join(HERE, "numpy_good.py"), out("g.npy"),
+                               str(args.rows), str(args.cols), str(w)]
+        cases["python-startup"] = [args.python, "-c", "import numpy"]
+        for alt in args.alt_helper:
+            name, d = alt.split("=", 1)
+            code = (f"import sys; sys.path.insert(0, {os.path.abspath(d)!r}); "
+                    "import mmrun_worker; mmrun_worker.fill_uniform()")
+            cases[f"exec-python:{name}"] = exec_head + ["-c", code]
+            pairs.append((f"exec-python:{name}", "exec-python"))
+        pairs.append(("exec-python", "numpy-good"))
+        pairs.append(("exec-python", "fill-uniform"))
+    if args.suite == "fill" and "plain" not in wanted:
         wanted.insert(0, "plain")
     for c in wanted:
         if c == "plain":
@@ -160,9 +221,14 @@ def main():
         cases["value-w1"] = mmrun(args.mmrun, "value", 1)
         cases["uniform-w1"] = mmrun(args.mmrun, "uniform", 1)
 
-    files = [out(n) for n in ("p.raw", "m.npy", "g.npy", "r.dat")]
+    files = [out(n) for n in ("p.raw", "m.npy", "g.npy", "r.dat", "e.npy")]
 
     def clean():
+        if warm is not None:
+            # The apply suite works in place on one file kept in the page
+            # cache: only make every run start with nothing dirty.
+            os.sync()
+            return
         for f in files:
             try:
                 os.unlink(f)
@@ -170,6 +236,10 @@ def main():
                 pass
         os.sync()
 
+    if warm is not None:
+        subprocess.run([*shlex.split(args.mmrun), "fill", warm, "--shape", shape, "--dtype", "f4",
+                        "--random", "uniform", "--seed", "7", "--force", "-w", str(w)],
+                       check=True, stderr=subprocess.DEVNULL)
     load_before = open("/proc/loadavg").read().split()[:3]
     names = list(cases)
     samples = {n: [] for n in names}
@@ -194,7 +264,7 @@ def main():
               " ".join(f"{n}={samples[n][-1]:.3f}" for n in names), file=sys.stderr)
     clean()
 
-    base = samples["plain"]
+    base = samples[baseline]
     stats = {}
     for n in names:
         s = samples[n]
@@ -206,19 +276,21 @@ def main():
             "ratio_of_medians": statistics.median(s) / statistics.median(base),
             "median_paired_ratio": statistics.median(paired),
             "faster_rounds": sum(1 for p in paired if p < 1.0),
+            "median_paired_ratio_vs": {b: statistics.median(x / y for x, y in zip(s, samples[b]))
+                                       for a, b in pairs if a == n},
             "max_rss_kib": max(rss[n]),
             "median_cpu_s": statistics.median(cpu[n]),
         }
     info = machine(args.dir)
     lines = [
         f"{args.rounds} interleaved rounds, {nbytes / 1e6:.0f} MB float32 ({shape}), "
-        f"-w {w}, files in {args.dir}",
+        f"-w {w}, files in {args.dir}, suite {args.suite} (baseline {baseline})",
         f"machine: {info['nproc']} CPUs ({info['cpu']}; {info['simd']}), kernel {info['kernel']}, "
         f"fs {info['fs']}",
         f"load average before/after: {' '.join(load_before)} / {' '.join(info['loadavg'])}",
         "",
-        "| contender | median s | min s | max s | ratio to plain (medians) "
-        "| median of per-round ratios | rounds faster than plain | max RSS MiB | median CPU s |",
+        f"| contender | median s | min s | max s | ratio to {baseline} (medians) "
+        f"| median of per-round ratios | rounds faster than {baseline} | max RSS MiB | median CPU s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for n in names:
@@ -228,6 +300,13 @@ def main():
             f"{st['ratio_of_medians']:.2f}x | {st['median_paired_ratio']:.2f}x | "
             f"{st['faster_rounds']}/{args.rounds} | {st['max_rss_kib'] / 1024:.0f} | "
             f"{st['median_cpu_s']:.2f} |")
+    if pairs:
+        lines.append("")
+        for a, b in pairs:
+            r = stats[a]["median_paired_ratio_vs"][b]
+            lines.append(f"{a} against {b}: time {r:.2f}x (median of per-round ratios), "
+                         f"throughput {1 / r:.2f}x; medians {stats[a]['median_s']:.3f} s / "
+                         f"{stats[b]['median_s']:.3f} s")
     if args.scaling:
         lines.append("")
         for n in ("plain", "value", "uniform"):

@@ -404,6 +404,27 @@ impl ReadRegion {
     }
 }
 
+impl ReadRegion {
+    /// Drops this process's page-table entries for `offset..offset + len`
+    /// of the region (`MADV_DONTNEED`; the page holding `offset` is
+    /// included), so rows already read stop counting towards its resident
+    /// set. The file's pages stay in the page cache; a later read maps
+    /// them again with the same bytes.
+    pub fn release(&mut self, offset: usize, len: usize) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: `&mut self` means no slice into the region is alive, and
+        // for a read-only MAP_SHARED file mapping MADV_DONTNEED only unmaps
+        // pages: the next access faults the same page-cache page back in.
+        // memmap2 checks the range against the mapping.
+        unsafe {
+            self.map
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
+        }
+    }
+}
+
 impl std::ops::Deref for ReadRegion {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

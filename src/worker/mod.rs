@@ -268,11 +268,12 @@ fn scan(
     // its length before starting workers, and a scan never writes or
     // resizes it. Another program truncating it would SIGBUS this worker,
     // which the coordinator reports as a failed worker.
-    let map = unsafe { ReadRegion::map(file, offset, len) }
+    let mut map = unsafe { ReadRegion::map(file, offset, len) }
         .map_err(|e| Error::io_failed("cannot map rows of", &task.path, e))?;
     let aligned = offset % layout.dtype.itemsize() == 0;
     let block_rows = (BLOCK_BYTES / row_bytes).max(1);
     let mut bounce: Vec<u64> = Vec::new();
+    let mut released = 0usize;
     let mut row = task.range.start;
     while row < task.range.end {
         let n = block_rows.min(task.range.end - row);
@@ -286,6 +287,13 @@ fn scan(
             staged
         };
         scan_block(bytes, row, n)?;
+        // Rows read stop counting towards this worker's resident set (the
+        // pages stay cached): a scan of a file larger than memory, or than
+        // a cgroup's limit, keeps about one block mapped.
+        let done = (lo as u64 + n * row_bytes) as usize;
+        map.release(released, done - released)
+            .map_err(|e| Error::io_failed("cannot release rows of", &task.path, e))?;
+        released = done;
         row += n;
         if let Some((counters, slot)) = progress {
             counters.store(slot, row - task.range.start);
@@ -340,10 +348,13 @@ fn run_windowed(
             .map_err(|e| Error::io_failed("cannot map rows of", &task.path, e))?;
         Some(map)
     };
-    let input = match &task.input {
+    let mut input = match &task.input {
         Some(inp) => Some(map_input(inp, task.range)?),
         None => None,
     };
+    // Input rows (`apply --out`) below this one have been dropped from the
+    // resident set.
+    let mut input_released = task.range.start;
     let block_rows = (BLOCK_BYTES / row_bytes).max(1);
     let aligned = offset % itemsize == 0;
     let mut in_bounce: Vec<u64> = Vec::new();
@@ -358,6 +369,7 @@ fn run_windowed(
         end: offset + len as u64,
         start: offset,
         pending: VecDeque::with_capacity(WRITEBACK_DEPTH + 1),
+        retired: offset,
         expect_len: region.is_none().then_some(layout.file_len()?),
     };
     let mut row = task.range.start;
@@ -439,7 +451,24 @@ fn run_windowed(
         if let Some((counters, slot)) = progress {
             counters.store(slot, row - task.range.start);
         }
-        stream.done_to(region.as_mut(), offset + hi as u64)?;
+        let retired = stream.done_to(region.as_mut(), offset + hi as u64)?;
+        if let Some((map, _, in_row_bytes, _)) = input.as_mut() {
+            // A read-only mapping of the input keeps every page it has read
+            // in this process's page tables: without dropping them a worker
+            // of `apply --out` grew to its whole input partition (536 MiB
+            // per worker for a 1 GiB file, PERFORMANCE.md), and under a
+            // memory limit the kernel had to unmap them under pressure.
+            // Rows whose output window is retired are never read again, so
+            // they go with it.
+            let done_rows = task.range.start + (retired - offset) / row_bytes;
+            if done_rows > input_released {
+                let a = (input_released - task.range.start) * *in_row_bytes;
+                let b = (done_rows - task.range.start) * *in_row_bytes;
+                // Only memory is at stake: a failure costs nothing.
+                let _ = map.release(a as usize, (b - a) as usize);
+                input_released = done_rows;
+            }
+        }
         test_hooks::after_block(task, row);
     }
     stream.check_len()?;
@@ -526,6 +555,8 @@ struct Writeback<'a> {
     start: u64,
     /// Windows written but not yet retired, oldest first.
     pending: VecDeque<(u64, u64)>,
+    /// End of the last retired window (`base` before the first).
+    retired: u64,
     /// On the write path, the file's expected length. A store through a
     /// mapping past the end of a file that another program truncated is a
     /// SIGBUS; a `pwrite` there would silently extend the file again, and
@@ -537,15 +568,17 @@ struct Writeback<'a> {
 }
 
 impl Writeback<'_> {
-    /// The bytes of the file before offset `done` are final.
-    fn done_to(&mut self, mut region: Option<&mut SharedRegion>, done: u64) -> Result<()> {
+    /// The bytes of the file before offset `done` are final. Returns the
+    /// file offset below which every window is retired (written back when
+    /// syncing, and dropped from the resident set).
+    fn done_to(&mut self, mut region: Option<&mut SharedRegion>, done: u64) -> Result<u64> {
         let cut = if done >= self.end {
             self.end
         } else {
             done / WRITEBACK_ALIGN * WRITEBACK_ALIGN
         };
         if cut < self.end && cut < self.start + self.window {
-            return Ok(());
+            return Ok(self.retired);
         }
         let window = (self.start, cut);
         self.start = cut;
@@ -564,8 +597,9 @@ impl Writeback<'_> {
                 // Only memory is at stake: a failure costs nothing.
                 let _ = region.release((lo - self.base) as usize, (hi - lo) as usize);
             }
+            self.retired = hi;
         }
-        Ok(())
+        Ok(self.retired)
     }
 
     /// Fails if the file is shorter than it should be (see `expect_len`).

@@ -27,3 +27,5 @@ mod apply;
 mod reduce;
 // mmrun convert against NumPy's astype and can_cast.
 mod convert;
+// Files four times larger than the memory limit of their cgroup.
+mod memory;

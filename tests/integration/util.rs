@@ -25,6 +25,13 @@ impl Dir {
         }
     }
 
+    /// A scratch directory inside `base` (e.g. on a chosen file system).
+    pub fn new_in(base: &Path) -> Self {
+        Dir {
+            tmp: tempfile::tempdir_in(base).expect("tempdir"),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.tmp.path()
     }
