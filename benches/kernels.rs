@@ -1,6 +1,6 @@
 //! Micro-benchmarks of what a worker spends its CPU on: the random streams
 //! (reported as bytes per second on one core) and the fill kernel over one
-//! cache-sized block, plus the planner.
+//! cache-sized block, the row reductions, plus the planner.
 
 // criterion's macros generate undocumented public functions.
 #![allow(missing_docs)]
@@ -87,11 +87,62 @@ fn bookkeeping(c: &mut Criterion) {
     journal.remove().unwrap();
 }
 
+/// Row reductions on one 1 MiB block of float32 rows (64 rows of 4096):
+/// per-row means into an output block (`--axis 1`), and the dyadic-tree
+/// scan of `--axis all` and `--axis 0` (leaves, merges and node stack).
+fn reduce_kernel(c: &mut Criterion) {
+    use mmrun::kernels::reduce::{Axis, Op, Reduce, ReduceParams};
+    use mmrun::kernels::RowsIn;
+    let (rows, cols) = (64u64, 4096u64);
+    let data: Vec<f32> = (0..rows * cols)
+        .map(|i| (i % 1000) as f32 * 0.001)
+        .collect();
+    let bytes: &[u8] = bytemuck::cast_slice(&data);
+    let input = RowsIn {
+        bytes,
+        dtype: DType::F32,
+        first_row: 0,
+        row_len: cols,
+    };
+    let params = |op, axis| ReduceParams {
+        op,
+        axis,
+        ddof: 0,
+        dtype: DType::F32,
+        shape: vec![rows, cols],
+        out_dtype: DType::F32,
+    };
+    let mut group = c.benchmark_group("kernel/reduce");
+    group.throughput(Throughput::Bytes(bytes.len() as u64));
+    let k = Reduce::new(params(Op::Mean, Axis::Inner { axis: 1 })).unwrap();
+    let mut out = vec![0f32; rows as usize];
+    group.bench_function("mean-axis1/f32/1MiB", |b| {
+        b.iter(|| {
+            let o = AnyRowsMut::from_bytes(DType::F32, bytemuck::cast_slice_mut(&mut out), 0, 1);
+            k.run_io(input, o).unwrap()
+        })
+    });
+    for (name, op, axis) in [
+        ("mean-all/f32/1MiB", Op::Mean, Axis::All),
+        ("var-all/f32/1MiB", Op::Var, Axis::All),
+        ("sum-axis0/f32/1MiB", Op::Sum, Axis::Zero),
+    ] {
+        let k = Reduce::new(params(op, axis)).unwrap();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                k.scan(input, rows).unwrap();
+                k.take_result().unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
 fn plan(c: &mut Criterion) {
     c.bench_function("plan/split/1e9rows/64workers", |b| {
         b.iter(|| Plan::split(RowRange::new(0, 1_000_000_000), 64, 128, 40_000, 4096))
     });
 }
 
-criterion_group!(benches, rng, fill_kernel, bookkeeping, plan);
+criterion_group!(benches, rng, fill_kernel, reduce_kernel, bookkeeping, plan);
 criterion_main!(benches);

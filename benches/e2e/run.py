@@ -42,6 +42,14 @@ works.
   numpy-good      as above
   python-startup  python -c 'import numpy' (what each exec worker pays
                   before it starts, timed in the same rounds)
+--suite reduce (baseline: numpy-chunked): a warm 400 MB raw float32 file
+made once (untimed) by mmrun fill, read by every contender:
+  numpy-chunked   benches/e2e/numpy_chunked_mean.py: the reference text's
+                  loop (np.memmap, np.mean(chunk, axis=1) per 1000 rows,
+                  print dropped), one process
+  reduce          mmrun reduce FILE --raw --dtype f4 --shape R,C --op mean
+                  --axis 1 --out OUT -w N (OUT new, fsynced, published)
+  reduce-all      the same with --axis all (the dyadic tree; no OUT)
 --alt-helper NAME=DIR adds exec-python with the mmrun_worker.py in DIR
 (A/B of a change to the helper).
 
@@ -129,7 +137,7 @@ def timed(argv, env=None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--suite", choices=["fill", "apply", "exec"], default="fill")
+    ap.add_argument("--suite", choices=["fill", "apply", "exec", "reduce"], default="fill")
     ap.add_argument("--closure-apply",
                     default=os.path.join(ROOT, "target", "release", "examples", "closure_apply"))
     ap.add_argument("--alt-helper", action="append", default=[], metavar="NAME=DIR")
@@ -197,6 +205,18 @@ def main():
             pairs.append((f"exec-python:{name}", "exec-python"))
         pairs.append(("exec-python", "numpy-good"))
         pairs.append(("exec-python", "fill-uniform"))
+    elif args.suite == "reduce":
+        baseline = "numpy-chunked"
+        warm = out("h.dat")
+        raw = ["--raw", "--dtype", "f4", "--shape", shape]
+        cases["numpy-chunked"] = [args.python, os.path.join(HERE, "numpy_chunked_mean.py"), warm,
+                                  str(args.rows), str(args.cols)]
+        cases["reduce"] = [*shlex.split(args.mmrun), "reduce", warm, *raw, "--op", "mean",
+                           "--axis", "1", "--out", out("rm.npy"), "-w", str(w)]
+        cases["reduce-all"] = [*shlex.split(args.mmrun), "reduce", warm, *raw, "--op", "mean",
+                               "--axis", "all", "-w", str(w)]
+        pairs.append(("reduce", "numpy-chunked"))
+        pairs.append(("reduce-all", "numpy-chunked"))
     if args.suite == "fill" and "plain" not in wanted:
         wanted.insert(0, "plain")
     for c in wanted:
@@ -224,6 +244,10 @@ def main():
     files = [out(n) for n in ("p.raw", "m.npy", "g.npy", "r.dat", "e.npy")]
 
     def clean():
+        try:
+            os.unlink(out("rm.npy"))
+        except FileNotFoundError:
+            pass
         if warm is not None:
             # The apply suite works in place on one file kept in the page
             # cache: only make every run start with nothing dirty.
@@ -237,7 +261,8 @@ def main():
         os.sync()
 
     if warm is not None:
-        subprocess.run([*shlex.split(args.mmrun), "fill", warm, "--shape", shape, "--dtype", "f4",
+        raw = ["--raw"] if warm.endswith(".dat") else []
+        subprocess.run([*shlex.split(args.mmrun), "fill", warm, *raw, "--shape", shape, "--dtype", "f4",
                         "--random", "uniform", "--seed", "7", "--force", "-w", str(w)],
                        check=True, stderr=subprocess.DEVNULL)
     load_before = open("/proc/loadavg").read().split()[:3]

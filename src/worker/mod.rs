@@ -355,7 +355,10 @@ fn run_windowed(
     // Input rows (`apply --out`) below this one have been dropped from the
     // resident set.
     let mut input_released = task.range.start;
-    let block_rows = (BLOCK_BYTES / row_bytes).max(1);
+    // Blocks are sized by the wider of the two rows: a reduction's output
+    // row may be one element while its input row is thousands.
+    let in_row_bytes = input.as_ref().map_or(0, |i| i.2);
+    let block_rows = (BLOCK_BYTES / row_bytes.max(in_row_bytes)).max(1);
     let aligned = offset % itemsize == 0;
     let mut in_bounce: Vec<u64> = Vec::new();
     let mut bounce: Vec<u64> = Vec::new();
@@ -451,23 +454,21 @@ fn run_windowed(
         if let Some((counters, slot)) = progress {
             counters.store(slot, row - task.range.start);
         }
-        let retired = stream.done_to(region.as_mut(), offset + hi as u64)?;
+        stream.done_to(region.as_mut(), offset + hi as u64)?;
         if let Some((map, _, in_row_bytes, _)) = input.as_mut() {
             // A read-only mapping of the input keeps every page it has read
             // in this process's page tables: without dropping them a worker
             // of `apply --out` grew to its whole input partition (536 MiB
             // per worker for a 1 GiB file, PERFORMANCE.md), and under a
             // memory limit the kernel had to unmap them under pressure.
-            // Rows whose output window is retired are never read again, so
-            // they go with it.
-            let done_rows = task.range.start + (retired - offset) / row_bytes;
-            if done_rows > input_released {
-                let a = (input_released - task.range.start) * *in_row_bytes;
-                let b = (done_rows - task.range.start) * *in_row_bytes;
-                // Only memory is at stake: a failure costs nothing.
-                let _ = map.release(a as usize, (b - a) as usize);
-                input_released = done_rows;
-            }
+            // A block's input rows are never read again once it is
+            // computed, whatever the output's writeback still holds (a
+            // reduction's output is far smaller than its input).
+            let a = (input_released - task.range.start) * *in_row_bytes;
+            let b = (row - task.range.start) * *in_row_bytes;
+            // Only memory is at stake: a failure costs nothing.
+            let _ = map.release(a as usize, (b - a) as usize);
+            input_released = row;
         }
         test_hooks::after_block(task, row);
     }
