@@ -320,3 +320,70 @@ fn a_file_being_written_is_not_read() {
     let out = d.run(&["reduce", "p.npy", "--op", "sum", "--axis", "all"]);
     assert_refused(&out, 75, "pending");
 }
+
+/// A scanning worker killed mid-way: without retries the run fails (exit 1)
+/// and prints no number; with `--retries` the retried range's partials
+/// replace the dead attempt's, and the result is the same bytes as an
+/// undisturbed run.
+#[test]
+fn a_killed_scan_worker_gives_no_result_or_a_retried_exact_one() {
+    let d = Dir::new();
+    d.ok(&[
+        "fill", "x.npy", "--shape", "3000,700", "--random", "uniform", "--seed", "9",
+    ]);
+    let clean = d.ok(&["reduce", "x.npy", "--op", "var", "--axis", "all", "-w", "2"]);
+    let fault = |args: &[&str]| {
+        d.cmd(args)
+            .env("__MMRUN_TEST_WORKER_FAULT", "1:kill@2000")
+            .output()
+            .unwrap()
+    };
+    let failed = fault(&["reduce", "x.npy", "--op", "var", "--axis", "all", "-w", "2"]);
+    assert_refused(&failed, 1, "SIGKILL");
+    assert!(
+        stdout(&failed).is_empty(),
+        "a failed scan printed {}",
+        stdout(&failed)
+    );
+    let retried = fault(&[
+        "reduce",
+        "x.npy",
+        "--op",
+        "var",
+        "--axis",
+        "all",
+        "-w",
+        "2",
+        "--retries",
+        "1",
+    ]);
+    assert!(retried.status.success(), "{}", stderr(&retried));
+    assert_eq!(stdout(&retried), stdout(&clean));
+    // Axis 0 through dynamic chunks, the killed chunk retried.
+    d.ok(&[
+        "reduce", "x.npy", "--op", "sum", "--axis", "0", "--out", "a.npy", "-w", "3",
+    ]);
+    let retried = fault(&[
+        "reduce",
+        "x.npy",
+        "--op",
+        "sum",
+        "--axis",
+        "0",
+        "--out",
+        "b.npy",
+        "-w",
+        "3",
+        "--schedule",
+        "dynamic",
+        "--chunk-rows",
+        "64",
+        "--retries",
+        "2",
+    ]);
+    assert!(retried.status.success(), "{}", stderr(&retried));
+    assert_eq!(
+        fs::read(d.join("a.npy")).unwrap(),
+        fs::read(d.join("b.npy")).unwrap()
+    );
+}
