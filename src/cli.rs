@@ -243,9 +243,9 @@ struct ReduceArgs {
     file: PathBuf,
     #[command(flatten)]
     layout: LayoutArgs,
-    /// The reduction.
-    #[arg(long, value_enum)]
-    op: OpArg,
+    /// The reduction: sum, mean, min, max, std or var.
+    #[arg(long, value_parser = parse_op)]
+    op: mmrun::kernels::reduce::Op,
     /// NumPy's axis (0, 1, …, negative from the end), rows (all but axis 0) or all.
     #[arg(long, allow_hyphen_values = true)]
     axis: String,
@@ -313,14 +313,8 @@ struct ConvertArgs {
     run: RunArgs,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum OpArg {
-    Sum,
-    Mean,
-    Min,
-    Max,
-    Std,
-    Var,
+fn parse_op(s: &str) -> std::result::Result<mmrun::kernels::reduce::Op, String> {
+    s.parse().map_err(|e: Error| e.message().to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -1015,7 +1009,7 @@ fn apply(a: ApplyArgs) -> Result<()> {
 }
 
 fn reduce(a: ReduceArgs) -> Result<()> {
-    use mmrun::kernels::reduce::{Axis, Op, Reduce, ReduceParams, Value};
+    use mmrun::kernels::reduce::{Axis, Reduce, ReduceParams, Value};
     let input = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
     if input.create.is_some() && input.raw.is_none() {
         return Err(Error::refused(
@@ -1029,7 +1023,7 @@ fn reduce(a: ReduceArgs) -> Result<()> {
     let in_layout = Layout::read(&a.file, &mut f, input.raw.as_ref())?;
     in_layout.check_workable(&a.file)?;
     drop(f);
-    let op: Op = format!("{:?}", a.op).to_lowercase().parse()?;
+    let op = a.op;
     let axis = Axis::parse(&a.axis, in_layout.shape.len())?;
     let out_dtype = match &a.layout.dtype {
         Some(d) if input.raw.is_none() => parse_dtype(d)?,

@@ -892,11 +892,7 @@ impl Runner {
                 result_file: None,
             })
             .collect();
-        let exe = match &self.worker_exe {
-            Some(p) => p.clone(),
-            None => std::env::current_exe()
-                .map_err(|e| Error::failed(format!("cannot find mmrun's own executable: {e}")))?,
-        };
+        let exe = self.resolved_worker_exe()?;
         let region = ProgressRegion::create(concurrency)
             .map_err(|e| Error::failed(format!("cannot create the progress region: {e}")))?;
         let cfg = supervise::SpawnConfig {
@@ -951,6 +947,16 @@ impl Runner {
             ));
         }
         Ok(())
+    }
+
+    /// The program re-executed for `Spawn::Exec` workers: the one given, or
+    /// this very executable.
+    fn resolved_worker_exe(&self) -> Result<PathBuf> {
+        match &self.worker_exe {
+            Some(p) => Ok(p.clone()),
+            None => std::env::current_exe()
+                .map_err(|e| Error::failed(format!("cannot find mmrun's own executable: {e}"))),
+        }
     }
 
     /// Checks a stale journal may be resumed by this run, and returns the

@@ -222,11 +222,7 @@ impl Runner {
                 result_file: None,
             })
             .collect();
-        let exe = match &self.worker_exe {
-            Some(p) => p.clone(),
-            None => std::env::current_exe()
-                .map_err(|e| Error::failed(format!("cannot find mmrun's own executable: {e}")))?,
-        };
+        let exe = self.resolved_worker_exe()?;
         let region = ProgressRegion::create(concurrency)
             .map_err(|e| Error::failed(format!("cannot create the progress region: {e}")))?;
         let slots = ResultSlots::create(concurrency)

@@ -53,7 +53,7 @@ pub(crate) mod elem;
 mod eval;
 mod parse;
 mod pyval;
-mod types;
+pub(crate) mod types;
 
 #[cfg(test)]
 mod tests;

@@ -834,16 +834,7 @@ fn store(v: Value, dtype: DType, out: &mut [u8], at: usize) -> std::result::Resu
                 Value::F(x) if x.is_finite() && x.abs() < 1.8e38 => x.trunc() as i128,
                 Value::F(_) => return Err(too_big()),
             };
-            let (lo, hi): (i128, i128) = match int {
-                DType::I8 => (i8::MIN as i128, i8::MAX as i128),
-                DType::I16 => (i16::MIN as i128, i16::MAX as i128),
-                DType::I32 => (i32::MIN as i128, i32::MAX as i128),
-                DType::I64 => (i64::MIN as i128, i64::MAX as i128),
-                DType::U8 => (0, u8::MAX as i128),
-                DType::U16 => (0, u16::MAX as i128),
-                DType::U32 => (0, u32::MAX as i128),
-                _ => (0, u64::MAX as i128),
-            };
+            let (lo, hi) = crate::expr::types::int_range(int);
             if i < lo || i > hi {
                 return Err(too_big());
             }
