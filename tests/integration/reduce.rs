@@ -387,3 +387,34 @@ fn a_killed_scan_worker_gives_no_result_or_a_retried_exact_one() {
         fs::read(d.join("b.npy")).unwrap()
     );
 }
+
+/// The reference text's chunked loop — `np.memmap` of a raw float32
+/// `.dat`, `np.mean(chunk, axis=1)` per 1000 rows — as one command.
+#[test]
+fn the_reference_chunked_mean_is_one_command() {
+    let Some(py) = require_numpy("reduce") else {
+        return;
+    };
+    let d = Dir::new();
+    d.ok(&[
+        "fill", "huge_array.dat", "--raw", "--dtype", "f4", "--shape", "2500,300", "--random",
+        "uniform", "--seed", "4",
+    ]);
+    d.ok(&[
+        "reduce", "huge_array.dat", "--raw", "--dtype", "f4", "--shape", "2500,300", "--op",
+        "mean", "--axis", "1", "--out", "means.npy", "-w", "3",
+    ]);
+    python(
+        &py,
+        d.path(),
+        "import numpy as np\n\
+         fp = np.memmap('huge_array.dat', dtype=np.float32, mode='r', shape=(2500, 300))\n\
+         parts = [np.mean(fp[i:i + 1000, :], axis=1) for i in range(0, 2500, 1000)]\n\
+         want = np.concatenate(parts)\n\
+         got = np.load('means.npy')\n\
+         assert got.dtype == want.dtype == np.float32 and got.shape == (2500,)\n\
+         assert np.allclose(got, want, rtol=1e-6, atol=0), np.abs(got - want).max()\n\
+         exact = fp.astype(np.float64).mean(axis=1).astype(np.float32)\n\
+         assert np.array_equal(got, exact), 'mmrun accumulates in float64 and rounds once'\n",
+    );
+}
