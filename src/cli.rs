@@ -989,11 +989,17 @@ fn apply(a: ApplyArgs) -> Result<()> {
             };
             let probe = Apply::new(p.clone(), out_dtype.unwrap_or(DType::F64))?;
             let out_dtype = out_dtype.unwrap_or(probe.result_dtype());
-            let mut target = Target::new_npy(out.clone(), out_dtype, in_layout.shape.clone());
-            target.force = a.force;
-            if let Some(new) = target.create.as_mut() {
-                new.header = a.npy_header.into();
-            }
+            // Ranks write their rows of an output made by `create --pending`.
+            let target = if a.run.distributed {
+                Target::existing(out.clone())
+            } else {
+                let mut t = Target::new_npy(out.clone(), out_dtype, in_layout.shape.clone());
+                t.force = a.force;
+                if let Some(new) = t.create.as_mut() {
+                    new.header = a.npy_header.into();
+                }
+                t
+            };
             let runner = a
                 .run
                 .runner(target)?

@@ -1171,3 +1171,73 @@ fn mpirun_reductions_across_ranks_equal_a_local_reduce() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("rank(s) 1"));
     assert!(!dir.join("partial.npy").exists());
 }
+
+/// `mpirun -n 3 mmrun apply --distributed`, in place on a pending file and
+/// into a pending output of another dtype: the same bytes as a local apply.
+#[test]
+fn mpirun_apply_in_place_and_into_a_pending_output() {
+    let _g = serial();
+    let test = "mpirun_apply_in_place_and_into_a_pending_output";
+    if !open_mpi(test) {
+        return;
+    }
+    let dir = Dir::new();
+    let ok = |args: &[&str]| {
+        let out = dir.cmd(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    create_pending(&dir, "a.npy", "40000,8", "f4");
+    let mut c = mpirun(&dir, 3);
+    c.arg(mmrun_bin()).args([
+        "apply",
+        "a.npy",
+        "--expr",
+        "i * 8 + j",
+        "--distributed",
+        "-w",
+        "2",
+    ]);
+    run("mpirun -n 3 mmrun apply --distributed (in place)", c, STEP).ok();
+    commit(&dir, "a.npy");
+    create_pending(&dir, "half.npy", "40000,8", "f8");
+    let mut c = mpirun(&dir, 3);
+    c.arg(mmrun_bin()).args([
+        "apply",
+        "a.npy",
+        "--expr",
+        "x / 2",
+        "--out",
+        "half.npy",
+        "--distributed",
+    ]);
+    run("mpirun -n 3 mmrun apply --out --distributed", c, STEP).ok();
+    commit(&dir, "half.npy");
+    ok(&["fill", "local.npy", "--shape", "40000,8", "--arange"]);
+    ok(&[
+        "apply",
+        "local.npy",
+        "--expr",
+        "x / 2",
+        "--out",
+        "local-half.npy",
+        "--dtype",
+        "f8",
+    ]);
+    let data = |f: &str| {
+        let b = fs::read(dir.join(f)).unwrap();
+        let header = u16::from_le_bytes([b[8], b[9]]) as usize + 10;
+        b[header..].to_vec()
+    };
+    assert!(
+        data("a.npy") == data("local.npy"),
+        "in-place apply across ranks differs"
+    );
+    assert!(
+        data("half.npy") == data("local-half.npy"),
+        "apply --out across ranks differs"
+    );
+}

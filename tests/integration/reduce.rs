@@ -397,12 +397,34 @@ fn the_reference_chunked_mean_is_one_command() {
     };
     let d = Dir::new();
     d.ok(&[
-        "fill", "huge_array.dat", "--raw", "--dtype", "f4", "--shape", "2500,300", "--random",
-        "uniform", "--seed", "4",
+        "fill",
+        "huge_array.dat",
+        "--raw",
+        "--dtype",
+        "f4",
+        "--shape",
+        "2500,300",
+        "--random",
+        "uniform",
+        "--seed",
+        "4",
     ]);
     d.ok(&[
-        "reduce", "huge_array.dat", "--raw", "--dtype", "f4", "--shape", "2500,300", "--op",
-        "mean", "--axis", "1", "--out", "means.npy", "-w", "3",
+        "reduce",
+        "huge_array.dat",
+        "--raw",
+        "--dtype",
+        "f4",
+        "--shape",
+        "2500,300",
+        "--op",
+        "mean",
+        "--axis",
+        "1",
+        "--out",
+        "means.npy",
+        "-w",
+        "3",
     ]);
     python(
         &py,
