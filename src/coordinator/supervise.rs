@@ -656,7 +656,15 @@ fn spawn_one(
             }
             let plan = exec_plan(cfg.worker_exe, task, kernel, &progress_env)?;
             os::fork_child(move || {
-                let _ = nix::unistd::execve(&plan.program, &plan.argv, &plan.env);
+                let Err(e) = nix::unistd::execve(&plan.program, &plan.argv, &plan.env);
+                // Only a failed execve returns. The coordinator forked
+                // single-threaded, so formatting (allocating) here is safe.
+                let why = format!(
+                    "cannot execute {}: {}",
+                    plan.program.to_string_lossy(),
+                    e.desc()
+                );
+                worker::report_failure(failure_file, &why);
                 127
             })
         }

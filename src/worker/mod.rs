@@ -279,7 +279,7 @@ pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 /// Leaves `why` (cut to [`MAX_FAILURE_BYTES`] on a character boundary) in
 /// the failure slot. Best effort: the exit code still says the worker
 /// failed when the slot cannot be written.
-fn report_failure(failure_file: Option<&Path>, why: &str) {
+pub(crate) fn report_failure(failure_file: Option<&Path>, why: &str) {
     let Some(path) = failure_file else { return };
     let mut end = why.len().min(MAX_FAILURE_BYTES);
     while !why.is_char_boundary(end) {
