@@ -285,7 +285,7 @@ pub(crate) fn report_failure(failure_file: Option<&Path>, why: &str) {
     while !why.is_char_boundary(end) {
         end -= 1;
     }
-    let _ = os::results::write_result(path, why[..end].as_bytes());
+    let _ = os::results::write_result(path, &why.as_bytes()[..end]);
 }
 
 /// Runs a scanning kernel (one that only reads, like a reduction across
