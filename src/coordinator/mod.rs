@@ -486,6 +486,9 @@ impl Runner {
         let prepared = self.prepare()?;
         let layout = prepared.layout.clone();
         let work = make(&layout)?;
+        if let (Work::Kernel(k), Spawn::Exec) = (&work, self.spawn) {
+            crate::kernels::check_rebuildable(k.as_ref())?;
+        }
         let has_work = !matches!(work, Work::Create);
         let rows = self.rows.map_or(RowRange::new(0, layout.rows()), |r| {
             r.resolve(layout.rows())

@@ -93,6 +93,9 @@ impl Runner {
         if !kernel.scans() {
             return Err(Error::refused("this kernel writes rows: use Runner::run"));
         }
+        if self.spawn == super::Spawn::Exec {
+            crate::kernels::check_rebuildable(kernel.as_ref())?;
+        }
         busy_check(&real, path)?;
         let before = stamp(&file);
         let requested = self.workers.resolve();

@@ -114,6 +114,11 @@ pub struct WorkerRecord {
     pub outcome: WorkerOutcome,
     /// Resource use from `wait4`.
     pub usage: Usage,
+    /// What a failed mmrun worker said went wrong: its kernel's error or
+    /// panic message (`None` for external programs, for workers that died
+    /// of a signal and for successful ones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 impl WorkerRecord {
@@ -121,7 +126,10 @@ impl WorkerRecord {
     pub fn describe(&self) -> String {
         let who = format!("worker {} (rows {})", self.worker, self.rows);
         match &self.outcome {
-            WorkerOutcome::Exited { code } => format!("{who} exited with code {code}"),
+            WorkerOutcome::Exited { code } => match &self.failure {
+                Some(why) => format!("{who} failed: {why}"),
+                None => format!("{who} exited with code {code}"),
+            },
             WorkerOutcome::Signal { signal, name, .. } if *signal == libc::SIGBUS => {
                 format!("{who}: I/O error on rows {} (SIG{name}: the file was truncated or the device failed)", self.rows)
             }
@@ -367,6 +375,15 @@ pub fn run_workers(
     let mut kill_at: Option<Instant> = None;
     let deadline = cfg.timeout.map(|t| Instant::now() + t);
     let mut ready = Vec::new();
+    // Where an mmrun worker leaves its kernel's error or panic text, so the
+    // run's error says what failed and not only that a process exited 1.
+    let failures = match work {
+        WorkKind::Kernel(_) => Some(
+            ResultSlots::create(slots)
+                .map_err(|e| Error::failed(format!("cannot create the failure slots: {e}")))?,
+        ),
+        WorkKind::Program { .. } => None,
+    };
 
     loop {
         // Start queued tasks while slots are free and the run goes on.
@@ -394,8 +411,13 @@ pub fn run_workers(
                     .map_err(|e| Error::failed(format!("cannot reset a result slot: {e}")))?;
                 task.result_file = Some(r.path(slot).to_path_buf());
             }
+            if let Some(f) = &failures {
+                f.reset(slot)
+                    .map_err(|e| Error::failed(format!("cannot reset a failure slot: {e}")))?;
+            }
+            let failure_file = failures.as_ref().map(|f| f.path(slot));
             let _span = tracing::debug_span!("worker", worker = slot, rows = %task.range).entered();
-            let spawned = spawn_one(&task, file, work, cfg, &mut pumps);
+            let spawned = spawn_one(&task, file, work, cfg, failure_file, &mut pumps);
             let record = records.len();
             records.push(WorkerRecord {
                 worker: slot,
@@ -404,6 +426,7 @@ pub fn run_workers(
                 seconds: 0.0,
                 outcome: WorkerOutcome::NotStarted,
                 usage: Usage::default(),
+                failure: None,
             });
             match spawned {
                 Ok(pid) => {
@@ -462,6 +485,15 @@ pub fn run_workers(
                     core_dumped,
                 },
             };
+            if let (WorkerOutcome::Exited { .. }, Some(f)) = (&r.outcome, &failures) {
+                // A worker that exited on its own wrote its failure, if
+                // any, before exiting: the slot is complete now.
+                r.failure = f
+                    .read(l.slot)
+                    .ok()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| String::from_utf8_lossy(&b).into_owned());
+            }
             if r.outcome.succeeded() {
                 if let Some(slots) = cfg.results {
                     let got = slots.read(l.slot).map_err(|e| {
@@ -552,6 +584,7 @@ pub fn run_workers(
             seconds: 0.0,
             outcome: WorkerOutcome::NotStarted,
             usage: Usage::default(),
+            failure: None,
         });
     }
     Ok(Supervised {
@@ -577,6 +610,7 @@ fn spawn_one(
     file: &File,
     work: WorkKind<'_>,
     cfg: &SpawnConfig<'_>,
+    failure_file: Option<&Path>,
     pumps: &mut Vec<Pump>,
 ) -> Result<Pid> {
     let mut progress_env: Vec<(String, String)> = cfg
@@ -611,18 +645,26 @@ fn spawn_one(
         }
         (WorkKind::Kernel(kernel), Spawn::Fork) => {
             let progress = cfg.progress.map(|p| (p, task.worker));
-            os::fork_child(|| match worker::run(task, file, kernel, progress) {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("mmrun: worker {}: {e}", task.worker);
-                    crate::exit_code::RUN_FAILED
-                }
-            })
+            os::fork_child(|| worker::run_to_exit_code(task, file, kernel, progress, failure_file))
         }
         (WorkKind::Kernel(kernel), Spawn::Exec) => {
+            if let Some(f) = failure_file {
+                progress_env.push((
+                    worker::FAILURE_FILE_VAR.to_string(),
+                    f.to_string_lossy().into_owned(),
+                ));
+            }
             let plan = exec_plan(cfg.worker_exe, task, kernel, &progress_env)?;
             os::fork_child(move || {
-                let _ = nix::unistd::execve(&plan.program, &plan.argv, &plan.env);
+                let Err(e) = nix::unistd::execve(&plan.program, &plan.argv, &plan.env);
+                // Only a failed execve returns. The coordinator forked
+                // single-threaded, so formatting (allocating) here is safe.
+                let why = format!(
+                    "cannot execute {}: {}",
+                    plan.program.to_string_lossy(),
+                    e.desc()
+                );
+                worker::report_failure(failure_file, &why);
                 127
             })
         }

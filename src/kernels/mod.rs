@@ -11,6 +11,7 @@
 pub mod apply;
 pub mod convert;
 pub mod fill;
+pub mod func;
 pub mod reduce;
 
 use half::f16;
@@ -22,6 +23,7 @@ use crate::layout::DType;
 pub use apply::Apply;
 pub use convert::Convert;
 pub use fill::{Fill, FillKind};
+pub use func::{from_fn, FnKernel};
 
 /// A mutable view of consecutive whole rows of one worker, typed.
 #[derive(Debug)]
@@ -262,6 +264,19 @@ pub fn build(spec: &KernelSpec, dtype: DType) -> Result<Box<dyn Kernel>> {
 /// The names of the registered kernels.
 pub fn registered() -> impl Iterator<Item = &'static str> {
     REGISTRY.iter().map(|(n, _)| *n)
+}
+
+/// Refuses `kernel` for re-executed workers when [`build`] cannot rebuild
+/// it there (a closure, or a user kernel that is not registered): found
+/// before anything on disk changes rather than as every worker failing.
+pub fn check_rebuildable(kernel: &dyn Kernel) -> Result<()> {
+    let name = kernel.spec().name;
+    if registered().any(|n| n == name) {
+        return Ok(());
+    }
+    Err(Error::refused(format!(
+        "kernel '{name}' is not registered, so a re-executed worker cannot rebuild it: run it with Spawn::Fork (--spawn fork)"
+    )))
 }
 
 #[cfg(test)]

@@ -380,7 +380,7 @@ impl Node {
         out.extend_from_slice(b);
     }
 
-    /// Reads nodes written by [`Node::encode`].
+    /// Reads nodes in the binary form workers hand back ([`Kernel::take_result`]).
     pub fn decode_all(mut b: &[u8]) -> Result<Vec<Node>> {
         let bad = || Error::failed("a worker's partial results are malformed");
         let mut nodes = Vec::new();

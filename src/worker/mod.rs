@@ -231,6 +231,63 @@ pub fn run(
     Ok(())
 }
 
+/// The most bytes of a worker's failure message handed to the coordinator:
+/// enough for any error mmrun writes, short enough that a kernel panicking
+/// with a whole array in its message does not flood the final error line.
+const MAX_FAILURE_BYTES: usize = 2000;
+
+/// Runs the task as a worker process does and returns its exit code: 0, or
+/// `RUN_FAILED` when the kernel returned an error or panicked.
+///
+/// The failure is printed on stderr as `mmrun: worker N: ...` and, with
+/// `failure_file` (the coordinator's failure slot for this worker), left
+/// there too, so the coordinator's error names what went wrong instead of
+/// only an exit code. A panic is caught here rather than left to unwind out
+/// of the worker: its payload holds the panic's text, which the exit code
+/// alone would lose.
+pub fn run_to_exit_code(
+    task: &WorkerTask,
+    file: &File,
+    kernel: &dyn Kernel,
+    progress: Option<ProgressSlot<'_>>,
+    failure_file: Option<&Path>,
+) -> i32 {
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run(task, file, kernel, progress)
+    }));
+    let why = match ran {
+        Ok(Ok(())) => return 0,
+        Ok(Err(e)) => e.to_string(),
+        Err(payload) => panic_text(payload.as_ref()),
+    };
+    eprintln!("mmrun: worker {}: {why}", task.worker);
+    report_failure(failure_file, &why);
+    crate::exit_code::RUN_FAILED
+}
+
+/// `panicked: MESSAGE`, from a panic's payload (a `&str` or `String` for
+/// every `panic!` with a message).
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message");
+    format!("panicked: {msg}")
+}
+
+/// Leaves `why` (cut to [`MAX_FAILURE_BYTES`] on a character boundary) in
+/// the failure slot. Best effort: the exit code still says the worker
+/// failed when the slot cannot be written.
+pub(crate) fn report_failure(failure_file: Option<&Path>, why: &str) {
+    let Some(path) = failure_file else { return };
+    let mut end = why.len().min(MAX_FAILURE_BYTES);
+    while !why.is_char_boundary(end) {
+        end -= 1;
+    }
+    let _ = os::results::write_result(path, &why.as_bytes()[..end]);
+}
+
 /// Runs a scanning kernel (one that only reads, like a reduction across
 /// rows) over the task's rows of `file`, mapped read-only, block by block.
 fn scan(
@@ -634,7 +691,8 @@ impl Writeback<'_> {
 /// Entry point of a re-executed worker (`mmrun __worker`): everything comes
 /// from the environment. Returns the process exit code.
 pub fn exec_main() -> i32 {
-    let result = (|| -> Result<()> {
+    let failure_file = std::env::var_os(FAILURE_FILE_VAR).map(PathBuf::from);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<()> {
         let task = WorkerTask::from_env(|k| std::env::var(k).ok())?;
         let spec: KernelSpec = serde_json::from_str(
             &std::env::var("MMRUN_KERNEL")
@@ -664,15 +722,21 @@ pub fn exec_main() -> i32 {
             kernel.as_ref(),
             region.as_ref().map(|(r, s)| (r, *s)),
         )
-    })();
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("mmrun: worker: {e}");
-            crate::exit_code::RUN_FAILED
-        }
-    }
+    }));
+    let why = match result {
+        Ok(Ok(())) => return 0,
+        Ok(Err(e)) => e.to_string(),
+        Err(payload) => panic_text(payload.as_ref()),
+    };
+    eprintln!("mmrun: worker: {why}");
+    report_failure(failure_file.as_deref(), &why);
+    crate::exit_code::RUN_FAILED
 }
+
+/// The variable naming a re-executed worker's failure slot
+/// (`/proc/self/fd/N` of an inherited memfd). mmrun's own workers only; not
+/// part of protocol v1.
+pub const FAILURE_FILE_VAR: &str = "MMRUN_FAILURE_FILE";
 
 /// Test-only faults and pauses, so tests can make a real worker fail or
 /// stop at a chosen point without sleeps. Compiled into debug builds only.

@@ -1241,3 +1241,96 @@ fn mpirun_apply_in_place_and_into_a_pending_output() {
         "apply --out across ranks differs"
     );
 }
+
+/// `examples/mpi/reduce-job.sh` end to end under mpirun, as a user would run
+/// it: fill across 4 ranks, commit, mean over axis 0 from the ranks'
+/// reports, mean of each row into a pending output. The launcher's flags
+/// come through the script's `MPIRUN` override (`--allow-run-as-root` only
+/// when the tests run as root), mmrun through `MMRUN`. Every output is
+/// checked bit for bit against a local mmrun, and against NumPy.
+#[test]
+fn mpirun_reduce_job_example_script() {
+    let _g = serial();
+    let test = "mpirun_reduce_job_example_script";
+    if !open_mpi(test) {
+        return;
+    }
+    let dir = Dir::new();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mpi/reduce-job.sh");
+    let (shape, dtype, seed) = ("40000,24", "f4", "13");
+    let mut launcher = "mpirun --oversubscribe".to_string();
+    if util::is_root() {
+        launcher.push_str(" --allow-run-as-root");
+    }
+    let mut c = Command::new("bash");
+    clean_env(&mut c);
+    c.current_dir(dir.path())
+        .env("MMRUN", mmrun_bin())
+        .env("MPIRUN", &launcher)
+        .env("RANKS", "4")
+        .env("WORKERS", "1")
+        .arg(&script)
+        .args(["job.npy", shape, dtype, seed]);
+    let job = run("examples/mpi/reduce-job.sh", c, Duration::from_secs(240)).ok();
+    assert!(job.stderr.contains("done: job.npy"), "{}", job.describe());
+    let mut names = dir.names();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "job.mean0-0.json",
+            "job.mean0-1.json",
+            "job.mean0-2.json",
+            "job.mean0-3.json",
+            "job.mean0.npy",
+            "job.npy",
+            "job.rowmean.npy",
+        ],
+        "what the job left (no partial file or journal may remain)"
+    );
+    assert_same_as_local_fill(&dir, "job.npy", shape, dtype, seed);
+
+    for (axis, out) in [("0", "local0.npy"), ("1", "local1.npy")] {
+        mmrun(
+            &dir,
+            &[
+                "reduce", "job.npy", "--op", "mean", "--axis", axis, "--out", out, "-w", "2",
+            ],
+        )
+        .ok();
+    }
+    let data = |f: &str| {
+        let b = fs::read(dir.join(f)).unwrap();
+        let header = u16::from_le_bytes([b[8], b[9]]) as usize + 10;
+        b[header..].to_vec()
+    };
+    assert!(
+        data("job.mean0.npy") == data("local0.npy"),
+        "the merged axis-0 mean differs from a local mmrun reduce"
+    );
+    assert!(
+        data("job.rowmean.npy") == data("local1.npy"),
+        "the ranks' per-row means differ from a local mmrun reduce"
+    );
+
+    let Some(py) = util::require_numpy(test) else {
+        return;
+    };
+    let out = util::python(
+        &py,
+        dir.path(),
+        r#"
+import numpy as np
+a = np.load("job.npy").astype(np.float64)
+m = np.load("job.mean0.npy")
+r = np.load("job.rowmean.npy")
+assert m.dtype == np.float32 and m.shape == (24,), (m.dtype, m.shape)
+assert r.dtype == np.float32 and r.shape == (40000,), (r.dtype, r.shape)
+# float32 results of float64 sums: within float32 rounding of NumPy's.
+assert np.allclose(m, a.mean(axis=0), rtol=1e-6, atol=0), abs(m - a.mean(axis=0)).max()
+assert np.allclose(r, a.mean(axis=1), rtol=1e-6, atol=0), abs(r - a.mean(axis=1)).max()
+print("ok")
+"#,
+    );
+    assert_eq!(out.trim(), "ok");
+}

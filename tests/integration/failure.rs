@@ -100,14 +100,35 @@ fn worker_exits_with_code_7_exec() {
     worker_failure("exit:7", "exec", "code 7");
 }
 
+/// The error line itself (not only the panic hook's output above it)
+/// carries the panic's text with the worker and its rows.
+fn worker_panics(spawn: &str) {
+    worker_failure("panic", spawn, "worker 1");
+    let d = Dir::new();
+    let out = d
+        .cmd(&fill_args("x.npy", spawn, "1.5"))
+        .env(HOOK, "1:panic")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("mmrun: error:"))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(
+        line.contains("worker 1 (rows 100..200) failed: panicked: test fault"),
+        "{line}"
+    );
+}
+
 #[test]
 fn worker_panics_fork() {
-    worker_failure("panic", "fork", "worker 1");
+    worker_panics("fork");
 }
 
 #[test]
 fn worker_panics_exec() {
-    worker_failure("panic", "exec", "worker 1");
+    worker_panics("exec");
 }
 
 /// In place: exit 1, the header and the failed worker's rows as they were;
