@@ -35,3 +35,10 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items --locked
 ./scripts/launchers.sh setup
 trap './scripts/launchers.sh teardown' EXIT
 cargo test --locked
+# The library examples, run as a user runs them: each checks its own result
+# and exits non-zero when it is wrong.
+examples_dir="$(mktemp -d)"
+for ex in fill_closure custom_kernel reduction; do
+    cargo run --locked --quiet --example "$ex" -- "$examples_dir/$ex.npy" >/dev/null
+done
+rm -rf "$examples_dir"
