@@ -441,6 +441,9 @@ struct RunArgs {
     /// Progress: a bar on a terminal (auto), always a bar, or never.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     progress: ProgressArg,
+    /// Pin worker N to the N-th CPU this process may use (wrapping around).
+    #[arg(long)]
+    pin: bool,
     /// Start a failed range again, up to K times.
     #[arg(long, value_name = "K", default_value_t = 0)]
     retries: u32,
@@ -1471,6 +1474,7 @@ impl RunArgs {
             .retries(self.retries)
             .timeout(self.timeout)
             .fail_fast(self.fail_fast)
+            .pin(self.pin)
             .resume(self.resume)
             .checkpoint_every(self.checkpoint_every)
             .progress(match self.progress {

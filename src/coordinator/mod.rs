@@ -206,6 +206,7 @@ pub struct Runner {
     pending: bool,
     input: Option<(PathBuf, Option<RawSpec>)>,
     schedule: Schedule,
+    pin: bool,
 }
 
 /// How rows are handed to workers.
@@ -318,6 +319,7 @@ impl Runner {
             pending: false,
             input: None,
             schedule: Schedule::Static,
+            pin: false,
         }
     }
 
@@ -445,6 +447,13 @@ impl Runner {
     /// whose protocol gives each worker one range).
     pub fn schedule(mut self, s: Schedule) -> Self {
         self.schedule = s;
+        self
+    }
+
+    /// Pin worker slot `s` to the `s`-th CPU this process may use (`--pin`),
+    /// wrapping around when there are more workers than CPUs.
+    pub fn pin(mut self, on: bool) -> Self {
+        self.pin = on;
         self
     }
 
@@ -921,6 +930,7 @@ impl Runner {
                 })
                 .unwrap_or_default(),
             results: None,
+            pin: self.pin.then(os::allowed_cpus),
         };
         let mut observer =
             RunObserver::new(journal, file, trusted.clone(), self, summary, row_bytes);
@@ -1056,6 +1066,7 @@ impl Runner {
             "kill_after_s": self.kill_after.as_secs_f64(),
             "fail_fast": self.fail_fast,
             "schedule": self.schedule,
+            "pin": self.pin,
             "distributed": self.distributed,
             "resume": self.resume,
             "seed": self.seed.map(|s| s.to_string()),

@@ -147,6 +147,7 @@ impl Runner {
                 "workers": requested,
                 "spawn": self.spawn,
                 "schedule": self.schedule,
+                "pin": self.pin,
                 "align": self.align,
                 "kernel": kernel.spec(),
                 "distributed": self.distributed,
@@ -241,6 +242,7 @@ impl Runner {
             progress: Some(&region),
             extra_env: Vec::new(),
             results: Some(&slots),
+            pin: self.pin.then(os::allowed_cpus),
         };
         let mut observer = ScanObserver {
             display: Progress::new(self.progress, summary.rows.len(), row_bytes),

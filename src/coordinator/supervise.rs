@@ -174,6 +174,16 @@ pub struct SpawnConfig<'a> {
     pub extra_env: Vec<(String, String)>,
     /// Per-slot result files, for kernels that hand back a result.
     pub results: Option<&'a ResultSlots>,
+    /// `--pin`: worker slot `s` runs on `cpus[s % cpus.len()]`.
+    pub pin: Option<Vec<usize>>,
+}
+
+impl SpawnConfig<'_> {
+    /// The CPU worker slot `slot` is pinned to, with `--pin`.
+    fn cpu_for(&self, slot: usize) -> Option<usize> {
+        let cpus = self.pin.as_ref()?;
+        cpus.get(slot % cpus.len().max(1)).copied()
+    }
 }
 
 /// What the coordinator loop reports while it runs.
@@ -337,11 +347,17 @@ impl Pump {
     }
 }
 
-fn exec_spec(program: &Path, argv: Vec<Vec<u8>>, env: Vec<Vec<u8>>) -> Result<os::ExecSpec> {
+fn exec_spec(
+    program: &Path,
+    argv: Vec<Vec<u8>>,
+    env: Vec<Vec<u8>>,
+    cpu: Option<usize>,
+) -> Result<os::ExecSpec> {
     let cs = |b: Vec<u8>| {
         CString::new(b).map_err(|_| Error::refused("an argument or variable contains a NUL byte"))
     };
     Ok(os::ExecSpec {
+        cpu,
         program: cs(program.as_os_str().as_bytes().to_vec())?,
         argv: argv.into_iter().map(cs).collect::<Result<_>>()?,
         env: env.into_iter().map(cs).collect::<Result<_>>()?,
@@ -629,7 +645,7 @@ fn spawn_one(
     let spawned = match (work, cfg.spawn) {
         (WorkKind::Program { program, resolved }, _) => {
             let (argv, env) = program::worker_command(program, resolved, task, &progress_env)?;
-            let spec = exec_spec(resolved, argv, env)?;
+            let spec = exec_spec(resolved, argv, env, cfg.cpu_for(task.worker))?;
             os::spawn_shimmed(&spec).map(|(pid, pipes)| {
                 let pump = |fd, to_stderr| Pump {
                     worker: task.worker,
@@ -645,7 +661,13 @@ fn spawn_one(
         }
         (WorkKind::Kernel(kernel), Spawn::Fork) => {
             let progress = cfg.progress.map(|p| (p, task.worker));
-            os::fork_child(|| worker::run_to_exit_code(task, file, kernel, progress, failure_file))
+            let cpu = cfg.cpu_for(task.worker);
+            os::fork_child(|| {
+                if let Some(cpu) = cpu {
+                    let _ = os::pin_to_cpu(cpu);
+                }
+                worker::run_to_exit_code(task, file, kernel, progress, failure_file)
+            })
         }
         (WorkKind::Kernel(kernel), Spawn::Exec) => {
             if let Some(f) = failure_file {
@@ -655,7 +677,11 @@ fn spawn_one(
                 ));
             }
             let plan = exec_plan(cfg.worker_exe, task, kernel, &progress_env)?;
+            let cpu = cfg.cpu_for(task.worker);
             os::fork_child(move || {
+                if let Some(cpu) = cpu {
+                    let _ = os::pin_to_cpu(cpu);
+                }
                 let Err(e) = nix::unistd::execve(&plan.program, &plan.argv, &plan.env);
                 // Only a failed execve returns. The coordinator forked
                 // single-threaded, so formatting (allocating) here is safe.

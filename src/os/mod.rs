@@ -432,6 +432,24 @@ impl std::ops::Deref for ReadRegion {
     }
 }
 
+/// The CPUs this process may run on (its affinity mask), in order.
+pub fn allowed_cpus() -> Vec<usize> {
+    match nix::sched::sched_getaffinity(Pid::from_raw(0)) {
+        Ok(set) => (0..nix::sched::CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Pins the calling process to one CPU (`--pin`).
+pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu)?;
+    nix::sched::sched_setaffinity(Pid::from_raw(0), &set)?;
+    Ok(())
+}
+
 /// Read ends of an exec'd worker's output pipes.
 #[derive(Debug)]
 pub struct OutputPipes {
@@ -445,6 +463,8 @@ pub struct OutputPipes {
 /// has to call `execve`.
 #[derive(Debug, Clone)]
 pub struct ExecSpec {
+    /// Pin the worker (and its children) to this CPU before it starts.
+    pub cpu: Option<usize>,
     /// Path of the program.
     pub program: CString,
     /// Its argv, program name first.
@@ -470,6 +490,11 @@ pub fn spawn_shimmed(spec: &ExecSpec) -> io::Result<(Pid, OutputPipes)> {
     let (err_r, err_w) = unistd::pipe2(OFlag::O_CLOEXEC)?;
     let devnull = std::fs::File::open("/dev/null")?;
     let pid = fork_child(|| {
+        if let Some(cpu) = spec.cpu {
+            // Affinity is inherited through fork and exec: the program and
+            // everything it starts stay on this CPU.
+            let _ = pin_to_cpu(cpu);
+        }
         if unistd::dup2_stdin(&devnull).is_err()
             || unistd::dup2_stdout(&out_w).is_err()
             || unistd::dup2_stderr(&err_w).is_err()

@@ -1307,3 +1307,60 @@ fn sigterm_stops_exec_workers_and_is_reraised() {
     assert!(all_gone, "workers {pids:?} outlived the coordinator");
     assert!(!d.join("t.npy").exists(), "published after an interrupt");
 }
+
+/// `--pin`: worker N runs on the N-th CPU the coordinator may use (its
+/// children too, since affinity is inherited); without it, on all of them.
+#[test]
+fn pin_puts_each_worker_on_its_own_cpu() {
+    let d = Dir::new();
+    let ours = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Cpus_allowed_list:")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap();
+    let lists = |pin: bool| -> Vec<String> {
+        let mut args = vec!["exec", "p.npy", "--shape", "4,4", "--force", "-w", "2"];
+        if pin {
+            args.push("--pin");
+        }
+        args.extend([
+            "--",
+            "sh",
+            "-c",
+            "sh -c 'grep Cpus_allowed_list /proc/self/status'",
+        ]);
+        let out = d.ok(&args);
+        let mut v: Vec<String> = stdout(&out)
+            .lines()
+            .filter_map(|l| {
+                l.split_once("Cpus_allowed_list:")
+                    .map(|(w, c)| format!("{w}{}", c.trim()))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let free = lists(false);
+    assert_eq!(free, vec![format!("[w0] {ours}"), format!("[w1] {ours}")]);
+    let pinned = lists(true);
+    assert_eq!(pinned.len(), 2, "{pinned:?}");
+    let cpus: Vec<&str> = pinned
+        .iter()
+        .map(|l| l.split(' ').nth(1).unwrap())
+        .collect();
+    for c in &cpus {
+        assert!(
+            c.parse::<usize>().is_ok(),
+            "a pinned worker may run on one CPU only: {pinned:?}"
+        );
+    }
+    if ours.contains(['-', ',']) {
+        assert_ne!(
+            cpus[0], cpus[1],
+            "two CPUs available, two workers on one: {pinned:?}"
+        );
+    }
+}
