@@ -1025,8 +1025,10 @@ fn reduce(a: ReduceArgs) -> Result<()> {
             "reduce reads an existing file: --shape only describes a raw file (with --raw)",
         ));
     }
-    if let Some(e) = mmrun::coordinator::pending_elsewhere(&a.file) {
-        return Err(e);
+    if !a.file.exists() {
+        if let Some(e) = mmrun::coordinator::pending_elsewhere(&a.file) {
+            return Err(e);
+        }
     }
     let mut f = File::open(&a.file).map_err(|e| Error::io_refused("cannot open", &a.file, e))?;
     let in_layout = Layout::read(&a.file, &mut f, input.raw.as_ref())?;

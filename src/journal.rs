@@ -443,6 +443,19 @@ impl Journal {
     }
 }
 
+/// Checks no run holds or left a journal on `target`, for a command that
+/// only reads it: exit 75 while a run (or a pending distributed run) holds
+/// it, exit 2 for the journal of an interrupted run (its rows may be partly
+/// written).
+pub fn check_unused(target: &Path) -> Result<()> {
+    let path = journal_path(target);
+    if fs::symlink_metadata(&path).is_err() {
+        return Ok(());
+    }
+    // Refuse never hands back a journal to resume: Ok means it vanished.
+    Journal::inspect_existing(&path, target, Stale::Refuse).map(|_| ())
+}
+
 /// Removes a distributed run's rank records and their directory.
 pub fn remove_rank_records(target: &Path) -> Result<()> {
     let dir = journal_dir(target);

@@ -4,7 +4,8 @@
 //! A scan takes no journal: it writes nothing, so it needs no write
 //! permission and cannot leave anything stale. What it must not do is read
 //! a file while an mmrun run is writing it, so it refuses a target with a
-//! journal (a run in progress, interrupted or pending: exit 75), and after
+//! journal (a run in progress or pending: exit 75; an interrupted one whose
+//! rows may be half written: exit 2), and after
 //! the workers finish it checks again — a journal that appeared, or a
 //! changed length or modification time, means the bytes read may be a mix
 //! of old and new, and the scan fails instead of returning a result.
@@ -41,19 +42,8 @@ fn stamp(file: &File) -> Option<(u64, SystemTime)> {
     Some((m.len(), m.modified().ok()?))
 }
 
-fn busy_check(real: &std::path::Path, shown: &std::path::Path) -> Result<()> {
-    if let Some(e) = pending_elsewhere(shown) {
-        return Err(e);
-    }
-    let j = journal::journal_path(real);
-    if j.exists() {
-        return Err(Error::busy(format!(
-            "{}: a run is writing it or was interrupted (journal {}): wait for it, or finish it with --resume",
-            shown.display(),
-            j.display()
-        )));
-    }
-    Ok(())
+fn busy_check(real: &std::path::Path) -> Result<()> {
+    journal::check_unused(real)
 }
 
 /// Shows progress; a scan records nothing.
@@ -79,8 +69,11 @@ impl Runner {
     {
         let t0 = Instant::now();
         let path = &self.target.path;
-        if let Some(e) = pending_elsewhere(path) {
-            return Err(e);
+        if fs::symlink_metadata(path).is_err() {
+            // A pending distributed run's target does not exist yet.
+            if let Some(e) = pending_elsewhere(path) {
+                return Err(e);
+            }
         }
         let real = fs::canonicalize(path).map_err(|e| Error::io_refused("cannot open", path, e))?;
         if real.is_dir() {
@@ -96,7 +89,7 @@ impl Runner {
         if self.spawn == super::Spawn::Exec {
             crate::kernels::check_rebuildable(kernel.as_ref())?;
         }
-        busy_check(&real, path)?;
+        busy_check(&real)?;
         let before = stamp(&file);
         let requested = self.workers.resolve();
         if requested == 0 {
@@ -175,7 +168,7 @@ impl Runner {
             Err(e) => return Err(e.with_summary(summary)),
         };
         // Only now is the result known to come from one version of the file.
-        let changed = busy_check(&real, path)
+        let changed = busy_check(&real)
             .err()
             .map(|e| e.message().to_string())
             .or_else(|| {

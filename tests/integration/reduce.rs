@@ -440,3 +440,54 @@ fn the_reference_chunked_mean_is_one_command() {
          assert np.array_equal(got, exact), 'mmrun accumulates in float64 and rounds once'\n",
     );
 }
+
+/// A file an in-place run is writing is not read (exit 75), nor one an
+/// interrupted run left half written (exit 2); once the run is finished
+/// with --resume the reduce goes ahead.
+#[test]
+fn a_file_another_run_writes_or_left_half_written_is_not_read() {
+    let d = Dir::new();
+    d.ok(&["fill", "x.npy", "--shape", "400,64", "--value", "1"]);
+    /// The writer is stopped whatever the test's outcome.
+    struct Writer(std::process::Child);
+    impl Drop for Writer {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut writer = Writer(
+        d.cmd(&[
+            "fill",
+            "x.npy",
+            "--value",
+            "2",
+            "-w",
+            "2",
+            "--kill-after",
+            "1s",
+        ])
+        .env("__MMRUN_TEST_WORKER_FAULT", "0:hang@100")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let journal = d.join(".x.npy.mmrun-journal");
+    let t0 = std::time::Instant::now();
+    while !journal.exists() && t0.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = d.run(&["reduce", "x.npy", "--op", "sum", "--axis", "all"]);
+    assert_refused(&out, 75, "in use by");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(writer.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    writer.0.wait().unwrap();
+    let out = d.run(&["reduce", "x.npy", "--op", "sum", "--axis", "all"]);
+    assert_refused(&out, 2, "interrupted run");
+    d.ok(&["fill", "x.npy", "--value", "2", "-w", "2", "--resume"]);
+    let sum = stdout(&d.ok(&["reduce", "x.npy", "--op", "sum", "--axis", "all"]));
+    assert_eq!(sum.trim(), "51200.0");
+}
