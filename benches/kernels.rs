@@ -9,32 +9,48 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use half::f16;
 use mmrun::kernels::{AnyRowsMut, Fill, FillKind, Kernel, RowsMut};
 use mmrun::plan::{Plan, RowRange};
-use mmrun::rng::Philox;
+use mmrun::rng::{philox, Backend, Philox};
 use mmrun::DType;
 
 const BLOCK_BYTES: usize = 1 << 20;
 
+/// Every stream once per block-function backend this CPU can run, so the
+/// ids end in `/scalar` or `/avx2` and the two can be compared in one run.
 fn rng(c: &mut Criterion) {
-    let g = Philox::new(42);
     let mut group = c.benchmark_group("rng");
     group.throughput(Throughput::Bytes(BLOCK_BYTES as u64));
     let mut f32s = vec![0f32; BLOCK_BYTES / 4];
-    group.bench_function("uniform/f32/1MiB", |b| {
-        b.iter(|| g.fill_uniform_f32(12_345, &mut f32s))
-    });
     let mut f64s = vec![0f64; BLOCK_BYTES / 8];
-    group.bench_function("uniform/f64/1MiB", |b| {
-        b.iter(|| g.fill_uniform_f64(12_345, &mut f64s))
-    });
-    group.bench_function("normal/f64/1MiB", |b| {
-        b.iter(|| g.fill_normal_f64(12_345, &mut f64s))
-    });
     let mut f16s = vec![f16::ZERO; BLOCK_BYTES / 2];
-    group.bench_function("uniform/f16/1MiB", |b| {
-        b.iter(|| g.fill_uniform_f16(12_345, &mut f16s))
-    });
     let mut u8s = vec![0u8; BLOCK_BYTES];
-    group.bench_function("raw/u1/1MiB", |b| b.iter(|| g.fill_int(12_345, &mut u8s)));
+    for backend in Backend::available() {
+        let g = Philox::new(42).with_backend(backend);
+        let name = backend.name();
+        // The block function alone, in the 16-block batches the fills use.
+        let mut blocks = vec![[0u64; 4]; BLOCK_BYTES / 32];
+        group.bench_function(format!("blocks/1MiB/{name}"), |b| {
+            b.iter(|| {
+                for (i, batch) in blocks.chunks_mut(16).enumerate() {
+                    philox::generate_blocks_with(backend, g.key(), 386 + 16 * i as u64, batch);
+                }
+            })
+        });
+        group.bench_function(format!("uniform/f32/1MiB/{name}"), |b| {
+            b.iter(|| g.fill_uniform_f32(12_345, &mut f32s))
+        });
+        group.bench_function(format!("uniform/f64/1MiB/{name}"), |b| {
+            b.iter(|| g.fill_uniform_f64(12_345, &mut f64s))
+        });
+        group.bench_function(format!("normal/f64/1MiB/{name}"), |b| {
+            b.iter(|| g.fill_normal_f64(12_345, &mut f64s))
+        });
+        group.bench_function(format!("uniform/f16/1MiB/{name}"), |b| {
+            b.iter(|| g.fill_uniform_f16(12_345, &mut f16s))
+        });
+        group.bench_function(format!("raw/u1/1MiB/{name}"), |b| {
+            b.iter(|| g.fill_int(12_345, &mut u8s))
+        });
+    }
     group.finish();
 }
 

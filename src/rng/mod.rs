@@ -8,6 +8,8 @@
 //! Box–Muller transform, since NumPy's ziggurat cannot be entered mid-stream.
 
 pub mod philox;
+#[cfg(target_arch = "x86_64")]
+mod philox_avx2;
 pub mod seedseq;
 #[cfg(test)]
 mod testdata;
@@ -16,6 +18,7 @@ mod tests;
 
 use half::f16;
 
+pub use philox::Backend;
 pub use seedseq::philox_key;
 
 /// Blocks generated per batch: large enough to amortise the call into the
@@ -63,6 +66,7 @@ impl RawCast for u64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Philox {
     key: [u64; 2],
+    backend: Backend,
 }
 
 impl Philox {
@@ -73,7 +77,16 @@ impl Philox {
 
     /// A stream with an explicit key, bypassing `SeedSequence`.
     pub fn from_key(key: [u64; 2]) -> Self {
-        Self { key }
+        Self {
+            key,
+            backend: Backend::active(),
+        }
+    }
+
+    /// The same stream computed by `backend`; the output does not change,
+    /// only the speed (for benchmarks and cross-checks).
+    pub fn with_backend(self, backend: Backend) -> Self {
+        Self { backend, ..self }
     }
 
     /// The key this stream was built from.
@@ -88,51 +101,61 @@ impl Philox {
 
     /// Raw draws `first..first + out.len()`: `Philox(seed).random_raw(n)[first:]`.
     pub fn fill_raw_u64(&self, first: u64, out: &mut [u64]) {
-        fill_mapped(self.key, first, out, |b| *b);
+        fill_mapped(self.key, self.backend, first, out, |b| *b);
     }
 
     /// Elements of `Generator(Philox(seed)).random(n, dtype=np.float64)`
     /// starting at flat index `first`.
     pub fn fill_uniform_f64(&self, first: u64, out: &mut [f64]) {
-        fill_mapped(self.key, first, out, |b| b.map(unit_f64));
+        fill_mapped(self.key, self.backend, first, out, |b| b.map(unit_f64));
     }
 
     /// Elements of `Generator(Philox(seed)).random(n, dtype=np.float32)`
     /// starting at flat index `first`.
     pub fn fill_uniform_f32(&self, first: u64, out: &mut [f32]) {
-        fill_mapped(self.key, first, out, |b| split_u32(b).map(unit_f32));
+        fill_mapped(self.key, self.backend, first, out, |b| {
+            split_u32(b).map(unit_f32)
+        });
     }
 
     /// Uniform half floats on the float32 stream, keeping the 11 bits a
     /// half's significand holds so every value is exact and below 1.
     pub fn fill_uniform_f16(&self, first: u64, out: &mut [f16]) {
-        fill_mapped(self.key, first, out, |b| split_u32(b).map(unit_f16));
+        fill_mapped(self.key, self.backend, first, out, |b| {
+            split_u32(b).map(unit_f16)
+        });
     }
 
     /// Standard normals in f64; element `k` depends only on raw draws
     /// `2 * (k / 2)` and `2 * (k / 2) + 1`.
     pub fn fill_normal_f64(&self, first: u64, out: &mut [f64]) {
-        fill_mapped(self.key, first, out, normal_block);
+        fill_mapped(self.key, self.backend, first, out, normal_block);
     }
 
     /// Standard normals computed in f64 and rounded to f32.
     pub fn fill_normal_f32(&self, first: u64, out: &mut [f32]) {
-        fill_mapped(self.key, first, out, |b| normal_block(b).map(|v| v as f32));
+        fill_mapped(self.key, self.backend, first, out, |b| {
+            normal_block(b).map(|v| v as f32)
+        });
     }
 
     /// Standard normals computed in f64 and rounded to f16.
     pub fn fill_normal_f16(&self, first: u64, out: &mut [f16]) {
-        fill_mapped(self.key, first, out, |b| normal_block(b).map(f16::from_f64));
+        fill_mapped(self.key, self.backend, first, out, |b| {
+            normal_block(b).map(f16::from_f64)
+        });
     }
 
     /// Integers whose element `n` is the low bits of raw draw `n`.
     pub fn fill_int<T: RawCast>(&self, first: u64, out: &mut [T]) {
-        fill_mapped(self.key, first, out, |b| b.map(T::from_raw));
+        fill_mapped(self.key, self.backend, first, out, |b| b.map(T::from_raw));
     }
 
     /// NumPy bools (one 0/1 byte each) from the lowest bit of raw draw `n`.
     pub fn fill_bool(&self, first: u64, out: &mut [u8]) {
-        fill_mapped(self.key, first, out, |b| b.map(|r| (r & 1) as u8));
+        fill_mapped(self.key, self.backend, first, out, |b| {
+            b.map(|r| (r & 1) as u8)
+        });
     }
 }
 
@@ -145,6 +168,7 @@ impl Philox {
 #[inline(always)]
 fn fill_mapped<T: Copy, const P: usize>(
     key: [u64; 2],
+    backend: Backend,
     first: u64,
     out: &mut [T],
     map: impl Fn(&[u64; 4]) -> [T; P],
@@ -157,7 +181,7 @@ fn fill_mapped<T: Copy, const P: usize>(
     let mut buf = [[0u64; 4]; BATCH_BLOCKS];
     let mut rest = out;
     if skip != 0 {
-        philox::generate_blocks(key, block, &mut buf[..1]);
+        philox::generate_blocks_with(backend, key, block, &mut buf[..1]);
         let vals = map(&buf[0]);
         let n = (P - skip).min(rest.len());
         let (head, tail) = std::mem::take(&mut rest).split_at_mut(n);
@@ -168,7 +192,7 @@ fn fill_mapped<T: Copy, const P: usize>(
     for chunk in rest.chunks_mut(BATCH_BLOCKS * P) {
         let nblocks = chunk.len().div_ceil(P);
         let blocks = &mut buf[..nblocks];
-        philox::generate_blocks(key, block, blocks);
+        philox::generate_blocks_with(backend, key, block, blocks);
         block += nblocks as u64;
         let mut whole = chunk.chunks_exact_mut(P);
         for (dst, src) in (&mut whole).zip(blocks.iter()) {

@@ -3,9 +3,11 @@
 //! Philox is counter based: block `b` of a stream is a pure function of the
 //! key and the counter `b + 1` (NumPy bumps the counter before its first
 //! block), which is what makes the streams seekable. [`generate_blocks`] is
-//! the one place that turns a run of block indices into output; it is the
-//! seam where a runtime-selected SIMD backend can later sit beside the scalar
-//! one without the distribution code noticing.
+//! the one place that turns a run of block indices into output; it picks a
+//! [`Backend`] once per process (AVX2 where the CPU has it, unless
+//! `MMRUN_PHILOX=scalar`), so the distribution code never sees which one ran.
+
+use std::sync::OnceLock;
 
 /// Multiplier applied to counter word 0 in every round.
 pub const M0: u64 = 0xD2E7_470E_E14C_6C93;
@@ -23,7 +25,7 @@ pub const ROUNDS: usize = 10;
 /// chain through ten rounds cannot.
 const SCALAR_LANES: usize = 4;
 
-type RoundKeys = [[u64; 2]; ROUNDS];
+pub(super) type RoundKeys = [[u64; 2]; ROUNDS];
 
 #[inline(always)]
 fn mulhilo(a: u64, b: u64) -> (u64, u64) {
@@ -41,7 +43,7 @@ fn round(x: [u64; 4], k: [u64; 2]) -> [u64; 4] {
 /// The key schedule is the same for every block, so it is computed once per
 /// call instead of once per block.
 #[inline(always)]
-fn round_keys(key: [u64; 2]) -> RoundKeys {
+pub(super) fn round_keys(key: [u64; 2]) -> RoundKeys {
     let mut keys = [key; ROUNDS];
     for r in 1..ROUNDS {
         keys[r] = [
@@ -65,23 +67,112 @@ pub fn philox4x64_10(ctr: [u64; 4], key: [u64; 2]) -> [u64; 4] {
     round_keys(key).iter().fold(ctr, |x, &k| round(x, k))
 }
 
+/// Which implementation of the block function runs.
+///
+/// A value other than [`Backend::scalar`] can only be obtained after the CPU
+/// was checked for its features, so holding one is what makes dispatching to
+/// it sound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Backend(Kind);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    Scalar,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Backend {
+    /// The portable backend, available everywhere.
+    pub const fn scalar() -> Self {
+        Self(Kind::Scalar)
+    }
+
+    /// The AVX2 backend, if this CPU supports it.
+    pub fn avx2() -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Some(Self(Kind::Avx2));
+        }
+        None
+    }
+
+    /// Every backend this CPU can run, scalar first.
+    pub fn available() -> Vec<Self> {
+        std::iter::once(Self::scalar())
+            .chain(Self::avx2())
+            .collect()
+    }
+
+    /// The backend used unless a caller picks one: the environment variable
+    /// `MMRUN_PHILOX=scalar` forces the portable one, otherwise the fastest
+    /// the CPU supports. Decided once per process, since feature detection
+    /// and the environment do not change under a running fill.
+    pub fn active() -> Self {
+        static ACTIVE: OnceLock<Backend> = OnceLock::new();
+        *ACTIVE.get_or_init(|| Self::choose(std::env::var("MMRUN_PHILOX").ok().as_deref()))
+    }
+
+    /// The backend for a value of `MMRUN_PHILOX`: `scalar` forces the
+    /// portable one; anything else, or nothing, means the fastest supported.
+    fn choose(env: Option<&str>) -> Self {
+        match env {
+            Some("scalar") => Self::scalar(),
+            _ => Self::avx2().unwrap_or(Self::scalar()),
+        }
+    }
+
+    /// A short name for benchmark ids and logs.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            Kind::Scalar => "scalar",
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx2 => "avx2",
+        }
+    }
+}
+
 /// Writes blocks `first_block, first_block + 1, ...` of the stream for `key`
-/// into `out`, one `[u64; 4]` per block.
+/// into `out`, one `[u64; 4]` per block, with the [`Backend::active`] backend.
 #[inline]
 pub fn generate_blocks(key: [u64; 2], first_block: u64, out: &mut [[u64; 4]]) {
-    blocks_scalar(key, first_block, out);
+    generate_blocks_with(Backend::active(), key, first_block, out);
+}
+
+/// [`generate_blocks`] on an explicit backend; every backend writes the same
+/// bytes.
+#[inline]
+pub fn generate_blocks_with(
+    backend: Backend,
+    key: [u64; 2],
+    first_block: u64,
+    out: &mut [[u64; 4]],
+) {
+    match backend.0 {
+        Kind::Scalar => blocks_scalar(key, first_block, out),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a `Kind::Avx2` backend is only built by `Backend::avx2`
+        // after `is_x86_feature_detected!("avx2")` returned true.
+        Kind::Avx2 => unsafe { super::philox_avx2::generate_blocks(key, first_block, out) },
+    }
 }
 
 /// Portable backend; also the reference any vector backend must agree with.
 #[inline]
 fn blocks_scalar(key: [u64; 2], first_block: u64, out: &mut [[u64; 4]]) {
-    let keys = round_keys(key);
+    blocks_scalar_keyed(&round_keys(key), first_block, out);
+}
+
+/// [`blocks_scalar`] with the key schedule already expanded, so a vector
+/// backend can hand its leftover blocks here without expanding it again.
+#[inline]
+pub(super) fn blocks_scalar_keyed(keys: &RoundKeys, first_block: u64, out: &mut [[u64; 4]]) {
     let mut block = first_block;
     let mut groups = out.chunks_exact_mut(SCALAR_LANES);
     for group in &mut groups {
         let mut x: [[u64; 4]; SCALAR_LANES] =
             core::array::from_fn(|i| counter_for_block(block.wrapping_add(i as u64)));
-        for &k in &keys {
+        for &k in keys {
             for lane in &mut x {
                 *lane = round(*lane, k);
             }
@@ -150,6 +241,14 @@ mod tests {
             generate_blocks(case.key, 0, &mut blocks);
             let flat: Vec<u64> = blocks.iter().flatten().copied().collect();
             assert_eq!(&flat[..case.raw.len()], &case.raw[..], "seed {}", case.seed);
+            for be in Backend::available() {
+                // Every start so each block lands in each vector position.
+                for first in 0..blocks.len() {
+                    let mut got = vec![[0u64; 4]; blocks.len() - first];
+                    generate_blocks_with(be, case.key, first as u64, &mut got);
+                    assert_eq!(got, blocks[first..], "{be:?} seed {}", case.seed);
+                }
+            }
         }
     }
 
@@ -164,6 +263,82 @@ mod tests {
                     let b = start.wrapping_add(i as u64);
                     assert_eq!(*got, philox4x64_10(counter_for_block(b), key));
                 }
+            }
+        }
+    }
+
+    /// On a CPU with AVX2 the vector backend must be among those tested,
+    /// or every cross-backend test below would pass vacuously.
+    #[test]
+    fn vector_backend_is_offered_when_supported() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            assert_eq!(Backend::available().len(), 2);
+            assert_eq!(Backend::avx2().map(Backend::name), Some("avx2"));
+        }
+        assert_eq!(Backend::available()[0], Backend::scalar());
+    }
+
+    #[test]
+    fn environment_override_picks_scalar() {
+        assert_eq!(Backend::choose(Some("scalar")), Backend::scalar());
+        let best = Backend::avx2().unwrap_or(Backend::scalar());
+        assert_eq!(Backend::choose(None), best);
+        assert_eq!(Backend::choose(Some("auto")), best);
+    }
+
+    /// Every backend against single blocks: all remainders modulo the vector
+    /// widths, block indices that wrap past `u64::MAX` (the counter's carry
+    /// into word 1, and the index itself wrapping to counter 1).
+    #[test]
+    fn backends_agree_near_counter_carries() {
+        let keys = [[0, 0], [u64::MAX, u64::MAX], [0x0123_4567_89ab_cdef, 3]];
+        let starts = [
+            0,
+            1,
+            7,
+            1 << 32,
+            u64::MAX - 40,
+            u64::MAX - 8,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for be in Backend::available() {
+            for key in keys {
+                for start in starts {
+                    for len in 0..=41 {
+                        let mut got = vec![[0u64; 4]; len];
+                        generate_blocks_with(be, key, start, &mut got);
+                        for (i, g) in got.iter().enumerate() {
+                            let b = start.wrapping_add(i as u64);
+                            let want = philox4x64_10(counter_for_block(b), key);
+                            assert_eq!(*g, want, "{be:?} key {key:x?} block {b} len {len}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn backends_write_identical_blocks(
+            key in proptest::prelude::any::<[u64; 2]>(),
+            start in proptest::prop_oneof![
+                proptest::prelude::any::<u64>(),
+                (u64::MAX - 80)..=u64::MAX,
+                0u64..80,
+            ],
+            len in 0usize..70,
+        ) {
+            let mut want = vec![[0u64; 4]; len];
+            blocks_scalar(key, start, &mut want);
+            for be in Backend::available() {
+                let mut got = vec![[1u64; 4]; len];
+                generate_blocks_with(be, key, start, &mut got);
+                proptest::prop_assert_eq!(&got, &want, "{:?}", be);
             }
         }
     }

@@ -16,10 +16,22 @@ fn f64_bits(v: &[f64]) -> Vec<u64> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
+/// One stream per block-function backend this CPU runs, so every NumPy
+/// comparison below checks the vector backend as well as the scalar one.
+fn streams(seed: u128) -> Vec<Philox> {
+    let rng = Philox::new(seed);
+    Backend::available()
+        .into_iter()
+        .map(|b| rng.with_backend(b))
+        .collect()
+}
+
 #[test]
 fn stream_prefixes_match_numpy() {
-    for case in testdata::cases() {
-        let rng = Philox::new(case.seed);
+    for (case, rng) in testdata::cases()
+        .iter()
+        .flat_map(|c| streams(c.seed).into_iter().map(move |r| (c, r)))
+    {
         assert_eq!(rng.key(), case.key, "seed {}", case.seed);
 
         let mut raw = vec![0u64; case.raw.len()];
@@ -44,8 +56,10 @@ fn stream_prefixes_match_numpy() {
 #[test]
 fn prefixes_match_numpy_from_every_start() {
     // Starting inside the reference prefix covers every head alignment.
-    for case in testdata::cases() {
-        let rng = Philox::new(case.seed);
+    for (case, rng) in testdata::cases()
+        .iter()
+        .flat_map(|c| streams(c.seed).into_iter().map(move |r| (c, r)))
+    {
         for first in 0..case.raw.len() {
             let mut raw = vec![0u64; case.raw.len() - first];
             rng.fill_raw_u64(first as u64, &mut raw);
@@ -67,8 +81,10 @@ fn prefixes_match_numpy_from_every_start() {
 #[test]
 fn far_offsets_match_numpy() {
     let mut checked = 0;
-    for case in testdata::cases() {
-        let rng = Philox::new(case.seed);
+    for (case, rng) in testdata::cases()
+        .iter()
+        .flat_map(|c| streams(c.seed).into_iter().map(move |r| (c, r)))
+    {
         for at in &case.at {
             let mut raw = [0u64; 1];
             rng.fill_raw_u64(at.index, &mut raw);
@@ -257,6 +273,36 @@ proptest! {
         assert_seekable(|f, o: &mut [u32]| rng.fill_int(f, o), first, back, len)?;
         assert_seekable(|f, o: &mut [u64]| rng.fill_int(f, o), first, back, len)?;
         assert_seekable(|f, o: &mut [u8]| rng.fill_bool(f, o), first, back, len)?;
+    }
+
+    /// Whole fills, not just blocks, must not depend on the backend: the
+    /// batching in `fill_mapped` hands the backends every remainder length.
+    #[test]
+    fn backends_fill_identical_bytes(
+        seed in any::<u128>(),
+        first in first_index(),
+        len in 0usize..700,
+    ) {
+        let [reference, others @ ..] = &streams(seed)[..] else {
+            unreachable!("the scalar backend is always available")
+        };
+        for rng in others {
+            let mut want = vec![0u64; len];
+            let mut got = vec![1u64; len];
+            reference.fill_raw_u64(first, &mut want);
+            rng.fill_raw_u64(first, &mut got);
+            prop_assert_eq!(&got, &want);
+            let mut want = vec![0f32; len];
+            let mut got = vec![1f32; len];
+            reference.fill_uniform_f32(first, &mut want);
+            rng.fill_uniform_f32(first, &mut got);
+            prop_assert_eq!(f32_bits(&got), f32_bits(&want));
+            let mut want = vec![0f64; len];
+            let mut got = vec![1f64; len];
+            reference.fill_normal_f64(first, &mut want);
+            rng.fill_normal_f64(first, &mut got);
+            prop_assert_eq!(f64_bits(&got), f64_bits(&want));
+        }
     }
 
     #[test]
