@@ -256,7 +256,7 @@ pub fn aligned_rows(data_offset: u64, row_bytes: u64, align: u64) -> Option<(u64
     let rb = row_bytes % align;
     let need = (align - data_offset % align) % align;
     let g = gcd(rb, align);
-    if need % g != 0 {
+    if !need.is_multiple_of(g) {
         return None;
     }
     let period = align / g;
@@ -382,8 +382,8 @@ impl Plan {
             (0 | 1, _) => Alignment::NotNeeded,
             (_, None) => Alignment::Impossible,
             _ if ranges[1..].iter().all(|r| {
-                (data_offset as u128 + r.start as u128 * row_bytes as u128) % align.max(1) as u128
-                    == 0
+                (data_offset as u128 + r.start as u128 * row_bytes as u128)
+                    .is_multiple_of(align.max(1) as u128)
             }) =>
             {
                 Alignment::Aligned
@@ -505,7 +505,7 @@ mod tests {
             }
             // Aligned boundaries are claimed impossible only when none exist.
             if p.alignment == Alignment::Impossible {
-                let any = (0..align.min(100_000)).any(|k| (offset as u128 + k as u128 * row_bytes as u128) % align as u128 == 0);
+                let any = (0..align.min(100_000)).any(|k| (offset as u128 + k as u128 * row_bytes as u128).is_multiple_of(align as u128));
                 prop_assert!(!any);
             }
         }

@@ -65,7 +65,7 @@ pub fn parse_size(text: &str) -> Result<u64> {
             };
             let frac: u128 = frac.parse().map_err(|_| refuse("not a number"))?;
             let scaled = frac * u128::from(factor);
-            if scaled % scale != 0 {
+            if !scaled.is_multiple_of(scale) {
                 return Err(refuse("is not a whole number of bytes"));
             }
             let total = whole

@@ -414,7 +414,7 @@ impl Kernel for Convert {
                 region = unsafe { ReadRegion::map(&src.file, offset, elems * item) }
                     .map_err(|e| format!("cannot map {}: {e}", self.params.input.display()))?;
                 let raw: &[u8] = &region;
-                let aligned = (raw.as_ptr() as usize) % item == 0;
+                let aligned = (raw.as_ptr() as usize).is_multiple_of(item);
                 if aligned && (!big || item == 1) {
                     raw
                 } else {

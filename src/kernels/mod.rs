@@ -37,7 +37,7 @@ impl<'a, T> RowsMut<'a, T> {
     /// Wraps `data`, which holds whole rows of `row_len` elements starting
     /// at global row `first_row`.
     pub fn new(data: &'a mut [T], first_row: u64, row_len: u64) -> Self {
-        debug_assert!(row_len == 0 || data.len() as u64 % row_len == 0);
+        debug_assert!(row_len == 0 || (data.len() as u64).is_multiple_of(row_len));
         RowsMut {
             data,
             first_row,

@@ -318,17 +318,17 @@ impl States {
     fn from_bytes(tag: u8, b: &[u8]) -> Option<States> {
         // Copy into typed vectors: the bytes may sit at any alignment.
         let v = match tag {
-            b'f' if b.len() % 8 == 0 => States::F(
+            b'f' if b.len().is_multiple_of(8) => States::F(
                 b.chunks_exact(8)
                     .map(|c| f64::from_le_bytes(c.try_into().expect("8")))
                     .collect(),
             ),
-            b'i' if b.len() % 16 == 0 => States::I(
+            b'i' if b.len().is_multiple_of(16) => States::I(
                 b.chunks_exact(16)
                     .map(|c| i128::from_le_bytes(c.try_into().expect("16")))
                     .collect(),
             ),
-            b'v' if b.len() % 16 == 0 => States::V(
+            b'v' if b.len().is_multiple_of(16) => States::V(
                 b.chunks_exact(16)
                     .map(|c| {
                         [
@@ -1215,7 +1215,7 @@ impl Forest {
         if node.states.len() != width
             || std::mem::discriminant(&node.states) != std::mem::discriminant(&expect)
             || node.level >= 64
-            || node.start % (1u64 << node.level) != 0
+            || !node.start.is_multiple_of(1u64 << node.level)
             || node.start.saturating_add(1u64 << node.level) > self.rows
         {
             return Err(Error::refused(format!(
@@ -1362,7 +1362,7 @@ fn to_hex(b: &[u8]) -> String {
 }
 
 fn from_hex(h: &str) -> Option<Vec<u8>> {
-    if h.len() % 2 != 0 {
+    if !h.len().is_multiple_of(2) {
         return None;
     }
     (0..h.len())

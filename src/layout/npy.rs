@@ -127,7 +127,7 @@ pub fn encode_padded(dtype: DType, shape: &[u64], data_offset: u64) -> Result<Ve
     let dict = dict_text(dtype, shape);
     let prefix = MAGIC.len() + 2 + 2;
     let total = data_offset as usize;
-    if total > MAX_HEADER_LEN as usize + prefix || total % ARRAY_ALIGN != 0 {
+    if total > MAX_HEADER_LEN as usize + prefix || !total.is_multiple_of(ARRAY_ALIGN) {
         return Err(err(format!("cannot put .npy data at byte {total}")));
     }
     if prefix + dict.len() + 1 > total {

@@ -327,7 +327,7 @@ fn scan(
     // which the coordinator reports as a failed worker.
     let mut map = unsafe { ReadRegion::map(file, offset, len) }
         .map_err(|e| Error::io_failed("cannot map rows of", &task.path, e))?;
-    let aligned = offset % layout.dtype.itemsize() == 0;
+    let aligned = offset.is_multiple_of(layout.dtype.itemsize());
     let block_rows = (BLOCK_BYTES / row_bytes).max(1);
     let mut bounce: Vec<u64> = Vec::new();
     let mut released = 0usize;
@@ -416,7 +416,7 @@ fn run_windowed(
     // row may be one element while its input row is thousands.
     let in_row_bytes = input.as_ref().map_or(0, |i| i.2);
     let block_rows = (BLOCK_BYTES / row_bytes.max(in_row_bytes)).max(1);
-    let aligned = offset % itemsize == 0;
+    let aligned = offset.is_multiple_of(itemsize);
     let mut in_bounce: Vec<u64> = Vec::new();
     let mut bounce: Vec<u64> = Vec::new();
     let mut stream = Writeback {
@@ -445,7 +445,7 @@ fn run_windowed(
                 let b = a + (n * in_row_bytes) as usize;
                 let raw = &map[a..b];
                 let start = inp.layout.data_offset + row * in_row_bytes;
-                let bytes: &[u8] = if start % inp.layout.dtype.itemsize() == 0 {
+                let bytes: &[u8] = if start.is_multiple_of(inp.layout.dtype.itemsize()) {
                     raw
                 } else {
                     let staged = staging(in_bounce, raw.len());

@@ -788,7 +788,7 @@ fn names_in(dir: &Path) -> Vec<String> {
 pub(crate) fn npy_bytes(major: u8, dict: &str, hlen: Option<u32>, data: usize) -> Vec<u8> {
     let mut body = dict.as_bytes().to_vec();
     let prefix = if major == 1 { 10 } else { 12 };
-    while (prefix + body.len() + 1) % 64 != 0 {
+    while !(prefix + body.len() + 1).is_multiple_of(64) {
         body.push(b' ');
     }
     body.push(b'\n');

@@ -283,7 +283,7 @@ impl Bg {
     pub(crate) fn exited(&mut self) -> bool {
         self.child
             .as_mut()
-            .map_or(true, |c| c.try_wait().unwrap().is_some())
+            .is_none_or(|c| c.try_wait().unwrap().is_some())
     }
 
     /// Polls `cond` (observing processes meanwhile) until it holds; panics
@@ -1570,7 +1570,7 @@ fn file_truncated_under_a_worker_is_an_io_error() {
 /// spaces and a newline to a multiple of 64 bytes, then `data` zero bytes.
 fn npy_v1(dict: &str, data: usize) -> Vec<u8> {
     let mut h = dict.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');
