@@ -1031,6 +1031,14 @@ fn sbatch_body_outside_srun_is_refused() {
     );
 }
 
+/// The data bytes of a `.npy` file in `dir`, after its own header (files
+/// built by `create --pending` and by a local run may place data apart).
+fn npy_data(dir: &Dir, f: &str) -> Vec<u8> {
+    let b = fs::read(dir.join(f)).unwrap();
+    let header = u16::from_le_bytes([b[8], b[9]]) as usize + 10;
+    b[header..].to_vec()
+}
+
 /// `mpirun -n 3` reductions: `--axis 1` ranks write their rows of a pending
 /// output that `commit` publishes; `--axis 0` and `all` ranks leave exact
 /// partials in `--report out-{rank}.json` that `report merge` combines —
@@ -1043,16 +1051,7 @@ fn mpirun_reductions_across_ranks_equal_a_local_reduce() {
         return;
     }
     let dir = Dir::new();
-    let ok = |args: &[&str]| {
-        let out = dir.cmd(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    };
-    ok(&[
+    dir.ok(&[
         "fill", "x.npy", "--shape", "40000,24", "--random", "uniform", "--seed", "5",
     ]);
 
@@ -1073,7 +1072,7 @@ fn mpirun_reductions_across_ranks_equal_a_local_reduce() {
     ]);
     run("mpirun -n 3 mmrun reduce --axis 1 --distributed", c, STEP).ok();
     commit(&dir, "rowmean.npy");
-    ok(&[
+    dir.ok(&[
         "reduce",
         "x.npy",
         "--op",
@@ -1112,8 +1111,8 @@ fn mpirun_reductions_across_ranks_equal_a_local_reduce() {
     let mut merge = vec!["report", "merge", "--out", "merged0.npy"];
     let v0 = reports("v0");
     merge.extend(v0.iter().map(String::as_str));
-    ok(&merge);
-    ok(&[
+    dir.ok(&merge);
+    dir.ok(&[
         "reduce",
         "x.npy",
         "--op",
@@ -1128,25 +1127,19 @@ fn mpirun_reductions_across_ranks_equal_a_local_reduce() {
     let mut merge = vec!["report", "merge"];
     let sall = reports("sall");
     merge.extend(sall.iter().rev().map(String::as_str));
-    let merged_all = ok(&merge);
-    let local_all = ok(&["reduce", "x.npy", "--op", "sum", "--axis", "all", "-w", "3"]);
+    let merged_all = dir.ok(&merge);
+    let local_all = dir.ok(&["reduce", "x.npy", "--op", "sum", "--axis", "all", "-w", "3"]);
     assert_eq!(
         merged_all.stdout, local_all.stdout,
         "the merged sum differs from the local one"
     );
 
-    let data = |f: &str| {
-        let b = fs::read(dir.join(f)).unwrap();
-        // Compare the data, after each file's own header.
-        let header = u16::from_le_bytes([b[8], b[9]]) as usize + 10;
-        b[header..].to_vec()
-    };
     assert!(
-        data("rowmean.npy") == data("local1.npy"),
+        npy_data(&dir, "rowmean.npy") == npy_data(&dir, "local1.npy"),
         "axis 1 across ranks differs"
     );
     assert!(
-        data("merged0.npy") == data("local0.npy"),
+        npy_data(&dir, "merged0.npy") == npy_data(&dir, "local0.npy"),
         "axis 0 across ranks differs"
     );
 
@@ -1182,14 +1175,6 @@ fn mpirun_apply_in_place_and_into_a_pending_output() {
         return;
     }
     let dir = Dir::new();
-    let ok = |args: &[&str]| {
-        let out = dir.cmd(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     create_pending(&dir, "a.npy", "40000,8", "f4");
     let mut c = mpirun(&dir, 3);
     c.arg(mmrun_bin()).args([
@@ -1216,8 +1201,8 @@ fn mpirun_apply_in_place_and_into_a_pending_output() {
     ]);
     run("mpirun -n 3 mmrun apply --out --distributed", c, STEP).ok();
     commit(&dir, "half.npy");
-    ok(&["fill", "local.npy", "--shape", "40000,8", "--arange"]);
-    ok(&[
+    dir.ok(&["fill", "local.npy", "--shape", "40000,8", "--arange"]);
+    dir.ok(&[
         "apply",
         "local.npy",
         "--expr",
@@ -1227,17 +1212,12 @@ fn mpirun_apply_in_place_and_into_a_pending_output() {
         "--dtype",
         "f8",
     ]);
-    let data = |f: &str| {
-        let b = fs::read(dir.join(f)).unwrap();
-        let header = u16::from_le_bytes([b[8], b[9]]) as usize + 10;
-        b[header..].to_vec()
-    };
     assert!(
-        data("a.npy") == data("local.npy"),
+        npy_data(&dir, "a.npy") == npy_data(&dir, "local.npy"),
         "in-place apply across ranks differs"
     );
     assert!(
-        data("half.npy") == data("local-half.npy"),
+        npy_data(&dir, "half.npy") == npy_data(&dir, "local-half.npy"),
         "apply --out across ranks differs"
     );
 }
@@ -1299,17 +1279,12 @@ fn mpirun_reduce_job_example_script() {
         )
         .ok();
     }
-    let data = |f: &str| {
-        let b = fs::read(dir.join(f)).unwrap();
-        let header = u16::from_le_bytes([b[8], b[9]]) as usize + 10;
-        b[header..].to_vec()
-    };
     assert!(
-        data("job.mean0.npy") == data("local0.npy"),
+        npy_data(&dir, "job.mean0.npy") == npy_data(&dir, "local0.npy"),
         "the merged axis-0 mean differs from a local mmrun reduce"
     );
     assert!(
-        data("job.rowmean.npy") == data("local1.npy"),
+        npy_data(&dir, "job.rowmean.npy") == npy_data(&dir, "local1.npy"),
         "the ranks' per-row means differ from a local mmrun reduce"
     );
 
