@@ -210,6 +210,10 @@ fn bench(a: BenchArgs) -> Result<()> {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("dtype", |a| a.help("dtype of --out (default: the expression's dtype); with --raw, the input's dtype")),
+    mut_arg("shape", |a| a.help("Shape of a raw input (with --raw)"))
+)]
 struct ApplyArgs {
     /// The file to read (and, without --out, to rewrite in place).
     file: PathBuf,
@@ -238,6 +242,10 @@ struct ApplyArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("dtype", |a| a.help("dtype of the result (default: NumPy's result dtype); with --raw, the input's dtype")),
+    mut_arg("shape", |a| a.help("Shape of a raw input (with --raw)"))
+)]
 struct ReduceArgs {
     /// The file to read.
     file: PathBuf,
