@@ -860,25 +860,7 @@ impl Runner {
         let row_bytes = layout.row_bytes()?;
         let mut ranges = Vec::new();
         for gap in trusted.missing(rows) {
-            let p = match self.schedule {
-                Schedule::Static => Plan::split(
-                    gap,
-                    summary.workers_requested,
-                    layout.data_offset,
-                    row_bytes,
-                    self.align,
-                ),
-                Schedule::Dynamic { chunk_rows } => {
-                    // 0 means "about 8 MiB of rows": enough chunks per worker
-                    // to balance, few enough that forking stays cheap.
-                    let k = if chunk_rows == 0 {
-                        ((8 << 20) / row_bytes.max(1)).max(1)
-                    } else {
-                        chunk_rows
-                    };
-                    Plan::chunks(gap, k, layout.data_offset, row_bytes, self.align)
-                }
-            };
+            let p = self.schedule_plan(gap, summary.workers_requested, layout, row_bytes);
             ranges.extend(p.ranges);
         }
         if !trusted.is_empty() || matches!(self.schedule, Schedule::Dynamic { .. }) {
@@ -960,6 +942,32 @@ impl Runner {
             ));
         }
         Ok(())
+    }
+
+    /// How `rows` are handed to `workers` under the run's schedule: one
+    /// aligned range per worker, or chunks of `--chunk-rows` (0 means about
+    /// 8 MiB of rows: enough chunks per worker to balance, few enough that
+    /// forking stays cheap).
+    fn schedule_plan(
+        &self,
+        rows: RowRange,
+        workers: usize,
+        layout: &Layout,
+        row_bytes: u64,
+    ) -> Plan {
+        match self.schedule {
+            Schedule::Static => {
+                Plan::split(rows, workers, layout.data_offset, row_bytes, self.align)
+            }
+            Schedule::Dynamic { chunk_rows } => {
+                let k = if chunk_rows == 0 {
+                    ((8 << 20) / row_bytes.max(1)).max(1)
+                } else {
+                    chunk_rows
+                };
+                Plan::chunks(rows, k, layout.data_offset, row_bytes, self.align)
+            }
+        }
     }
 
     /// The program re-executed for `Spawn::Exec` workers: the one given, or

@@ -14,7 +14,7 @@ use std::fs::{self, File};
 use std::time::{Instant, SystemTime};
 
 use super::supervise::{self, Observer};
-use super::{failure_error, pending_elsewhere, RunSummary, Runner, Schedule};
+use super::{failure_error, pending_elsewhere, RunSummary, Runner};
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal;
 use crate::kernels::Kernel;
@@ -105,19 +105,7 @@ impl Runner {
             None => all,
         };
         let row_bytes = layout.row_bytes()?;
-        let plan = match self.schedule {
-            Schedule::Static => {
-                Plan::split(rows, requested, layout.data_offset, row_bytes, self.align)
-            }
-            Schedule::Dynamic { chunk_rows } => {
-                let k = if chunk_rows == 0 {
-                    ((8 << 20) / row_bytes.max(1)).max(1)
-                } else {
-                    chunk_rows
-                };
-                Plan::chunks(rows, k, layout.data_offset, row_bytes, self.align)
-            }
-        };
+        let plan = self.schedule_plan(rows, requested, &layout, row_bytes);
         let dir = real.parent().unwrap_or(std::path::Path::new("."));
         let mut summary = RunSummary {
             path: path.clone(),
