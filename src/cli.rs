@@ -1001,16 +1001,14 @@ fn apply(a: ApplyArgs) -> Result<()> {
             let probe = Apply::new(p.clone(), out_dtype.unwrap_or(DType::F64))?;
             let out_dtype = out_dtype.unwrap_or(probe.result_dtype());
             // Ranks write their rows of an output made by `create --pending`.
-            let target = if a.run.distributed {
-                Target::existing(out.clone())
-            } else {
-                let mut t = Target::new_npy(out.clone(), out_dtype, in_layout.shape.clone());
-                t.force = a.force;
-                if let Some(new) = t.create.as_mut() {
-                    new.header = a.npy_header.into();
-                }
-                t
-            };
+            let target = out_target(
+                out,
+                out_dtype,
+                in_layout.shape.clone(),
+                a.force,
+                a.npy_header,
+                a.run.distributed,
+            );
             let runner = a
                 .run
                 .runner(target)?
@@ -1089,16 +1087,14 @@ fn reduce(a: ReduceArgs) -> Result<()> {
     if !axis.across_rows() {
         // One output row per input row: workers write OUT's rows.
         let out = a.out.clone().expect("checked above");
-        let target = if a.run.distributed {
-            Target::existing(out)
-        } else {
-            let mut t = Target::new_npy(out, out_dtype, out_shape.clone());
-            t.force = a.force;
-            if let Some(new) = t.create.as_mut() {
-                new.header = a.npy_header.into();
-            }
-            t
-        };
+        let target = out_target(
+            &out,
+            out_dtype,
+            out_shape.clone(),
+            a.force,
+            a.npy_header,
+            a.run.distributed,
+        );
         let runner = a
             .run
             .runner(target)?
@@ -1166,11 +1162,14 @@ fn reduce(a: ReduceArgs) -> Result<()> {
         summary.results = describe(Some(&values), Some(&bytes));
         match &a.out {
             Some(out) => {
-                let mut t = Target::new_npy(out.clone(), out_dtype, out_shape.clone());
-                t.force = a.force;
-                if let Some(new) = t.create.as_mut() {
-                    new.header = a.npy_header.into();
-                }
+                let t = out_target(
+                    out,
+                    out_dtype,
+                    out_shape.clone(),
+                    a.force,
+                    a.npy_header,
+                    false,
+                );
                 if let Err(e) = publish_values(t, bytes, a.run.sync.into(), !a.run.no_lock) {
                     return Err(e.with_summary(summary));
                 }
@@ -1183,6 +1182,28 @@ fn reduce(a: ReduceArgs) -> Result<()> {
         println!("{p}");
     }
     Ok(())
+}
+
+/// The output of `apply --out` / `reduce --out`: a new `.npy` built and
+/// published by this run, or, for a rank, the pending file that
+/// `create --pending` made (ranks never create files).
+fn out_target(
+    out: &std::path::Path,
+    dtype: DType,
+    shape: Vec<u64>,
+    force: bool,
+    header: HeaderArg,
+    rank: bool,
+) -> Target {
+    if rank {
+        return Target::existing(out);
+    }
+    let mut t = Target::new_npy(out, dtype, shape);
+    t.force = force;
+    if let Some(new) = t.create.as_mut() {
+        new.header = header.into();
+    }
+    t
 }
 
 /// Publishes `bytes` as the data of the new file `target` (a reduction
@@ -1224,8 +1245,14 @@ fn merge_reports(a: MergeArgs) -> Result<()> {
     match (&merged.reduce, &a.out) {
         (Some(m), Some(out)) => {
             let shape = m.params.axis.out_shape(&m.params.shape);
-            let mut t = Target::new_npy(out.clone(), m.params.out_dtype, shape);
-            t.force = a.force;
+            let t = out_target(
+                out,
+                m.params.out_dtype,
+                shape,
+                a.force,
+                HeaderArg::Page,
+                false,
+            );
             publish_values(t, m.bytes.clone(), SyncMode::Full, true)?;
         }
         (Some(m), None) if !m.params.axis.out_shape(&m.params.shape).is_empty() => {
