@@ -23,6 +23,8 @@ from typing import Any, Callable, List, Optional, Sequence, Union
 
 import numpy as np
 
+from .errors import MmrunError, make
+
 __all__ = ["map_rows"]
 
 
@@ -198,19 +200,32 @@ def map_rows(func: Callable[..., Any], path: Union[str, "os.PathLike[str]"], *,
 
     sys.stdout.flush()
     sys.stderr.flush()
-    _native.map_rows(
-        call, finish, target,
-        shape=list(shape) if new else None,
-        dtype=dt.str if new else None,
-        src=src_path,
-        workers=None if workers is None else int(workers),
-        rows=_rows_text(rows),
-        retries=int(retries),
-        resume=bool(resume),
-        progress=bool(progress),
-        seed=None if seed is None else int(seed),
-        force=bool(force),
-    )
+    try:
+        _native.map_rows(
+            call, finish, target,
+            shape=list(shape) if new else None,
+            dtype=dt.str if new else None,
+            src=src_path,
+            workers=None if workers is None else int(workers),
+            rows=_rows_text(rows),
+            retries=int(retries),
+            resume=bool(resume),
+            progress=bool(progress),
+            seed=None if seed is None else int(seed),
+            force=bool(force),
+        )
+    except BaseException as e:
+        if not os.path.exists(_journal(target)):
+            # Nothing to resume: leave nothing behind.
+            shutil.rmtree(rdir, ignore_errors=True)
+        if not isinstance(e, MmrunError):
+            raise
+        if "use --out instead of --retries/--resume" in e.message:
+            # The command line's advice, in this function's own words.
+            raise make(f"{target} is changed in place and a retried or resumed block would "
+                       "be applied twice: write a new file with out= (or shape=) to use "
+                       "retries= or resume=", e.code) from None
+        raise
     try:
         return _collect(rdir)
     finally:

@@ -88,11 +88,11 @@ def test_refusals_raise_before_work(cwd):
     with pytest.raises(mmrun.RefusedError) as e:
         mmrun.map_rows(lambda b, s, e: None, "n.npy", shape=(10, 2), dtype="f4", workers=0)
     assert e.value.code == 2
-    assert not os.path.exists("n.npy")
+    assert os.listdir(".") == []
     with pytest.raises(FileNotFoundError):
         mmrun.map_rows(lambda b, s, e: None, "missing.npy")
     mmrun.create("p.npy", shape=(10, 2), dtype="f4")
-    with pytest.raises(mmrun.RefusedError, match="out"):
+    with pytest.raises(mmrun.RefusedError, match="out="):
         mmrun.map_rows(lambda b, s, e: None, "p.npy", retries=1)
     with pytest.raises(TypeError):
         mmrun.map_rows("not callable", "p.npy")
