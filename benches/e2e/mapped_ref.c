@@ -189,8 +189,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mapped_ref: a worker failed\n");
         return 1;
     }
-    if ((rmw && !(extra && strcmp(extra, "nosync") == 0)) || pw) {
-        if (fsync(fd) != 0)
+    if (rmw || pw) {
+        if (!(rmw && extra && strcmp(extra, "nosync") == 0) && fsync(fd) != 0)
             die("fsync");
     } else if (strcmp(mode, "meanall") == 0) {
         double t = 0;

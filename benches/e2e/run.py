@@ -305,6 +305,11 @@ def main():
                                                     "x * 2 + 1", "-w", str(w), "--sync", sync]
 
         mapped_cases("", args.mmrun)
+        if args.scaling:
+            for n in ("reduce1", "reduceall", "apply", "apply-nosync"):
+                argv = list(cases[n])
+                argv[argv.index("-w") + 1] = "1"
+                cases[n + "-w1"] = argv
         # The C readers fault (faster than MADV_POPULATE_READ here); the
         # read-modify-write populates (much faster than write faults).
         cases["c-mean1"] = [ref, "mean1", *geo(warm), "fault", out("c1.f4")]
@@ -376,7 +381,7 @@ def main():
         name, path = alt.split("=", 1)
         cases[f"{name}:value"] = mmrun(path, "value", w)
         cases[f"{name}:uniform"] = mmrun(path, "uniform", w)
-    if args.scaling:
+    if args.scaling and args.suite == "fill":
         cases["plain-w1"] = [exe, out("p.raw"), str(nbytes), "1"]
         cases["value-w1"] = mmrun(args.mmrun, "value", 1)
         cases["uniform-w1"] = mmrun(args.mmrun, "uniform", 1)
@@ -484,8 +489,8 @@ def main():
                          f"{stats[b]['median_cpu_s']:.3f} s")
     if args.scaling:
         lines.append("")
-        for n in ("plain", "value", "uniform"):
-            if n in stats and f"{n}-w1" in stats:
+        for n in names:
+            if f"{n}-w1" in stats:
                 sc = stats[f"{n}-w1"]["median_s"] / stats[n]["median_s"]
                 lines.append(f"scaling 1 -> {w} workers, {n}: {sc:.2f}x")
     text = "\n".join(lines)
