@@ -214,6 +214,11 @@ pub fn read_header<R: Read>(reader: &mut R, file_len: u64) -> Result<NpyInfo, Np
         .read_exact(&mut text)
         .map_err(|e| err(format!("cannot read the .npy header: {e}")))?;
     check_plain_literal(&text)?;
+    if major < 3 {
+        // NumPy retries a v1/v2 header that Python 3 cannot read with the
+        // `L` suffixes of Python 2's longs removed (`_filter_header`).
+        blank_long_suffixes(&mut text);
+    }
     whole.extend_from_slice(&text);
     let header = Header::from_reader(&mut Cursor::new(&whole)).map_err(|e| {
         // Parser errors span several lines; a refusal is one line.
@@ -222,19 +227,21 @@ pub fn read_header<R: Read>(reader: &mut R, file_len: u64) -> Result<NpyInfo, Np
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
-        err(format!("corrupt .npy header: {detail}"))
+        err(format!("corrupt .npy header: {}", printable(&detail)))
     })?;
     let descr = match &header.type_descriptor {
         PyValue::String(s) => s.clone(),
         other => {
             return Err(err(format!(
-                "structured dtype {other} is not supported (mmrun handles plain numeric arrays)"
+                "structured dtype {} is not supported (mmrun handles plain numeric arrays)",
+                printable(&other.to_string())
             )))
         }
     };
-    let (dtype, byte_order) = DType::parse_descr(&descr).ok_or_else(|| {
+    let (dtype, byte_order) = DType::from_numpy(&descr).ok_or_else(|| {
         err(format!(
-            "dtype '{descr}' is not supported (mmrun handles bool, integer and float arrays)"
+            "dtype '{}' is not supported (mmrun handles bool, integer and float arrays)",
+            printable(&descr)
         ))
     })?;
     Ok(NpyInfo {
@@ -245,6 +252,76 @@ pub fn read_header<R: Read>(reader: &mut R, file_len: u64) -> Result<NpyInfo, Np
         shape: header.shape.iter().map(|&d| d as u64).collect(),
         data_offset,
     })
+}
+
+/// Text from a file, safe to print on one line: control characters (a
+/// newline, an escape sequence's ESC) are written as Rust escapes.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Blanks out each `L` that follows a number outside quoted strings (`(2L,
+/// 3L)` → `(2 , 3 )`), as NumPy's `_filter_header` drops the `L` name
+/// token after a number token. Blanking keeps the header's length.
+fn blank_long_suffixes(text: &mut [u8]) {
+    let mut quote: Option<u8> = None;
+    let mut escaped = false;
+    // Whether the last token outside quotes was a number.
+    let mut after_number = false;
+    let mut i = 0;
+    while i < text.len() {
+        let c = text[i];
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        if c == b'\'' || c == b'"' {
+            quote = Some(c);
+            after_number = false;
+            i += 1;
+        } else if c.is_ascii_whitespace() {
+            i += 1;
+        } else if c.is_ascii_alphanumeric() || c == b'_' {
+            let start = i;
+            while i < text.len() && (text[i].is_ascii_alphanumeric() || text[i] == b'_') {
+                i += 1;
+            }
+            let word = &text[start..i];
+            if word[0].is_ascii_digit() {
+                // `2L` is one run here: the digits are a number, the `L` a name.
+                if word.len() > 1
+                    && word[..word.len() - 1].iter().all(u8::is_ascii_digit)
+                    && word[word.len() - 1] == b'L'
+                {
+                    text[i - 1] = b' ';
+                }
+                after_number = true;
+            } else if after_number && word == b"L" {
+                text[start] = b' ';
+                after_number = false;
+            } else {
+                after_number = false;
+            }
+        } else {
+            after_number = false;
+            i += 1;
+        }
+    }
 }
 
 /// Refuses header text with anything but plain literals: outside quoted
@@ -338,6 +415,29 @@ mod tests {
         assert!(bad("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (3,), }").is_err());
         assert!(bad("{'descr': '<f4', 'fortran_order': False, 'shape': (1+2, 2), }").is_err());
         assert!(bad("{'descr': '<f4', 'fortran_order': False, 'shape': (3, -2), }").is_err());
+        assert!(bad("{'descr': '<float64', 'fortran_order': False, 'shape': (3,), }").is_err());
+        assert!(bad("{'descr': '<f4', 'fortran_order': False, 'shape': (3l,), }").is_err());
+        let nl = bad("{'descr': '<x\\n\\x1b[31m', 'fortran_order': False, 'shape': (3,), }");
+        let nl = nl.unwrap_err().0;
+        assert!(!nl.contains('\n') && !nl.contains('\x1b'), "{nl}");
+        let long = bad("{'descr': '<f4', 'fortran_order': False, 'shape': (2L, 3 L), }").unwrap();
+        assert_eq!(long.shape, vec![2, 3]);
+        for (descr, dtype) in [
+            ("float64", DType::F64),
+            ("<d", DType::F64),
+            ("d", DType::F64),
+            ("i", DType::I32),
+            ("?", DType::Bool),
+            ("bool", DType::Bool),
+            ("|i4", DType::I32),
+            ("l", DType::I64),
+            ("B", DType::U8),
+        ] {
+            let h = bad(&format!(
+                "{{'descr': '{descr}', 'fortran_order': False, 'shape': (3,), }}"
+            ));
+            assert_eq!(h.unwrap().dtype, dtype, "{descr}");
+        }
         let be = bad("{'descr': '>f8', 'fortran_order': True, 'shape': (3, 2), }").unwrap();
         assert_eq!((be.byte_order, be.fortran_order), (ByteOrder::Big, true));
     }

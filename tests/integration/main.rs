@@ -29,3 +29,5 @@ mod reduce;
 mod convert;
 // Files four times larger than the memory limit of their cgroup.
 mod memory;
+// Inputs answered as NumPy answers them, no panics, helpful messages, quiet and JSON output.
+mod agreement;
