@@ -1554,7 +1554,12 @@ fn info(a: InfoArgs) -> Result<()> {
             a.file.display()
         )));
     }
-    let layout = Layout::read(&a.file, &mut file, target.raw.as_ref())?;
+    let layout = match Layout::read(&a.file, &mut file, target.raw.as_ref()) {
+        Ok(l) => l,
+        // A dtype NumPy writes that mmrun does not compute on: described.
+        Err(e) if target.raw.is_none() => return info_other(&a, file, meta.len(), e),
+        Err(e) => return Err(e),
+    };
     if a.json {
         println!(
             "{}",
@@ -1563,6 +1568,80 @@ fn info(a: InfoArgs) -> Result<()> {
         );
     } else {
         println!("{}", report::info_text(&a.file, &layout, meta.len()));
+    }
+    Ok(())
+}
+
+/// `info` on a `.npy` whose dtype mmrun has no element type for (complex,
+/// datetime64, strings, structured …): describes it, and says that other
+/// commands refuse it. `refused` is returned when the header is not one
+/// NumPy reads either.
+fn info_other(a: &InfoArgs, mut file: File, file_len: u64, refused: Error) -> Result<()> {
+    use std::io::{Seek, SeekFrom};
+    if file.seek(SeekFrom::Start(0)).is_err() {
+        return Err(refused);
+    }
+    let Ok(h) =
+        mmrun::layout::npy::read_other_header(&mut std::io::BufReader::new(&mut file), file_len)
+    else {
+        return Err(refused);
+    };
+    if DType::from_numpy(&h.dtype.descr).is_some() {
+        // A dtype mmrun knows: the refusal was about something else.
+        return Err(refused);
+    }
+    let count = h.shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
+    let data = count.and_then(|n| n.checked_mul(h.dtype.itemsize));
+    let Some(data) = data.filter(|&d| {
+        h.data_offset
+            .checked_add(d)
+            .is_some_and(|end| end <= file_len)
+    }) else {
+        return Err(Error::refused(format!(
+            "{}: truncated: shape {} of {} needs more than the file's {file_len} bytes",
+            a.file.display(),
+            mmrun::layout::shape_text(&h.shape),
+            h.dtype.name
+        )));
+    };
+    let big = h.dtype.descr.starts_with('>');
+    let why = format!(
+        "mmrun computes on bool, integer and float arrays: fill, apply, reduce and convert refuse {}",
+        h.dtype.name
+    );
+    if a.json {
+        let doc = serde_json::json!({
+            "schema_version": 1,
+            "file": a.file,
+            "format": "npy",
+            "npy_version": format!("{}.{}", h.version.0, h.version.1),
+            "dtype": h.dtype.descr,
+            "dtype_name": h.dtype.name,
+            "itemsize": h.dtype.itemsize,
+            "byte_order": if big { "big" } else { "little" },
+            "fortran_order": h.fortran_order,
+            "shape": h.shape,
+            "data_offset": h.data_offset,
+            "data_bytes": data,
+            "file_bytes": file_len,
+            "computable": false,
+            "note": why,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+    } else {
+        println!(
+            "{}: npy v{}.{}, dtype {} ({}, {} bytes per element), shape {}, {} order, data at byte {}, {} of data ({data} bytes), file {file_len} bytes\n  note: {why}",
+            a.file.display(),
+            h.version.0,
+            h.version.1,
+            h.dtype.descr,
+            h.dtype.name,
+            h.dtype.itemsize,
+            mmrun::layout::shape_text(&h.shape),
+            if h.fortran_order { "Fortran" } else { "C" },
+            h.data_offset,
+            indicatif::HumanBytes(data),
+        );
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use mmrun::layout::npy::{encode_header, read_header, HeaderStyle};
+use mmrun::layout::npy::{encode_header, read_header, read_other_header, HeaderStyle};
 use mmrun::layout::DType;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -179,6 +179,7 @@ fn fuzz_npy_header_reader() {
         let claimed = [bytes.len() as u64, bytes.len() as u64 + (1 << 20), 0, 9];
         for len in claimed {
             let _ = read_header(&mut Cursor::new(bytes), len);
+            let _ = read_other_header(&mut Cursor::new(bytes), len);
         }
         if let Ok(text) = std::str::from_utf8(bytes) {
             let _ = DType::from_numpy(text);

@@ -162,6 +162,35 @@ pub fn has_magic(prefix: &[u8]) -> bool {
 
 /// Reads and checks the header of a file `file_len` bytes long.
 pub fn read_header<R: Read>(reader: &mut R, file_len: u64) -> Result<NpyInfo, NpyError> {
+    let (version, header, data_offset) = read_dict(reader, file_len)?;
+    let descr = match &header.type_descriptor {
+        PyValue::String(s) => s.clone(),
+        other => {
+            return Err(err(format!(
+                "structured dtype {} is not supported (mmrun handles plain numeric arrays)",
+                printable(&other.to_string())
+            )))
+        }
+    };
+    let (dtype, byte_order) = DType::from_numpy(&descr).ok_or_else(|| {
+        err(format!(
+            "dtype '{}' is not supported (mmrun handles bool, integer and float arrays)",
+            printable(&descr)
+        ))
+    })?;
+    Ok(NpyInfo {
+        version,
+        dtype,
+        byte_order,
+        fortran_order: header.layout.is_fortran(),
+        shape: header.shape.iter().map(|&d| d as u64).collect(),
+        data_offset,
+    })
+}
+
+/// The checked prefix and parsed dictionary of a header: version, the
+/// dictionary, and the data offset.
+fn read_dict<R: Read>(reader: &mut R, file_len: u64) -> Result<((u8, u8), Header, u64), NpyError> {
     let mut prefix = [0u8; 12];
     if file_len < 10 {
         return Err(err(format!(
@@ -229,29 +258,189 @@ pub fn read_header<R: Read>(reader: &mut R, file_len: u64) -> Result<NpyInfo, Np
             .join(" ");
         err(format!("corrupt .npy header: {}", printable(&detail)))
     })?;
-    let descr = match &header.type_descriptor {
-        PyValue::String(s) => s.clone(),
-        other => {
-            return Err(err(format!(
-                "structured dtype {} is not supported (mmrun handles plain numeric arrays)",
-                printable(&other.to_string())
-            )))
-        }
-    };
-    let (dtype, byte_order) = DType::from_numpy(&descr).ok_or_else(|| {
+    Ok(((major, minor), header, data_offset))
+}
+
+/// A dtype NumPy writes that mmrun has no element type for (complex,
+/// datetime64, timedelta64, strings, void, structured, float128): what
+/// `info` says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherDType {
+    /// The descr as the header has it (printable), e.g. `<c8`, `<M8[ns]`.
+    pub descr: String,
+    /// What it is, in NumPy's words: `complex64`, `datetime64[ns]`, `str96`.
+    pub name: String,
+    /// Bytes per element.
+    pub itemsize: u64,
+}
+
+/// What a header with an [`OtherDType`] says about the array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherInfo {
+    /// Format version, e.g. (1, 0).
+    pub version: (u8, u8),
+    /// The element type.
+    pub dtype: OtherDType,
+    /// Whether the array is stored in Fortran order.
+    pub fortran_order: bool,
+    /// The array's shape.
+    pub shape: Vec<u64>,
+    /// Byte offset of the first element.
+    pub data_offset: u64,
+}
+
+/// Reads a header whose dtype mmrun does not compute on but NumPy writes,
+/// for `info` to describe it. Refuses what NumPy refuses, and object
+/// arrays (their data is a pickle, not fixed-size elements).
+pub fn read_other_header<R: Read>(reader: &mut R, file_len: u64) -> Result<OtherInfo, NpyError> {
+    let (version, header, data_offset) = read_dict(reader, file_len)?;
+    let dtype = other_dtype(&header.type_descriptor, 0).ok_or_else(|| {
         err(format!(
-            "dtype '{}' is not supported (mmrun handles bool, integer and float arrays)",
-            printable(&descr)
+            "dtype {} is not one NumPy reads from a .npy file without pickles",
+            printable(&header.type_descriptor.to_string())
         ))
     })?;
-    Ok(NpyInfo {
-        version: (major, minor),
+    Ok(OtherInfo {
+        version,
         dtype,
-        byte_order,
         fortran_order: header.layout.is_fortran(),
         shape: header.shape.iter().map(|&d| d as u64).collect(),
         data_offset,
     })
+}
+
+/// Size and name of a descr as `np.dtype` reads it (the `.str` forms and
+/// the list of fields `np.save` writes); `None` for what it refuses.
+fn other_dtype(v: &PyValue, depth: usize) -> Option<OtherDType> {
+    if depth > 32 {
+        return None;
+    }
+    match v {
+        PyValue::String(text) => {
+            if let Some((d, _)) = DType::from_numpy(text) {
+                return Some(OtherDType {
+                    descr: text.clone(),
+                    name: d.numpy_name().into(),
+                    itemsize: d.itemsize(),
+                });
+            }
+            let rest = text.strip_prefix(['<', '>', '=', '|']).unwrap_or(text);
+            let kind = rest.chars().next()?;
+            let body = &rest[kind.len_utf8()..];
+            let digits = |t: &str| -> Option<u64> {
+                (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| t.parse().ok())
+                    .flatten()
+            };
+            let (name, itemsize) = match kind {
+                'c' => {
+                    let n = digits(body).filter(|n| [8, 16, 32].contains(n))?;
+                    (format!("complex{}", n * 8), n)
+                }
+                'F' | 'D' | 'G' if body.is_empty() => {
+                    let n = match kind {
+                        'F' => 8,
+                        'D' => 16,
+                        _ => 32,
+                    };
+                    (format!("complex{}", n * 8), n)
+                }
+                'f' if body == "16" => ("float128".into(), 16),
+                'g' if body.is_empty() => ("float128".into(), 16),
+                'M' | 'm' => {
+                    let (size, unit) = match body.find('[') {
+                        Some(at) => (
+                            &body[..at],
+                            body[at..].strip_suffix(']')?.strip_prefix('[')?,
+                        ),
+                        None => (body, ""),
+                    };
+                    if !(size.is_empty() || size == "8") {
+                        return None;
+                    }
+                    let units = [
+                        "", "Y", "M", "W", "D", "h", "m", "s", "ms", "us", "μs", "ns", "ps", "fs",
+                        "as",
+                    ];
+                    let plain = unit.trim_start_matches(|c: char| c.is_ascii_digit());
+                    if !units.contains(&plain) {
+                        return None;
+                    }
+                    let base = if kind == 'M' {
+                        "datetime64"
+                    } else {
+                        "timedelta64"
+                    };
+                    let name = if unit.is_empty() {
+                        base.to_string()
+                    } else {
+                        format!("{base}[{unit}]")
+                    };
+                    (name, 8)
+                }
+                'U' => {
+                    let n = digits(body)?;
+                    (format!("str{}", n.checked_mul(32)?), n.checked_mul(4)?)
+                }
+                'S' | 'a' => {
+                    let n = digits(body)?;
+                    (format!("bytes{}", n.checked_mul(8)?), n)
+                }
+                'V' => {
+                    let n = digits(body)?;
+                    (format!("void{}", n.checked_mul(8)?), n)
+                }
+                _ => return None,
+            };
+            Some(OtherDType {
+                descr: printable(text),
+                name,
+                itemsize,
+            })
+        }
+        PyValue::List(fields) if !fields.is_empty() => {
+            let mut size = 0u64;
+            let mut names = Vec::new();
+            for f in fields {
+                let PyValue::Tuple(parts) = f else {
+                    return None;
+                };
+                let (name, descr, shape) = match parts.as_slice() {
+                    [n, d] => (n, d, None),
+                    [n, d, s] => (n, d, Some(s)),
+                    _ => return None,
+                };
+                let name = match name {
+                    PyValue::String(n) => n.clone(),
+                    PyValue::Tuple(t) => match t.as_slice() {
+                        [_, PyValue::String(n)] => n.clone(),
+                        _ => return None,
+                    },
+                    _ => return None,
+                };
+                let field = other_dtype(descr, depth + 1)?;
+                let count = match shape {
+                    None => 1u64,
+                    Some(PyValue::Tuple(dims)) => dims.iter().try_fold(1u64, |a, d| match d {
+                        PyValue::Integer(i) => a.checked_mul(i.to_string().parse::<u64>().ok()?),
+                        _ => None,
+                    })?,
+                    Some(PyValue::Integer(i)) => i.to_string().parse::<u64>().ok()?,
+                    Some(_) => return None,
+                };
+                size = size.checked_add(field.itemsize.checked_mul(count)?)?;
+                if !name.is_empty() {
+                    names.push(format!("{} {}", printable(&name), field.name));
+                }
+            }
+            Some(OtherDType {
+                descr: printable(&v.to_string()),
+                name: format!("structured ({})", names.join(", ")),
+                itemsize: size,
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Text from a file, safe to print on one line: control characters (a

@@ -391,3 +391,50 @@ fn reduced_value_is_the_value_its_bytes_hold() {
         assert_eq!(r["value"].as_f64().unwrap(), f64::from(stored), "{op}: {r}");
     }
 }
+
+#[test]
+fn info_describes_every_dtype_numpy_writes() {
+    let Some(py) = require_numpy("info_describes_every_dtype_numpy_writes") else {
+        return;
+    };
+    let d = Dir::new();
+    let listing = python(
+        &py,
+        d.path(),
+        r#"
+import numpy as np
+arrays = {
+    'c8': np.zeros(3, 'c8'), 'c16': np.zeros((2, 3), '>c16'),
+    'dt': np.zeros(4, 'M8[ns]'), 'td': np.zeros(4, 'm8[s]'),
+    'u': np.array(['abc', 'de']), 's': np.array([b'abcde']), 'v': np.zeros(2, 'V4'),
+    'g': np.zeros(2, 'g'),
+    'st': np.zeros(5, dtype=[('a', '<f4'), ('b', '<i8', (2,)), ('c', [('x', 'u1'), ('y', '<U2')])]),
+}
+for name, a in arrays.items():
+    np.save(name + '.npy', a)
+    print(name, a.dtype.str, a.dtype.itemsize, list(a.shape), a.dtype.names is not None)
+"#,
+    );
+    for line in listing.lines() {
+        let f: Vec<&str> = line.splitn(4, ' ').collect();
+        let (name, descr, itemsize) = (f[0], f[1], f[2]);
+        let (shape, structured) = f[3].rsplit_once(' ').unwrap();
+        let file = format!("{name}.npy");
+        let out = d.ok(&["info", &file, "--json"]);
+        let doc = json_out(&out);
+        assert_eq!(doc["itemsize"].to_string(), itemsize, "{line}: {doc}");
+        let got: Vec<u64> = serde_json::from_value(doc["shape"].clone()).unwrap();
+        assert_eq!(format!("{got:?}"), shape, "{line}");
+        if structured == "False" {
+            assert_eq!(doc["dtype"], descr, "{line}");
+        }
+        assert_eq!(doc["computable"], false);
+        let text = stdout(&d.ok(&["info", &file]));
+        assert!(text.contains("refuse"), "{text}");
+        // The work it cannot do is refused, with nothing changed.
+        let before = d.snapshot();
+        let out = d.run(&["fill", &file, "--value", "1"]);
+        assert_refused(&out, 2, "not supported");
+        assert_eq!(d.snapshot(), before);
+    }
+}
