@@ -481,11 +481,22 @@ impl Elem for f16 {
     }
 }
 
+/// `b` viewed as elements of `T`. An empty slice (a zero-size array, or a
+/// block with no elements) may sit at any address, which `cast_slice`
+/// refuses for types wider than a byte: it is typed without a cast.
+fn typed_slice<T: bytemuck::Pod>(b: &[u8]) -> &[T] {
+    if b.is_empty() {
+        &[]
+    } else {
+        bytemuck::cast_slice(b)
+    }
+}
+
 /// Calls `$f::<T>(typed slice, args…)` with the slice of `$bytes` typed by
 /// `$dtype`: one dispatch per block, never per element.
 macro_rules! typed {
     ($dtype:expr, $bytes:expr, $f:ident ( $($arg:expr),* )) => {{
-        use bytemuck::cast_slice as c;
+        use self::typed_slice as c;
         match $dtype {
             DType::Bool | DType::U8 => $f::<u8>($bytes, $($arg),*),
             DType::I8 => $f::<i8>(c($bytes), $($arg),*),
@@ -786,9 +797,12 @@ fn finish(op: Op, st: St, count: u64, ddof: u64) -> Value {
     }
 }
 
-/// Stores `v` as element `at` of `out` (bytes of `dtype`), or says why it
-/// does not fit.
-fn store(v: Value, dtype: DType, out: &mut [u8], at: usize) -> std::result::Result<(), String> {
+/// Stores `v` as element `at` of `out` (bytes of `dtype`) and returns the
+/// value stored (a float rounded to `dtype`), or says why it does not fit.
+/// A float result beyond the float dtype's range is ±inf, as in NumPy; an
+/// integer one is an error (NumPy would wrap; the exact accumulator knows
+/// better).
+fn store(v: Value, dtype: DType, out: &mut [u8], at: usize) -> std::result::Result<Value, String> {
     let size = dtype.itemsize() as usize;
     let dst = &mut out[at * size..(at + 1) * size];
     let too_big = || format!("{v} does not fit in {}", dtype.numpy_name());
@@ -799,17 +813,17 @@ fn store(v: Value, dtype: DType, out: &mut [u8], at: usize) -> std::result::Resu
                 Value::I(i) => i as f64,
             };
             dst.copy_from_slice(&x.to_le_bytes());
+            return Ok(Value::F(x));
         }
         DType::F32 => {
             let x = match v {
                 Value::F(x) => x,
                 Value::I(i) => i as f64,
             };
+            // Rounds as NumPy does: past the largest float32 is ±inf.
             let y = x as f32;
-            if y.is_infinite() && x.is_finite() {
-                return Err(too_big());
-            }
             dst.copy_from_slice(&y.to_le_bytes());
+            return Ok(Value::F(y as f64));
         }
         DType::F16 => {
             let x = match v {
@@ -817,10 +831,8 @@ fn store(v: Value, dtype: DType, out: &mut [u8], at: usize) -> std::result::Resu
                 Value::I(i) => i as f64,
             };
             let y = f16::from_f64(x);
-            if y.is_infinite() && x.is_finite() {
-                return Err(too_big());
-            }
             dst.copy_from_slice(&y.to_le_bytes());
+            return Ok(Value::F(y.to_f64()));
         }
         DType::Bool => {
             dst[0] = match v {
@@ -841,7 +853,7 @@ fn store(v: Value, dtype: DType, out: &mut [u8], at: usize) -> std::result::Resu
             dst.copy_from_slice(&i.to_le_bytes()[..size]);
         }
     }
-    Ok(())
+    Ok(v)
 }
 
 /// `v` as Python prints a float (`repr`): shortest round-trip digits,
@@ -1320,7 +1332,7 @@ impl Forest {
         let mut values = Vec::with_capacity(sts.len());
         for (i, st) in sts.into_iter().enumerate() {
             let v = finish(p.op, st, per_element, p.ddof);
-            store(v, p.out_dtype, &mut bytes, i).map_err(|e| match p.axis {
+            let v = store(v, p.out_dtype, &mut bytes, i).map_err(|e| match p.axis {
                 Axis::Zero => Error::failed(format!(
                     "element {i} of the {} over axis 0: {e}",
                     p.op.name()

@@ -25,6 +25,8 @@ mod report;
 mod apply;
 // mmrun reduce against NumPy: ops, axes, dtypes, identical bytes for any split.
 mod reduce;
+// mmrun reduce on zero-size arrays and overflowing floats, against NumPy.
+mod reduce_numpy;
 // mmrun convert against NumPy's astype and can_cast.
 mod convert;
 // Files four times larger than the memory limit of their cgroup.

@@ -1,0 +1,151 @@
+//! `mmrun reduce` on the inputs a NumPy user reaches for beyond the common
+//! case, each checked against live NumPy: zero-size arrays of every shape,
+//! dtype, axis and op, and float results past their dtype's range (`inf`,
+//! as `np.sum` gives).
+
+use std::fs;
+
+use crate::util::*;
+
+/// Zero-size arrays whose first dimension is not zero used to panic in the
+/// workers (`cast_slice` of an empty, unaligned slice) for every dtype wider
+/// than a byte along `--axis all` and `0`. Every shape, dtype, op and axis
+/// now answers as NumPy does: the same values, dtypes and shapes, or
+/// NumPy's refusal for `min`/`max` with nothing to reduce (exit 2, nothing
+/// written).
+#[test]
+fn zero_size_arrays_reduce_as_numpy_along_every_axis() {
+    let Some(py) = require_numpy("reduce_numpy") else {
+        return;
+    };
+    let d = Dir::new();
+    let shapes = ["5,0", "0,3", "4,0,2", "3,2,0"];
+    let dtypes = ["f2", "f4", "f8", "i2", "i8", "u4", "b1"];
+    let ops = ["sum", "mean", "var", "std", "min", "max"];
+    let mut cases = Vec::new();
+    for (s, shape) in shapes.iter().enumerate() {
+        for dt in dtypes {
+            let input = format!("a{s}_{dt}.npy");
+            d.ok(&["create", &input, "--shape", shape, "--dtype", dt]);
+            let ndim = shape.split(',').count();
+            let mut axes = vec!["all".to_string(), "0".to_string(), "rows".to_string()];
+            axes.extend((1..ndim).map(|a| a.to_string()));
+            for axis in &axes {
+                for op in ops {
+                    let out = format!("o{s}_{dt}_{op}_{axis}.npy");
+                    let run = d.run(&[
+                        "reduce", &input, "--op", op, "--axis", axis, "--out", &out, "-w", "3",
+                    ]);
+                    let rc = code(&run);
+                    assert!(
+                        rc == 0 || rc == 2,
+                        "{input} {op} --axis {axis}: exit {rc}: {}",
+                        stderr(&run)
+                    );
+                    if rc == 2 {
+                        assert_refused(&run, 2, "zero-size array to reduction operation");
+                        assert!(!d.join(&out).exists());
+                    }
+                    cases.push(format!("('{input}', '{op}', '{axis}', '{out}', {rc})"));
+                }
+            }
+        }
+    }
+    python(
+        &py,
+        d.path(),
+        &format!(
+            "import numpy as np, os, warnings\n\
+             warnings.simplefilter('ignore')\n\
+             for f, op, axis, out, rc in [{}]:\n\
+             \x20   x = np.load(f)\n\
+             \x20   ax = None if axis == 'all' else (tuple(range(1, x.ndim)) if axis == 'rows' else int(axis))\n\
+             \x20   try:\n\
+             \x20       want = np.asarray(getattr(np, op)(x, axis=ax))\n\
+             \x20   except ValueError:\n\
+             \x20       assert rc == 2 and not os.path.exists(out), (f, op, axis, rc)\n\
+             \x20       continue\n\
+             \x20   assert rc == 0, (f, op, axis, 'numpy gives', want)\n\
+             \x20   got = np.load(out)\n\
+             \x20   assert got.dtype == want.dtype and got.shape == want.shape, (f, op, axis, got.dtype, got.shape, want.dtype, want.shape)\n\
+             \x20   assert np.array_equal(got, want, equal_nan=True), (f, op, axis, got, want)\n",
+            cases.join(", ")
+        ),
+    );
+    // The printed value of `--axis all` too: 0.0 for a sum, as print() gives.
+    for dt in ["f4", "i8"] {
+        let printed = stdout(&d.ok(&[
+            "reduce",
+            &format!("a0_{dt}.npy"),
+            "--op",
+            "sum",
+            "--axis",
+            "all",
+        ]));
+        assert_eq!(printed.trim(), if dt == "f4" { "0.0" } else { "0" });
+    }
+}
+
+/// A float sum beyond its dtype's range is `inf` as in NumPy (it used to be
+/// an error "… does not fit in float16"); float means of the same data stay
+/// finite; an integer result past int64 is still an error (NumPy wraps).
+#[test]
+fn float_results_past_their_dtype_are_inf_as_in_numpy() {
+    let Some(py) = require_numpy("reduce_numpy") else {
+        return;
+    };
+    let d = Dir::new();
+    python(
+        &py,
+        d.path(),
+        "import numpy as np\n\
+         h = np.full((300, 7), 60000, np.float16)\n\
+         h[:, 3] = -60000\n\
+         np.save('h.npy', h)\n\
+         f = np.full((64, 3), 3e38, np.float32)\n\
+         f[:, 1] = -3e38\n\
+         np.save('f.npy', f)\n",
+    );
+    let mut cases = Vec::new();
+    for (f, op, axis) in [
+        ("h.npy", "sum", "all"),
+        ("h.npy", "sum", "0"),
+        ("h.npy", "sum", "1"),
+        ("h.npy", "mean", "0"),
+        ("f.npy", "sum", "all"),
+        ("f.npy", "sum", "0"),
+        ("f.npy", "sum", "1"),
+        ("f.npy", "mean", "1"),
+    ] {
+        let out = format!("{}_{op}_{axis}.npy", &f[..1]);
+        let mut first: Option<Vec<u8>> = None;
+        for w in ["1", "3"] {
+            d.ok(&[
+                "reduce", f, "--op", op, "--axis", axis, "--out", &out, "-w", w, "--force",
+            ]);
+            let bytes = fs::read(d.join(&out)).unwrap();
+            if let Some(b) = &first {
+                assert_eq!(*b, bytes, "{f} {op} --axis {axis}: -w {w} differs");
+            }
+            first = Some(bytes);
+        }
+        cases.push(format!("('{f}', '{op}', '{axis}', '{out}')"));
+    }
+    let printed = stdout(&d.ok(&["reduce", "h.npy", "--op", "sum", "--axis", "all"]));
+    assert_eq!(printed.trim(), "inf");
+    python(
+        &py,
+        d.path(),
+        &format!(
+            "import numpy as np, warnings\n\
+             warnings.simplefilter('ignore')\n\
+             for f, op, axis, out in [{}]:\n\
+             \x20   x = np.load(f)\n\
+             \x20   want = np.asarray(getattr(np, op)(x, axis=None if axis == 'all' else int(axis)))\n\
+             \x20   got = np.load(out)\n\
+             \x20   assert got.dtype == want.dtype and got.shape == want.shape, (f, op, axis)\n\
+             \x20   assert np.array_equal(got, want), (f, op, axis, got, want)\n",
+            cases.join(", ")
+        ),
+    );
+}
