@@ -251,7 +251,7 @@ struct ReduceArgs {
     file: PathBuf,
     #[command(flatten)]
     layout: LayoutArgs,
-    /// The reduction: sum, mean, min, max, std or var.
+    /// The reduction: sum, mean, min, max, std, var, prod, any, all, nansum, nanmin or nanmax.
     #[arg(long, value_parser = parse_op)]
     op: mmrun::kernels::reduce::Op,
     /// NumPy's axis (0, 1, …, negative from the end), rows (all but axis 0) or all.

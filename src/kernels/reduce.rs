@@ -51,6 +51,18 @@ pub enum Op {
     Std,
     /// `np.var` with `ddof`.
     Var,
+    /// `np.prod`.
+    Prod,
+    /// `np.any`: a bool, whether any element is nonzero (NaN counts).
+    Any,
+    /// `np.all`: a bool, whether every element is nonzero.
+    All,
+    /// `np.nansum`: NaN counts as zero.
+    NanSum,
+    /// `np.nanmin`: NaN ignored (all-NaN gives NaN).
+    NanMin,
+    /// `np.nanmax`.
+    NanMax,
 }
 
 impl Op {
@@ -63,6 +75,12 @@ impl Op {
             Op::Max => "max",
             Op::Std => "std",
             Op::Var => "var",
+            Op::Prod => "prod",
+            Op::Any => "any",
+            Op::All => "all",
+            Op::NanSum => "nansum",
+            Op::NanMin => "nanmin",
+            Op::NanMax => "nanmax",
         }
     }
 
@@ -73,7 +91,8 @@ impl Op {
     pub fn result_dtype(self, input: DType) -> DType {
         use DType::*;
         match self {
-            Op::Sum => match input {
+            Op::Any | Op::All => Bool,
+            Op::Sum | Op::Prod | Op::NanSum => match input {
                 Bool | I8 | I16 | I32 | I64 => I64,
                 U8 | U16 | U32 | U64 => U64,
                 f => f,
@@ -85,13 +104,14 @@ impl Op {
                     F64
                 }
             }
-            Op::Min | Op::Max => input,
+            Op::Min | Op::Max | Op::NanMin | Op::NanMax => input,
         }
     }
 
     fn kind(self, input: DType) -> Kind {
         match self {
             Op::Var | Op::Std => Kind::V,
+            Op::Any | Op::All => Kind::I,
             _ if input.is_float() => Kind::F,
             _ => Kind::I,
         }
@@ -102,8 +122,15 @@ impl Op {
         match self {
             Op::Min => "minimum",
             Op::Max => "maximum",
+            Op::NanMin => "fmin",
+            Op::NanMax => "fmax",
             _ => "add",
         }
+    }
+
+    /// Whether the operation has no identity (an empty reduction is refused).
+    fn needs_elements(self) -> bool {
+        matches!(self, Op::Min | Op::Max | Op::NanMin | Op::NanMax)
     }
 }
 
@@ -117,9 +144,15 @@ impl std::str::FromStr for Op {
             "max" => Op::Max,
             "std" => Op::Std,
             "var" => Op::Var,
+            "prod" => Op::Prod,
+            "any" => Op::Any,
+            "all" => Op::All,
+            "nansum" => Op::NanSum,
+            "nanmin" => Op::NanMin,
+            "nanmax" => Op::NanMax,
             _ => {
                 return Err(Error::refused(format!(
-                    "unknown --op '{s}' (sum, mean, min, max, std or var)"
+                    "unknown --op '{s}' (sum, mean, min, max, std, var, prod, any, all, nansum, nanmin or nanmax)"
                 )))
             }
         })
@@ -234,8 +267,7 @@ impl ReduceParams {
             }
         }
         let outputs: u64 = self.axis.out_shape(&self.shape).iter().product();
-        if matches!(self.op, Op::Min | Op::Max) && self.axis.count(&self.shape) == 0 && outputs > 0
-        {
+        if self.op.needs_elements() && self.axis.count(&self.shape) == 0 && outputs > 0 {
             return Err(Error::refused(format!(
                 "zero-size array to reduction operation {} which has no identity",
                 self.op.ufunc()
@@ -291,10 +323,11 @@ impl States {
         }
     }
 
-    fn identity(kind: Kind, width: usize) -> States {
+    fn identity(op: Op, kind: Kind, width: usize) -> States {
+        let one = matches!(op, Op::Prod | Op::All);
         match kind {
-            Kind::F => States::F(vec![0.0; width]),
-            Kind::I => States::I(vec![0; width]),
+            Kind::F => States::F(vec![if one { 1.0 } else { 0.0 }; width]),
+            Kind::I => States::I(vec![one as i128; width]),
             Kind::V => States::V(vec![[0.0; 2]; width]),
         }
     }
@@ -533,6 +566,46 @@ fn fmax(a: f64, b: f64) -> f64 {
     }
 }
 
+/// `np.fmin`: NaN ignored unless both are NaN; on ties the left operand.
+#[inline(always)]
+fn nanmin(a: f64, b: f64) -> f64 {
+    if b.is_nan() || (!a.is_nan() && a <= b) {
+        a
+    } else {
+        b
+    }
+}
+
+#[inline(always)]
+fn nanmax(a: f64, b: f64) -> f64 {
+    if b.is_nan() || (!a.is_nan() && a >= b) {
+        a
+    } else {
+        b
+    }
+}
+
+/// An element as an integer state: its truth for `any`/`all`, its value
+/// otherwise.
+#[inline(always)]
+fn ival<T: Elem>(op: Op, v: T) -> i128 {
+    match op {
+        Op::Any | Op::All => (v.f() != 0.0) as i128,
+        _ => v.i(),
+    }
+}
+
+/// An element as a float state: NaN is zero for `nansum`.
+#[inline(always)]
+fn fval<T: Elem>(op: Op, v: T) -> f64 {
+    let f = v.f();
+    if op == Op::NanSum && f.is_nan() {
+        0.0
+    } else {
+        f
+    }
+}
+
 /// Chan et al.'s combine of two (mean, M2) pairs over `na` and `nb`
 /// elements.
 #[inline(always)]
@@ -563,6 +636,9 @@ impl State for f64 {
         match op {
             Op::Min => a.iter_mut().zip(b).for_each(|(x, &y)| *x = fmin(*x, y)),
             Op::Max => a.iter_mut().zip(b).for_each(|(x, &y)| *x = fmax(*x, y)),
+            Op::NanMin => a.iter_mut().zip(b).for_each(|(x, &y)| *x = nanmin(*x, y)),
+            Op::NanMax => a.iter_mut().zip(b).for_each(|(x, &y)| *x = nanmax(*x, y)),
+            Op::Prod => a.iter_mut().zip(b).for_each(|(x, &y)| *x *= y),
             _ => a.iter_mut().zip(b).for_each(|(x, &y)| *x += y),
         }
     }
@@ -583,8 +659,16 @@ impl State for f64 {
 impl State for i128 {
     fn combine(op: Op, a: &mut [i128], b: &[i128], _: u64, _: u64) {
         match op {
-            Op::Min => a.iter_mut().zip(b).for_each(|(x, &y)| *x = (*x).min(y)),
-            Op::Max => a.iter_mut().zip(b).for_each(|(x, &y)| *x = (*x).max(y)),
+            Op::Min | Op::NanMin | Op::All => {
+                a.iter_mut().zip(b).for_each(|(x, &y)| *x = (*x).min(y))
+            }
+            Op::Max | Op::NanMax | Op::Any => {
+                a.iter_mut().zip(b).for_each(|(x, &y)| *x = (*x).max(y))
+            }
+            Op::Prod => a
+                .iter_mut()
+                .zip(b)
+                .for_each(|(x, &y)| *x = (*x).saturating_mul(y)),
             _ => a.iter_mut().zip(b).for_each(|(x, &y)| *x += y),
         }
     }
@@ -666,11 +750,18 @@ fn state_of_run<T: Elem>(op: Op, kind: Kind, x: &[T]) -> St {
         Kind::F => St::F(match op {
             Op::Min => x.iter().fold(f64::INFINITY, |a, &v| fmin(a, v.f())),
             Op::Max => x.iter().fold(f64::NEG_INFINITY, |a, &v| fmax(a, v.f())),
+            Op::NanMin => x.iter().fold(f64::NAN, |a, &v| nanmin(a, v.f())),
+            Op::NanMax => x.iter().fold(f64::NAN, |a, &v| nanmax(a, v.f())),
+            Op::Prod => x.iter().fold(1.0, |a, &v| a * v.f()),
+            Op::NanSum => pairwise(x, |v| fval(Op::NanSum, v)),
             _ => pairwise(x, |v| v.f()),
         }),
         Kind::I => St::I(match op {
-            Op::Min => x.iter().map(|&v| v.i()).min().unwrap_or(0),
-            Op::Max => x.iter().map(|&v| v.i()).max().unwrap_or(0),
+            Op::Min | Op::NanMin => x.iter().map(|&v| v.i()).min().unwrap_or(0),
+            Op::Max | Op::NanMax => x.iter().map(|&v| v.i()).max().unwrap_or(0),
+            Op::Any => x.iter().any(|&v| v.f() != 0.0) as i128,
+            Op::All => x.iter().all(|&v| v.f() != 0.0) as i128,
+            Op::Prod => x.iter().fold(1i128, |a, &v| a.saturating_mul(v.i())),
             // Runs of up to 2^32 elements of 32 bits or less fit in i64.
             _ if std::mem::size_of::<T>() <= 4 && x.len() < 1 << 31 => {
                 x.iter().map(|&v| v.i() as i64).sum::<i64>() as i128
@@ -701,10 +792,25 @@ fn states_of_strided<T: Elem>(op: Op, kind: Kind, x: &[T], inner: usize, out: &m
             let mut acc: Vec<f64> = match op {
                 Op::Min => vec![f64::INFINITY; inner],
                 Op::Max => vec![f64::NEG_INFINITY; inner],
+                Op::NanMin | Op::NanMax => vec![f64::NAN; inner],
+                Op::Prod => vec![1.0; inner],
                 _ => vec![0.0; inner],
             };
             for run in x.chunks_exact(inner) {
                 match op {
+                    Op::NanMin => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = nanmin(*a, v.f())),
+                    Op::NanMax => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = nanmax(*a, v.f())),
+                    Op::Prod => acc.iter_mut().zip(run).for_each(|(a, &v)| *a *= v.f()),
+                    Op::NanSum => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a += fval(Op::NanSum, v)),
                     Op::Min => acc
                         .iter_mut()
                         .zip(run)
@@ -720,12 +826,33 @@ fn states_of_strided<T: Elem>(op: Op, kind: Kind, x: &[T], inner: usize, out: &m
         }
         Kind::I => {
             let mut acc: Vec<i128> = match op {
-                Op::Min => vec![i128::MAX; inner],
-                Op::Max => vec![i128::MIN; inner],
+                Op::Min | Op::NanMin => vec![i128::MAX; inner],
+                Op::Max | Op::NanMax => vec![i128::MIN; inner],
+                Op::Prod | Op::All => vec![1; inner],
                 _ => vec![0; inner],
             };
             for run in x.chunks_exact(inner) {
                 match op {
+                    Op::All => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = (*a).min(ival(op, v))),
+                    Op::Any => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = (*a).max(ival(op, v))),
+                    Op::Prod => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = (*a).saturating_mul(v.i())),
+                    Op::NanMin => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = (*a).min(v.i())),
+                    Op::NanMax => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = (*a).max(v.i())),
                     Op::Min => acc
                         .iter_mut()
                         .zip(run)
@@ -1076,9 +1203,21 @@ fn subtree<T: Elem, S: State>(
 fn scan_typed<T: Elem>(data: &[T], k: &Reduce, first_row: u64, rows: u64) {
     let op = k.params.op;
     match (k.params.axis, k.kind) {
+        (Axis::Zero, Kind::F) if op == Op::NanSum => {
+            k.scan_rows::<T, f64>(data, first_row, rows, |r, o| {
+                o.iter_mut()
+                    .zip(r)
+                    .for_each(|(o, &v)| *o = fval(Op::NanSum, v))
+            })
+        }
         (Axis::Zero, Kind::F) => k.scan_rows::<T, f64>(data, first_row, rows, |r, o| {
             o.iter_mut().zip(r).for_each(|(o, &v)| *o = v.f())
         }),
+        (Axis::Zero, Kind::I) if matches!(op, Op::Any | Op::All) => {
+            k.scan_rows::<T, i128>(data, first_row, rows, move |r, o| {
+                o.iter_mut().zip(r).for_each(|(o, &v)| *o = ival(op, v))
+            })
+        }
         (Axis::Zero, Kind::I) => k.scan_rows::<T, i128>(data, first_row, rows, |r, o| {
             o.iter_mut().zip(r).for_each(|(o, &v)| *o = v.i())
         }),
@@ -1223,7 +1362,7 @@ impl Forest {
     /// Adds one node, merging it with its sibling (and up) when present.
     pub fn insert(&mut self, mut node: Node) -> Result<()> {
         let width = self.params.width();
-        let expect = States::identity(self.kind, 0);
+        let expect = States::identity(self.params.op, self.kind, 0);
         if node.states.len() != width
             || std::mem::discriminant(&node.states) != std::mem::discriminant(&expect)
             || node.level >= 64
@@ -1283,7 +1422,7 @@ impl Forest {
         let width = self.params.width();
         let unit = self.params.unit();
         if self.rows == 0 {
-            return Ok((States::identity(self.kind, width), 0));
+            return Ok((States::identity(self.params.op, self.kind, width), 0));
         }
         let level = 64 - (self.rows - 1).leading_zeros();
         let (states, rows) = self.value(0, level)?.expect("rows > 0");

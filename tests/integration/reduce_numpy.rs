@@ -149,3 +149,99 @@ fn float_results_past_their_dtype_are_inf_as_in_numpy() {
         ),
     );
 }
+
+/// `prod any all nansum nanmin nanmax` (refused as unknown ops before):
+/// NumPy's result dtypes, shapes and values for float (with NaN, an all-NaN
+/// column and row), integer and bool files along every kind of axis, the
+/// same bytes for any worker count, schedule and spawn mode.
+#[test]
+fn prod_any_all_and_nan_ops_agree_with_numpy() {
+    let Some(py) = require_numpy("reduce_numpy") else {
+        return;
+    };
+    let d = Dir::new();
+    python(
+        &py,
+        d.path(),
+        "import numpy as np\n\
+         rng = np.random.default_rng(9)\n\
+         f = rng.standard_normal((37, 3, 4)).astype(np.float32)\n\
+         f[rng.random(f.shape) < 0.2] = np.nan\n\
+         f[:, 1, 2] = np.nan\n\
+         f[5] = np.nan\n\
+         f[7, 0] = 0\n\
+         np.save('f.npy', f)\n\
+         g = rng.standard_normal((50, 6)) * 3\n\
+         g[rng.random(g.shape) < 0.1] = np.nan\n\
+         np.save('g.npy', g)\n\
+         np.save('i.npy', rng.choice(np.array([-1, 1, 1, 1, 2, 0], np.int16), (40, 5), p=[.2, .5, .1, .1, .09, .01]))\n\
+         np.save('u.npy', rng.integers(0, 4, (33, 2), dtype=np.uint8))\n\
+         np.save('b.npy', rng.random((29, 3)) < 0.8)\n",
+    );
+    let configs: &[&[&str]] = &[
+        &["-w", "1"],
+        &["-w", "3", "--spawn", "exec"],
+        &["-w", "4", "--schedule", "dynamic", "--chunk-rows", "1"],
+    ];
+    let ops = ["prod", "any", "all", "nansum", "nanmin", "nanmax"];
+    let mut cases = Vec::new();
+    for (f, axes) in [
+        ("f.npy", &["all", "0", "1", "2", "rows"][..]),
+        ("g.npy", &["all", "0", "1"][..]),
+        ("i.npy", &["all", "0", "1"][..]),
+        ("u.npy", &["all", "0", "-1"][..]),
+        ("b.npy", &["all", "0", "1"][..]),
+    ] {
+        for axis in axes {
+            for op in ops {
+                let out = format!("{}_{op}_{}.npy", &f[..1], axis.replace('-', "m"));
+                let mut first: Option<Vec<u8>> = None;
+                for cfg in configs {
+                    let mut args = vec![
+                        "reduce", f, "--op", op, "--axis", axis, "--out", &out, "--force",
+                    ];
+                    args.extend_from_slice(cfg);
+                    d.ok(&args);
+                    let bytes = std::fs::read(d.join(&out)).unwrap();
+                    match &first {
+                        None => first = Some(bytes),
+                        Some(b) => assert!(*b == bytes, "{f} {op} --axis {axis}: {cfg:?} differs"),
+                    }
+                }
+                cases.push(format!("('{f}', '{op}', '{axis}', '{out}')"));
+            }
+        }
+    }
+    python(
+        &py,
+        d.path(),
+        &format!(
+            "import numpy as np, warnings\n\
+             warnings.simplefilter('ignore')\n\
+             for f, op, axis, out in [{}]:\n\
+             \x20   x = np.load(f)\n\
+             \x20   ax = None if axis == 'all' else (tuple(range(1, x.ndim)) if axis == 'rows' else int(axis))\n\
+             \x20   want = np.asarray(getattr(np, op)(x, axis=ax))\n\
+             \x20   got = np.load(out)\n\
+             \x20   assert got.dtype == want.dtype and got.shape == want.shape, (f, op, axis, got.dtype, got.shape, want.dtype, want.shape)\n\
+             \x20   if want.dtype.kind == 'f':\n\
+             \x20       # mmrun accumulates floats in float64, as the README says.\n\
+             \x20       want = np.asarray(getattr(np, op)(x.astype(np.float64), axis=ax))\n\
+             \x20       ok = np.isclose(got, want, rtol=2e-7, atol=0, equal_nan=True)\n\
+             \x20       assert ok.all(), (f, op, axis, got[~ok] if got.ndim else got, want[~ok] if got.ndim else want)\n\
+             \x20   else:\n\
+             \x20       assert np.array_equal(got, want), (f, op, axis, got, want)\n",
+            cases.join(", ")
+        ),
+    );
+    // Nothing to reduce: nanmin has no identity (NumPy's ValueError), prod is 1.
+    d.ok(&["create", "e.npy", "--shape", "0,3", "--dtype", "f8"]);
+    let out = d.run(&[
+        "reduce", "e.npy", "--op", "nanmin", "--axis", "0", "--out", "n.npy",
+    ]);
+    assert_refused(&out, 2, "zero-size array to reduction operation fmin");
+    let printed = stdout(&d.ok(&["reduce", "e.npy", "--op", "prod", "--axis", "all"]));
+    assert_eq!(printed.trim(), "1.0");
+    let printed = stdout(&d.ok(&["reduce", "e.npy", "--op", "all", "--axis", "all"]));
+    assert_eq!(printed.trim(), "True");
+}

@@ -190,10 +190,15 @@ fn axes_parse_as_numpy_takes_them() {
 }
 
 #[test]
-fn results_that_do_not_fit_are_errors() {
+fn integer_results_that_do_not_fit_are_errors_floats_overflow_to_inf() {
     let mut buf = [0u8; 4];
     assert!(store(Value::I(1 << 40), DType::I32, &mut buf, 0).is_err());
-    assert!(store(Value::F(1e39), DType::F32, &mut buf, 0).is_err());
+    // Floats overflow to inf, as NumPy's do; the stored value is returned.
+    assert_eq!(
+        store(Value::F(1e39), DType::F32, &mut buf, 0),
+        Ok(Value::F(f64::INFINITY))
+    );
+    assert_eq!(f32::from_le_bytes(buf), f32::INFINITY);
     assert!(store(Value::F(f64::INFINITY), DType::F32, &mut buf, 0).is_ok());
     assert!(store(Value::F(f64::NAN), DType::I32, &mut buf, 0).is_err());
     store(Value::I(-7), DType::I32, &mut buf, 0).unwrap();
