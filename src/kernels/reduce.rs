@@ -169,17 +169,67 @@ pub enum Axis {
     All,
     /// Every axis but 0: one value per row.
     Rows,
-    /// Axis `axis` ≥ 1: within each row.
+    /// Axis `axis` ≥ 1 (and the `extra` axes after it, for a tuple of
+    /// consecutive axes such as `--axis 1,2`): within each row.
     Inner {
         /// The axis, counted in the file's shape (so ≥ 1).
         axis: usize,
+        /// How many further consecutive axes are reduced with it.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        extra: usize,
     },
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Axis {
     /// Parses `--axis`: an integer as NumPy takes it (negative counts from
-    /// the end), `rows` or `all`.
+    /// the end), `rows`, `all`, or a tuple of axes (`1,2` or `(0, 1)`) as
+    /// NumPy's `axis=(1, 2)`: axis 0 alone, every axis, or consecutive axes
+    /// after 0 (other tuples are refused).
     pub fn parse(text: &str, ndim: usize) -> Result<Axis> {
+        let t = text.trim();
+        if t.contains(',') || t.starts_with('(') {
+            let inner = t.trim_start_matches('(').trim_end_matches(')');
+            let mut axes = Vec::new();
+            for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                axes.push(match Axis::parse(part, ndim)? {
+                    Axis::Zero => 0,
+                    Axis::Inner { axis, .. } => axis,
+                    _ => {
+                        return Err(Error::refused(format!(
+                            "--axis '{text}': a tuple holds integers only"
+                        )))
+                    }
+                });
+            }
+            axes.sort_unstable();
+            if axes.windows(2).any(|w| w[0] == w[1]) {
+                return Err(Error::refused(format!(
+                    "--axis '{text}': duplicate value in 'axis'"
+                )));
+            }
+            let consecutive = axes.windows(2).all(|w| w[1] == w[0] + 1);
+            return match axes[..] {
+                [] => Err(Error::refused(format!(
+                    "--axis '{text}' is not an axis (an integer, a tuple such as 1,2, rows or all)"
+                ))),
+                _ if axes.len() == ndim => Ok(Axis::All),
+                [0] => Ok(Axis::Zero),
+                [first, .., last] if first >= 1 && consecutive && last + 1 == ndim && first == 1 => {
+                    Ok(Axis::Rows)
+                }
+                [first, ..] if first >= 1 && consecutive => Ok(Axis::Inner {
+                    axis: first,
+                    extra: axes.len() - 1,
+                }),
+                _ => Err(Error::refused(format!(
+                    "--axis '{text}': mmrun reduces axis 0 alone, every axis, or consecutive axes after 0 (such as 1,2); reduce in two steps for this tuple"
+                ))),
+            };
+        }
         match text {
             "all" => return Ok(Axis::All),
             "rows" if ndim == 0 => {
@@ -203,7 +253,10 @@ impl Axis {
         }
         Ok(match k {
             0 => Axis::Zero,
-            k => Axis::Inner { axis: k as usize },
+            k => Axis::Inner {
+                axis: k as usize,
+                extra: 0,
+            },
         })
     }
 
@@ -218,10 +271,10 @@ impl Axis {
             Axis::Zero => shape.iter().skip(1).copied().collect(),
             Axis::All => Vec::new(),
             Axis::Rows => vec![shape.first().copied().unwrap_or(1)],
-            Axis::Inner { axis } => shape
+            Axis::Inner { axis, extra } => shape
                 .iter()
                 .enumerate()
-                .filter(|&(i, _)| i != axis)
+                .filter(|&(i, _)| i < axis || i > axis + extra)
                 .map(|(_, &d)| d)
                 .collect(),
         }
@@ -233,7 +286,7 @@ impl Axis {
             Axis::Zero => shape.first().copied().unwrap_or(1),
             Axis::All => shape.iter().product(),
             Axis::Rows => shape.iter().skip(1).product(),
-            Axis::Inner { axis } => shape[axis],
+            Axis::Inner { axis, extra } => shape[axis..=axis + extra].iter().product(),
         }
     }
 }
@@ -258,8 +311,8 @@ pub struct ReduceParams {
 impl ReduceParams {
     /// Checks what NumPy would refuse, before any worker starts.
     pub fn check(&self) -> Result<()> {
-        if let Axis::Inner { axis } = self.axis {
-            if axis >= self.shape.len() {
+        if let Axis::Inner { axis, extra } = self.axis {
+            if axis == 0 || axis.saturating_add(extra) >= self.shape.len() {
                 return Err(Error::refused(format!(
                     "axis {axis} is out of bounds for array of dimension {}",
                     self.shape.len()
@@ -1036,10 +1089,10 @@ impl Reduce {
         let row_shape = params.shape.get(1..).unwrap_or(&[]);
         let row_len: u64 = row_shape.iter().product();
         let (outer, n, inner) = match params.axis {
-            Axis::Inner { axis } => (
+            Axis::Inner { axis, extra } => (
                 row_shape[..axis - 1].iter().product::<u64>() as usize,
-                row_shape[axis - 1] as usize,
-                row_shape[axis..].iter().product::<u64>() as usize,
+                row_shape[axis - 1..axis + extra].iter().product::<u64>() as usize,
+                row_shape[axis + extra..].iter().product::<u64>() as usize,
             ),
             _ => (1, row_len as usize, 1),
         };

@@ -245,3 +245,91 @@ fn prod_any_all_and_nan_ops_agree_with_numpy() {
     let printed = stdout(&d.ok(&["reduce", "e.npy", "--op", "all", "--axis", "all"]));
     assert_eq!(printed.trim(), "True");
 }
+
+/// Tuple axes as NumPy's `axis=(1, 2)` (refused as "not an axis" before):
+/// consecutive axes after 0, and the tuples that mean axis 0, every axis
+/// but 0, or every axis; other tuples are refused before any work.
+#[test]
+fn tuple_axes_reduce_as_numpy() {
+    let Some(py) = require_numpy("reduce_numpy") else {
+        return;
+    };
+    let d = Dir::new();
+    python(
+        &py,
+        d.path(),
+        "import numpy as np\n\
+         rng = np.random.default_rng(4)\n\
+         np.save('x.npy', (rng.standard_normal((13, 3, 4, 5)) * 10).astype(np.float32))\n\
+         np.save('n.npy', rng.integers(-9, 9, (9, 2, 3), dtype=np.int32))\n",
+    );
+    let mut cases = Vec::new();
+    for (f, axes) in [
+        (
+            "x.npy",
+            &[
+                "1,2",
+                "2,3",
+                "(1, 2, 3)",
+                "-1,-2",
+                "0,1,2,3",
+                "(0,)",
+                "(2,)",
+            ][..],
+        ),
+        ("n.npy", &["1,2", "(0, 1, 2)", "2,1"][..]),
+    ] {
+        for (k, axis) in axes.iter().enumerate() {
+            for op in ["sum", "mean", "var", "max", "prod", "any"] {
+                let out = format!("{}_{op}_{k}.npy", &f[..1]);
+                let mut first: Option<Vec<u8>> = None;
+                for w in [&["-w", "1"][..], &["-w", "3", "--spawn", "exec"][..]] {
+                    let mut args = vec![
+                        "reduce", f, "--op", op, "--axis", axis, "--out", &out, "--force",
+                    ];
+                    args.extend_from_slice(w);
+                    d.ok(&args);
+                    let bytes = std::fs::read(d.join(&out)).unwrap();
+                    if let Some(b) = &first {
+                        assert!(*b == bytes, "{f} {op} --axis {axis}: {w:?} differs");
+                    }
+                    first = Some(bytes);
+                }
+                cases.push(format!("('{f}', '{op}', '{axis}', '{out}')"));
+            }
+        }
+    }
+    python(
+        &py,
+        d.path(),
+        &format!(
+            "import numpy as np, warnings\n\
+             warnings.simplefilter('ignore')\n\
+             for f, op, axis, out in [{}]:\n\
+             \x20   x = np.load(f)\n\
+             \x20   ax = tuple(int(a) for a in axis.strip('()').split(',') if a.strip())\n\
+             \x20   want = np.asarray(getattr(np, op)(x, axis=ax))\n\
+             \x20   got = np.load(out)\n\
+             \x20   assert got.dtype == want.dtype and got.shape == want.shape, (f, op, axis, got.shape, want.shape)\n\
+             \x20   if want.dtype.kind == 'f':\n\
+             \x20       # float64 accumulation, rounded once (past float32's range: inf).\n\
+             \x20       want = np.asarray(getattr(np, op)(x.astype(np.float64), axis=ax)).astype(want.dtype)\n\
+             \x20       assert np.allclose(got, want, rtol=1e-6, atol=0), (f, op, axis)\n\
+             \x20   else:\n\
+             \x20       assert np.array_equal(got, want), (f, op, axis)\n",
+            cases.join(", ")
+        ),
+    );
+    for (axis, needle) in [
+        ("0,2", "consecutive axes after 0"),
+        ("1,1", "duplicate value in 'axis'"),
+        ("1,4", "axis 4 is out of bounds for array of dimension 4"),
+    ] {
+        let before = d.snapshot();
+        let out = d.run(&[
+            "reduce", "x.npy", "--op", "sum", "--axis", axis, "--out", "no.npy",
+        ]);
+        assert_refused(&out, 2, needle);
+        assert_eq!(d.snapshot(), before);
+    }
+}
