@@ -258,10 +258,10 @@ struct ReduceArgs {
     file: PathBuf,
     #[command(flatten)]
     layout: LayoutArgs,
-    /// The reduction: sum, mean, min, max, std or var.
+    /// The reduction: sum, mean, min, max, std, var, prod, any, all, nansum, nanmin or nanmax.
     #[arg(long, value_parser = parse_op)]
     op: mmrun::kernels::reduce::Op,
-    /// NumPy's axis (0, 1, …, negative from the end), rows (all but axis 0) or all.
+    /// NumPy's axis (0, 1, …, negative from the end), a tuple (1,2), rows (all but axis 0) or all.
     #[arg(long, allow_hyphen_values = true)]
     axis: String,
     /// Delta degrees of freedom of std and var (divide by N - K).

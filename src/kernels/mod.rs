@@ -107,7 +107,14 @@ impl<'a> AnyRowsMut<'a> {
     /// Panics if `bytes` is not aligned for `dtype` or not a whole number of
     /// elements: callers (the worker) guarantee both.
     pub fn from_bytes(dtype: DType, bytes: &'a mut [u8], first_row: u64, row_len: u64) -> Self {
-        use bytemuck::cast_slice_mut as c;
+        // An empty block (a zero-size array) may sit at any address.
+        fn c<T: bytemuck::Pod>(b: &mut [u8]) -> &mut [T] {
+            if b.is_empty() {
+                &mut []
+            } else {
+                bytemuck::cast_slice_mut(b)
+            }
+        }
         match dtype {
             DType::Bool => AnyRowsMut::Bool(RowsMut::new(bytes, first_row, row_len)),
             DType::U8 => AnyRowsMut::U8(RowsMut::new(bytes, first_row, row_len)),

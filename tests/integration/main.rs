@@ -25,6 +25,10 @@ mod report;
 mod apply;
 // mmrun reduce against NumPy: ops, axes, dtypes, identical bytes for any split.
 mod reduce;
+// mmrun apply --expr with NumPy's spellings (np. prefixes, bitwise, casts).
+mod expr_vocab;
+// mmrun reduce on zero-size arrays and overflowing floats, against NumPy.
+mod reduce_numpy;
 // mmrun convert against NumPy's astype and can_cast.
 mod convert;
 // Files four times larger than the memory limit of their cgroup.
