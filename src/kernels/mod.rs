@@ -213,6 +213,16 @@ pub trait Kernel: Send + Sync {
         false
     }
 
+    /// Whether the kernel's value at each element depends only on the
+    /// element's flat index (and its own or its input's value there), never
+    /// on which elements share its block or row. Ranks of a distributed
+    /// run may then split such a kernel's work inside rows, at 64 KiB
+    /// boundaries: the kernel is given blocks of a flat view (one element
+    /// per row) whose `first_row` is the flat index.
+    fn elementwise(&self) -> bool {
+        false
+    }
+
     /// Computes one block of the output from the same rows of an input
     /// file. Only kernels built for an input file are given one.
     fn run_io(&self, input: RowsIn<'_>, out: AnyRowsMut<'_>) -> std::result::Result<(), String> {
