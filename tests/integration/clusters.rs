@@ -460,3 +460,175 @@ fn mpirun_64_ranks_fill_and_commit() {
     commit(&dir, "a.npy");
     assert_same_as_local_fill(&dir, "a.npy", shape, dtype, seed);
 }
+
+// ------------------------------------------------------------ Slurm stops
+
+/// The exec worker of [`JOB`]: writes byte `row % 251` over each of its
+/// 4096-byte rows (the pattern `distributed::assert_exec_pattern` checks).
+/// With `GATE` set it first creates `$GATE.started.<pid>` and waits for
+/// `$GATE` (which these tests never create: Slurm stops the job there).
+const GATED_WORKER: &str = r#"
+if [ -n "${GATE-}" ]; then
+    : > "$GATE.started.$$"
+    i=0
+    while [ ! -e "$GATE" ]; do
+        sleep 0.05
+        i=$((i + 1))
+        [ "$i" -lt 2400 ] || exit 3
+    done
+fi
+r=$MMRUN_ROW_START
+while [ "$r" -lt "$MMRUN_ROW_END" ]; do
+    head -c 4096 /dev/zero | tr '\000' "\\$(printf %03o $((r % 251)))" |
+        dd of="$MMRUN_FILE" bs=4096 oflag=seek_bytes seek=$((MMRUN_DATA_OFFSET + r * 4096)) conv=notrunc status=none || exit 4
+    r=$((r + 1))
+done
+"#;
+
+/// The batch script: create the pending file once, run two ranks with
+/// `--resume` (so a requeued or resubmitted job finishes what a stopped one
+/// left), commit. `GATED=1` gates the first run's workers.
+const JOB: &str = r#"#!/bin/bash
+set -u
+echo "run ${SLURM_RESTART_COUNT:-0}"
+[ -e .e.npy.mmrun-journal ] || "$MMRUN" create --pending e.npy --shape 192,4096 --dtype u1 || exit 1
+if [ "${GATED-}" = 1 ] && [ "${SLURM_RESTART_COUNT:-0}" = 0 ]; then export GATE="$PWD/go"; fi
+srun -n 2 "$MMRUN" exec e.npy --distributed --resume -w 1 --seed 7 -- sh "$PWD/worker.sh" || exit 1
+exec "$MMRUN" commit e.npy
+"#;
+
+/// Submits [`JOB`] in `dir` (`extra` sbatch options first); returns its id.
+fn submit(conf: &Path, dir: &Dir, extra: &[&str], gated: bool) -> String {
+    let mut c = crate::distributed::slurm_cmd(conf, "sbatch");
+    c.current_dir(dir.path())
+        .args(["--parsable", "-J", crate::distributed::JOB_NAME, "-t", "5"])
+        .args(["-n", "2", "-c", "1", "--open-mode=append", "-D"])
+        .arg(dir.path())
+        .arg("-o")
+        .arg(dir.join("job.out"))
+        .arg(format!(
+            "--export=ALL,MMRUN={},GATED={}",
+            mmrun_bin().display(),
+            if gated { 1 } else { 0 }
+        ))
+        .args(extra)
+        .arg(dir.join("job.sh"));
+    run("sbatch", c, STEP).ok().stdout.trim().to_string()
+}
+
+/// Waits until both ranks' workers wait at the gate.
+fn wait_gated(dir: &Dir, job: &str) {
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        let started = fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("go.started."))
+            .count();
+        if started >= 2 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {job}: the workers never started:\n{}",
+            fs::read_to_string(dir.join("job.out")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Waits until `job` is in `state` (as `squeue -o %T` says).
+fn wait_state(conf: &Path, job: &str, state: &str) {
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        let mut c = crate::distributed::slurm_cmd(conf, "squeue");
+        c.args(["-h", "-o", "%T", "-j", job]);
+        let out = c.stdin(Stdio::null()).output().unwrap();
+        let now = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if now == state {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {job} is {now:?}, never {state}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Waits until `job` has left the queue.
+fn wait_gone(conf: &Path, dir: &Dir, job: &str) {
+    let deadline = std::time::Instant::now() + STEP * 2;
+    loop {
+        let mut c = crate::distributed::slurm_cmd(conf, "squeue");
+        c.args(["-h", "-j", job]);
+        let out = c.stdin(Stdio::null()).output().unwrap();
+        if String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let mut c = crate::distributed::slurm_cmd(conf, "scancel");
+            let _ = c.arg(job).status();
+            panic!(
+                "job {job} still queued:\n{}",
+                fs::read_to_string(dir.join("job.out")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Slurm stops a running job (TERM to every task, KILL after KillWait):
+/// by `scontrol requeue` of a `--requeue` job, which then runs again and
+/// resumes, and by `scancel`, after which the same job submitted again
+/// resumes. Both end in a committed file equal to an undisturbed run.
+#[test]
+fn slurm_requeue_and_scancel_mid_run_then_resume_equal_an_undisturbed_run() {
+    let _g = serial();
+    let test = "slurm_requeue_and_scancel_mid_run_then_resume_equal_an_undisturbed_run";
+    let Some(conf) = crate::distributed::slurm(test) else {
+        return;
+    };
+    for requeue in [true, false] {
+        let dir = Dir::new();
+        fs::write(dir.join("worker.sh"), GATED_WORKER).unwrap();
+        fs::write(dir.join("job.sh"), JOB).unwrap();
+        let job = submit(
+            &conf,
+            &dir,
+            if requeue { &["--requeue"] } else { &[] },
+            true,
+        );
+        wait_gated(&dir, &job);
+        if requeue {
+            let mut c = crate::distributed::slurm_cmd(&conf, "scontrol");
+            c.args(["requeue", &job]);
+            run("scontrol requeue", c, STEP).ok();
+            // A requeued job waits about two minutes before it may start
+            // again: once it is pending, let it start now.
+            wait_state(&conf, &job, "PENDING");
+            let mut c = crate::distributed::slurm_cmd(&conf, "scontrol");
+            c.args(["update", &format!("JobId={job}"), "StartTime=now"]);
+            run("scontrol update StartTime=now", c, STEP).ok();
+            wait_gone(&conf, &dir, &job);
+        } else {
+            let mut c = crate::distributed::slurm_cmd(&conf, "scancel");
+            c.arg(&job);
+            run("scancel", c, STEP).ok();
+            wait_gone(&conf, &dir, &job);
+            assert!(!dir.join("e.npy").exists(), "a cancelled job published");
+            assert!(
+                dir.join(".e.npy.mmrun-journal").exists(),
+                "the pending run is kept"
+            );
+            let again = submit(&conf, &dir, &[], false);
+            wait_gone(&conf, &dir, &again);
+        }
+        let out = fs::read_to_string(dir.join("job.out")).unwrap_or_default();
+        assert!(out.contains("published e.npy"), "requeue {requeue}:\n{out}");
+        if requeue {
+            assert!(out.contains("run 1"), "the job did not run again:\n{out}");
+        }
+        crate::distributed::assert_exec_pattern(&dir, "e.npy");
+    }
+}

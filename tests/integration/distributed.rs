@@ -34,7 +34,7 @@ pub(crate) fn serial() -> MutexGuard<'static, ()> {
 pub(crate) const STEP: Duration = Duration::from_secs(60);
 
 /// Slurm job name of every job these tests submit (`scancel -n` on a timeout).
-const JOB_NAME: &str = "mmrun-test";
+pub(crate) const JOB_NAME: &str = "mmrun-test";
 
 /// The 64 KiB rank alignment of design.md.
 const ALIGN: u64 = 64 * 1024;
@@ -261,7 +261,7 @@ fn assert_partitions(
 
 /// Rows of the exec tests: 4096 one-byte elements each, so 16 rows are 64 KiB.
 const EXEC_ROWS: u64 = 192;
-const EXEC_SHAPE: &str = "192,4096";
+pub(crate) const EXEC_SHAPE: &str = "192,4096";
 
 /// A `sh` worker for a `u1` file of 4096-byte rows: writes byte `row % 251`
 /// over each of its rows (with `dd` at `MMRUN_DATA_OFFSET`) and logs
@@ -297,7 +297,7 @@ fn sh_worker(dir: &Dir) -> (String, String) {
 }
 
 /// The published exec file holds byte `row % 251` in every row.
-fn assert_exec_pattern(dir: &Dir, file: &str) {
+pub(crate) fn assert_exec_pattern(dir: &Dir, file: &str) {
     let bytes = fs::read(dir.join(file)).unwrap();
     let data = &bytes[bytes.len() - (EXEC_ROWS as usize) * 4096..];
     for (r, row) in data.chunks(4096).enumerate() {
@@ -565,7 +565,7 @@ fn conf_from_env_file() -> Option<PathBuf> {
     })
 }
 
-fn slurm_cmd(conf: &Path, prog: &str) -> Command {
+pub(crate) fn slurm_cmd(conf: &Path, prog: &str) -> Command {
     let mut c = Command::new(prog);
     clean_env(&mut c);
     c.env("SLURM_CONF", conf);
@@ -613,7 +613,7 @@ fn start_slurm() -> Result<PathBuf, String> {
 
 /// The test cluster's `SLURM_CONF`, starting it once if needed; `None` after
 /// reporting it missing.
-fn slurm(test: &str) -> Option<PathBuf> {
+pub(crate) fn slurm(test: &str) -> Option<PathBuf> {
     match SLURM.get_or_init(start_slurm) {
         Ok(conf) => Some(conf.clone()),
         Err(why) => {
