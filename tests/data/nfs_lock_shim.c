@@ -6,8 +6,8 @@
  *   flock() locks using posix locks on the server"): so a flock(LOCK_SH)
  *   conflicts with another open file's fcntl lock on any byte.
  * - With MMRUN_SHIM_NOLOCK=1 every lock request fails with ENOLCK, as on an
- *   NFS mount with -o nolock talking to no lock manager, or Lustre mounted
- *   without -o flock.
+ *   NFS v3 mount whose lock manager (rpc.statd / lockd) does not answer, or
+ *   (ENOSYS) Lustre mounted without -o flock.
  *
  * Everything else passes straight to the kernel.
  */

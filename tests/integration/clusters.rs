@@ -5,8 +5,8 @@
 //! `cc`, loaded with `LD_PRELOAD`) gives processes the Linux NFS client's
 //! lock semantics: `flock` becomes a whole-file `fcntl` lock of the open
 //! file description, and `MMRUN_SHIM_NOLOCK=1` makes every lock request
-//! fail with ENOLCK (an NFS mount with `-o nolock`, Lustre without `-o
-//! flock`). `tests/data/lock_probe.c` holds and probes locks from outside
+//! fail with ENOLCK (an NFS v3 mount whose lock manager does not answer;
+//! Lustre without `-o flock` fails with ENOSYS alike). `tests/data/lock_probe.c` holds and probes locks from outside
 //! mmrun. The launcher helpers and their one-at-a-time lock come from
 //! [`super::distributed`].
 
@@ -558,7 +558,7 @@ fn wait_state(conf: &Path, job: &str, state: &str) {
 
 /// Waits until `job` has left the queue.
 fn wait_gone(conf: &Path, dir: &Dir, job: &str) {
-    let deadline = std::time::Instant::now() + STEP * 2;
+    let deadline = std::time::Instant::now() + STEP * 3;
     loop {
         let mut c = crate::distributed::slurm_cmd(conf, "squeue");
         c.args(["-h", "-j", job]);
@@ -631,4 +631,84 @@ fn slurm_requeue_and_scancel_mid_run_then_resume_equal_an_undisturbed_run() {
         }
         crate::distributed::assert_exec_pattern(&dir, "e.npy");
     }
+}
+
+/// The fill job of the time-limit test: one rank (of one CPU, so that the
+/// minute it holds leaves the shared test node a CPU) under srun in the
+/// background, the batch shell passing Slurm's `B:USR1` on to them (as
+/// `examples/slurm/fill.sbatch` does). `GATED=1` makes worker 0 of the
+/// rank hang once it has finished the block past row 300 (a debug-build
+/// test hook), so the job is still running at its time limit.
+const FILL_JOB: &str = r#"#!/bin/bash
+set -u
+[ -e .f.npy.mmrun-journal ] || "$MMRUN" create --pending f.npy --shape 4096,1024 --dtype f4 || exit 1
+if [ "${GATED-}" = 1 ]; then export __MMRUN_TEST_WORKER_FAULT=0:hang@300; fi
+srun -n 1 "$MMRUN" fill f.npy --distributed --resume -w 2 --random uniform --seed 3 &
+step=$!
+forward_usr1() { echo "USR1 forwarded"; kill -USR1 "$step" 2>/dev/null || true; }
+trap forward_usr1 USR1
+while kill -0 "$step" 2>/dev/null; do wait "$step" || true; done
+rc=0
+wait "$step" || rc=$?
+[ "$rc" = 0 ] || exit "$rc"
+exec "$MMRUN" commit f.npy
+"#;
+
+/// Slurm's whole stop sequence at a time limit: `--signal=B:USR1@45` with
+/// `-t 1` sends USR1 (mmrun makes its finished rows durable), then at the
+/// limit TERM, then KILL after KillWait. The same job submitted again
+/// resumes from the durable rows and commits a file equal to a local fill.
+/// Takes a little over a minute (Slurm's smallest time limit).
+#[test]
+fn slurm_time_limit_usr1_then_term_then_resubmitted_job_resumes() {
+    let _g = serial();
+    let test = "slurm_time_limit_usr1_then_term_then_resubmitted_job_resumes";
+    let Some(conf) = crate::distributed::slurm(test) else {
+        return;
+    };
+    let dir = Dir::new();
+    fs::write(dir.join("job.sh"), FILL_JOB).unwrap();
+    let submit = |extra: &[&str], gated: bool| -> String {
+        let mut c = crate::distributed::slurm_cmd(&conf, "sbatch");
+        c.current_dir(dir.path())
+            .args(["--parsable", "-J", crate::distributed::JOB_NAME])
+            .args(["-n", "1", "-c", "1", "--open-mode=append", "-D"])
+            .arg(dir.path())
+            .arg("-o")
+            .arg(dir.join("job.out"))
+            .arg(format!(
+                "--export=ALL,MMRUN={},GATED={}",
+                mmrun_bin().display(),
+                if gated { 1 } else { 0 }
+            ))
+            .args(extra)
+            .arg(dir.join("job.sh"));
+        run("sbatch", c, STEP).ok().stdout.trim().to_string()
+    };
+    let job = submit(&["-t", "1", "--signal=B:USR1@45"], true);
+    wait_gone(&conf, &dir, &job);
+    let out = fs::read_to_string(dir.join("job.out")).unwrap_or_default();
+    assert!(
+        out.contains("USR1 forwarded"),
+        "no USR1 before the limit:\n{out}"
+    );
+    assert!(
+        out.contains("TIME LIMIT"),
+        "the job did not reach its limit:\n{out}"
+    );
+    assert!(
+        !dir.join("f.npy").exists(),
+        "a timed-out job published:\n{out}"
+    );
+    let rec = dir.join(".f.npy.mmrun-journal.d/rank-0-of-1");
+    let text = fs::read_to_string(&rec).unwrap_or_default();
+    assert!(
+        text.contains("\"durable\""),
+        "the rank made nothing durable on USR1:\n{text}\njob:\n{out}"
+    );
+    let again = submit(&["-t", "5"], false);
+    wait_gone(&conf, &dir, &again);
+    let out = fs::read_to_string(dir.join("job.out")).unwrap_or_default();
+    assert!(out.contains("published f.npy"), "{out}");
+    assert_same_as_local_fill(&dir, "f.npy", "4096,1024", "f4", "3");
 }
