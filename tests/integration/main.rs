@@ -33,3 +33,6 @@ mod reduce;
 mod convert;
 // Files four times larger than the memory limit of their cgroup.
 mod memory;
+// The mapped path over many windows: results against NumPy, populate and
+// madvise calls under strace.
+mod mapped_path;
