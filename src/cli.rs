@@ -751,6 +751,13 @@ pub fn run() -> Result<()> {
         }
     };
     init_logging(&cli);
+    if matches!(
+        cli.command,
+        Command::Info(_) | Command::Verify(_) | Command::Bench(_)
+    ) {
+        // They publish nothing: a stop signal may end them at any point.
+        let _ = mmrun::os::unblock_stop_signals();
+    }
     match cli.command {
         Command::Info(a) => info(a),
         Command::Create(a) => create(a),
@@ -1393,7 +1400,11 @@ fn create(a: CreateArgs) -> Result<()> {
         .pending(a.pending)
         .dry_run(a.dry_run);
     let result = runner.run(|_| Ok(None));
-    report_outcome("create", &result, a.dry_run, a.json, None);
+    let late = result
+        .as_ref()
+        .ok()
+        .and_then(|_| mmrun::os::take_pending_stop());
+    report_outcome("create", &result, a.dry_run, a.json, None, late);
     result.map(|_| ())
 }
 
@@ -1532,7 +1543,16 @@ impl RunArgs {
             None => None,
         };
         let result = run();
-        report_outcome(command, &result, self.dry_run, self.json, report_file);
+        // The target is published: a stop signal that came during the final
+        // sync or after it changes nothing but the report.
+        let late = result
+            .as_ref()
+            .ok()
+            .and_then(|_| mmrun::os::take_pending_stop());
+        if let Some(sig) = late {
+            eprintln!("mmrun: {sig} arrived after the work was done and published: exit 0");
+        }
+        report_outcome(command, &result, self.dry_run, self.json, report_file, late);
         result.map(|_| ())
     }
 }
@@ -1544,6 +1564,7 @@ fn report_outcome(
     dry_run: bool,
     json: bool,
     report_file: Option<File>,
+    late: Option<nix::sys::signal::Signal>,
 ) {
     let summary = match result {
         Ok(s) => Some(s),
@@ -1552,7 +1573,14 @@ fn report_outcome(
     let Some(summary) = summary else { return };
     let error = result.as_ref().err();
     if json || report_file.is_some() {
-        let doc = report::run_json(command, summary, error);
+        let mut doc = report::run_json(command, summary, error);
+        if let Some(sig) = late {
+            doc["signal_after_publish"] = serde_json::json!({
+                "signal": sig as i32,
+                "name": mmrun::os::signal_name(sig as i32),
+                "when": "after the workers finished: the target was published",
+            });
+        }
         let text = serde_json::to_string_pretty(&doc).expect("report serialises");
         if let Some(mut f) = report_file {
             let _ = writeln!(f, "{text}");

@@ -10,8 +10,17 @@ fn main() {
     if std::env::args_os().nth(1).is_some_and(|a| a == "__worker") {
         std::process::exit(mmrun::worker::exec_main());
     }
+    // From here to the exit, stop signals and SIGUSR1 are blocked: they are
+    // read where mmrun can act on them, never delivered between two steps
+    // (see `os::block_command_signals`).
+    let _ = mmrun::os::block_command_signals();
     let code = match cli::run() {
-        Ok(()) => mmrun::exit_code::SUCCESS,
+        Ok(()) => {
+            if let Some(sig) = mmrun::os::take_pending_stop() {
+                eprintln!("mmrun: {sig} arrived after the work was done and published: exit 0");
+            }
+            mmrun::exit_code::SUCCESS
+        }
         Err(e) => {
             eprintln!("mmrun: error: {e}");
             if let ErrorKind::Interrupted(sig) = e.kind() {

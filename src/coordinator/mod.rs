@@ -733,6 +733,7 @@ impl Runner {
         if self.sync == SyncMode::Full {
             sync_dir(&prepared.real)?;
         }
+        os::test_signal_point("published");
         summary.flush_s = t2.elapsed().as_secs_f64();
         Ok(())
     }
@@ -826,6 +827,7 @@ impl Runner {
         })?;
         let t2 = Instant::now();
         // Only this rank's rows need to reach the disk before it says done.
+        os::test_signal_point("rank-sync");
         file.sync_data()
             .map_err(|e| Error::io_failed("cannot sync", &partial, e))?;
         check_size(file, &prepared.layout, &partial, false)?;
@@ -1088,6 +1090,7 @@ impl Runner {
 
     /// Step 1: everything that can be checked without changing the disk.
     fn prepare(&self) -> Result<Prepared> {
+        os::test_signal_point("prepare");
         let mut prepared = if self.distributed.is_some() {
             self.prepare_rank()?
         } else {

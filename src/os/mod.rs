@@ -34,6 +34,84 @@ pub const WATCHED: [Signal; 5] = [
     Signal::SIGUSR1,
 ];
 
+/// Signals that ask a run to stop.
+pub const STOP: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+fn command_mask() -> SigSet {
+    let mut mask = SigSet::empty();
+    for s in STOP.into_iter().chain([Signal::SIGUSR1]) {
+        mask.add(s);
+    }
+    mask
+}
+
+/// Blocks SIGINT, SIGTERM, SIGHUP and SIGUSR1 in the calling thread: the
+/// `mmrun` binary's first line, before any other thread exists (threads
+/// started later inherit the mask). A stop signal then never kills mmrun
+/// between two steps — during `prepare`, the final sync, the rename or a
+/// `commit` — it stays pending until a run's [`SignalWatch`] reads it, or
+/// until [`take_pending_stop`] finds it once the command is done, when
+/// whether the target was published decides the outcome. SIGUSR1 (Slurm's
+/// `--signal=B:USR1@T`, `scancel -s USR1`) never terminates mmrun. Forked
+/// workers start with an empty mask ([`fork_child`]); `std::process`
+/// children too.
+pub fn block_command_signals() -> io::Result<()> {
+    command_mask().thread_block()?;
+    Ok(())
+}
+
+/// Unblocks SIGINT, SIGTERM and SIGHUP again, for the read-only commands
+/// (`info`, `verify`, `bench`) that publish nothing and must stay
+/// interruptible; SIGUSR1 stays blocked.
+pub fn unblock_stop_signals() -> io::Result<()> {
+    let mut mask = SigSet::empty();
+    for s in STOP {
+        mask.add(s);
+    }
+    mask.thread_unblock()?;
+    Ok(())
+}
+
+/// Consumes every pending SIGINT, SIGTERM, SIGHUP and SIGUSR1 without
+/// waiting, and returns the first stop signal among them.
+pub fn take_pending_stop() -> Option<Signal> {
+    let fd = SignalFd::with_flags(
+        &command_mask(),
+        SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+    )
+    .ok()?;
+    let mut stop = None;
+    while let Ok(Some(info)) = fd.read_signal() {
+        if let Ok(s) = Signal::try_from(info.ssi_signo as i32) {
+            if STOP.contains(&s) && stop.is_none() {
+                stop = Some(s);
+            }
+        }
+    }
+    stop
+}
+
+/// Test hook: `__MMRUN_TEST_SIGNAL_AT=POINT:SIG[,POINT:SIG…]` makes mmrun
+/// send itself `SIG` (`TERM`, `USR1`, …) when it reaches `POINT`
+/// (`prepare`, `published`, `rank-sync`, `commit`), so tests can deliver a
+/// signal at an exact step without timing.
+pub fn test_signal_point(point: &str) {
+    let Ok(spec) = std::env::var("__MMRUN_TEST_SIGNAL_AT") else {
+        return;
+    };
+    for item in spec.split(',') {
+        let Some((p, sig)) = item.split_once(':') else {
+            continue;
+        };
+        if p != point {
+            continue;
+        }
+        if let Ok(s) = format!("SIG{sig}").parse::<Signal>() {
+            let _ = signal::kill(unistd::getpid(), s);
+        }
+    }
+}
+
 /// The coordinator's view of signals: blocked, and delivered as readable
 /// events on a descriptor its single `poll` loop waits on. No handler runs,
 /// so there is nothing async-signal-unsafe to get wrong.

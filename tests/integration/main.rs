@@ -29,3 +29,5 @@ mod reduce;
 mod convert;
 // Files four times larger than the memory limit of their cgroup.
 mod memory;
+// Signals around publishing, worker descriptors, reaping, stopping programs.
+mod supervisor;
