@@ -266,6 +266,61 @@ fn scan_panic_names_worker_rows_and_panic_text() {
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "leftovers");
 }
 
+/// Runs a small fill with 3 forked workers.
+fn run_fill(dir: &Path) -> mmrun::Result<mmrun::RunSummary> {
+    Runner::new(new_target(dir))
+        .workers(Workers::Count(3))
+        .run(|l| {
+            let k = mmrun::Fill::new(mmrun::FillKind::Arange, l.dtype)?;
+            Ok(Some(Box::new(k) as Box<dyn Kernel>))
+        })
+}
+
+/// Found 2: the coordinator reaped any child (`wait4(-1)`), so a caller's
+/// own child that exited during the run lost its status (`Child::wait` →
+/// ECHILD). Its status is the caller's now.
+fn a_callers_own_child_keeps_its_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "exit 7"])
+        .spawn()
+        .unwrap();
+    // Wait until it is a zombie, so it has exited before the run starts.
+    let stat = format!("/proc/{}/stat", child.id());
+    while !fs::read_to_string(&stat)
+        .map(|t| t[t.rfind(')').unwrap() + 2..].starts_with('Z'))
+        .unwrap_or(true)
+    {
+        std::thread::yield_now();
+    }
+    run_fill(dir.path()).unwrap();
+    let status = child
+        .wait()
+        .expect("the caller's child is still its own to wait for");
+    assert_eq!(status.code(), Some(7));
+}
+
+/// Found 2: SIGXFSZ was left ignored for good after a run. The caller's
+/// disposition is back once `Runner::run` returns.
+fn no_signal_disposition_is_left_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let query = || {
+        // SAFETY: a zeroed sigaction is a valid out-parameter; a null `act`
+        // only reads the current disposition.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            assert_eq!(
+                libc::sigaction(libc::SIGXFSZ, std::ptr::null(), &mut old),
+                0
+            );
+            old.sa_sigaction
+        }
+    };
+    assert_eq!(query(), libc::SIG_DFL);
+    run_fill(dir.path()).unwrap();
+    assert_eq!(query(), libc::SIG_DFL, "SIGXFSZ left changed");
+}
+
 const TESTS: &[(&str, fn())] = &[
     (
         "fork_kernel_error_names_worker_rows_and_message",
@@ -291,6 +346,14 @@ const TESTS: &[(&str, fn())] = &[
     (
         "scan_panic_names_worker_rows_and_panic_text",
         scan_panic_names_worker_rows_and_panic_text,
+    ),
+    (
+        "a_callers_own_child_keeps_its_exit_status",
+        a_callers_own_child_keeps_its_exit_status,
+    ),
+    (
+        "no_signal_disposition_is_left_changed",
+        no_signal_disposition_is_left_changed,
     ),
 ];
 

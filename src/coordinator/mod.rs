@@ -612,7 +612,6 @@ impl Runner {
         t0: Instant,
     ) -> Result<()> {
         let layout = &prepared.layout;
-        os::ignore_sigxfsz();
         let fingerprint = fingerprint(layout, summary.rows, &work, self.seed, &prepared.mode);
         let owner = Owner::this_process(fingerprint);
         // Signals are taken through the watch from here on, so an interrupt

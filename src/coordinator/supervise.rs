@@ -8,7 +8,8 @@
 //! retry later, too) without a child inheriting some other thread's lock.
 //!
 //! Shutdown state machine:
-//! - `Running` → a worker exits: reaped with `wait4` (status + rusage).
+//! - `Running` → a worker exits: reaped with `wait4(pid)` (status +
+//!   rusage), by its own pid, so a library caller's children keep theirs.
 //! - `Running` → SIGINT/SIGTERM/SIGHUP: SIGTERM every live worker's process
 //!   group, note the signal, arm the `kill_after` deadline (`Stopping`).
 //! - `Stopping` → deadline passes, or a second signal: SIGKILL the groups.
@@ -470,13 +471,18 @@ pub fn run_workers(
         }
 
         // Reap everything that has exited.
-        while let Some((pid, exit, usage)) =
-            os::reap_any().map_err(|e| Error::failed(format!("wait4: {e}")))?
-        {
-            let Some(pos) = live.iter().position(|l| l.pid == pid) else {
-                continue;
-            };
-            let l = live.swap_remove(pos);
+        // Each worker is waited for by its pid: a library caller's own
+        // children are never reaped here.
+        let mut exited = Vec::new();
+        for (i, l) in live.iter().enumerate() {
+            if let Some((exit, usage)) =
+                os::reap(l.pid).map_err(|e| Error::failed(format!("wait4: {e}")))?
+            {
+                exited.push((i, exit, usage));
+            }
+        }
+        for (i, exit, usage) in exited.into_iter().rev() {
+            let l = live.swap_remove(i);
             free_slots.push(l.slot);
             let r = &mut records[l.record];
             r.seconds = l.started.elapsed().as_secs_f64();

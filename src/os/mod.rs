@@ -119,6 +119,8 @@ pub fn test_signal_point(point: &str) {
 pub struct SignalWatch {
     fd: SignalFd,
     previous: SigSet,
+    /// SIGXFSZ's disposition before the run, restored at drop.
+    previous_xfsz: Option<signal::SigAction>,
 }
 
 /// What one wait on a [`SignalWatch`] saw.
@@ -139,8 +141,28 @@ impl SignalWatch {
             mask.add(s);
         }
         let previous = mask.thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
-        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
-        Ok(SignalWatch { fd, previous })
+        let fd = match SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = previous.thread_set_mask();
+                return Err(e.into());
+            }
+        };
+        // Writing past `ulimit -f` is then an EFBIG error mmrun can report
+        // instead of a core dump. The disposition is process-wide, so the
+        // caller's is put back at drop.
+        let ignore = signal::SigAction::new(
+            SigHandler::SigIgn,
+            signal::SaFlags::empty(),
+            SigSet::empty(),
+        );
+        // SAFETY: SIG_IGN runs no code of ours in signal context.
+        let previous_xfsz = unsafe { signal::sigaction(Signal::SIGXFSZ, &ignore) }.ok();
+        Ok(SignalWatch {
+            fd,
+            previous,
+            previous_xfsz,
+        })
     }
 
     /// Waits up to `timeout_ms` for a signal or for one of `extra` to be
@@ -196,8 +218,14 @@ impl SignalWatch {
 }
 
 impl Drop for SignalWatch {
-    /// Restores the signal mask a library caller had before the run.
+    /// Restores the signal mask and the SIGXFSZ disposition a library
+    /// caller had before the run.
     fn drop(&mut self) {
+        if let Some(old) = &self.previous_xfsz {
+            // SAFETY: `old` is the disposition sigaction returned: the
+            // caller's own handler (or SIG_DFL/SIG_IGN), valid as before.
+            let _ = unsafe { signal::sigaction(Signal::SIGXFSZ, old) };
+        }
         let _ = self.previous.thread_set_mask();
     }
 }
@@ -231,24 +259,27 @@ pub enum Exit {
     },
 }
 
-/// Reaps one exited child without blocking: `None` when no child has exited.
-pub fn reap_any() -> io::Result<Option<(Pid, Exit, Usage)>> {
+/// Reaps child `pid` if it has exited, without blocking: `None` while it
+/// runs. Only the given pid is waited for — never `wait4(-1)` — so the
+/// children of a library caller keep their exit statuses.
+pub fn reap(pid: Pid) -> io::Result<Option<(Exit, Usage)>> {
     let mut status: libc::c_int = 0;
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 writes only through the two valid pointers we pass,
-    // both to locals that outlive the call.
-    let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut ru) };
-    if pid == 0 {
+    let got = loop {
+        // SAFETY: wait4 writes only through the two valid pointers we pass,
+        // both to locals that outlive the call.
+        let got = unsafe { libc::wait4(pid.as_raw(), &mut status, libc::WNOHANG, &mut ru) };
+        if got < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        break got;
+    };
+    if got == 0 {
         return Ok(None);
     }
-    if pid < 0 {
-        let err = io::Error::last_os_error();
-        return match err.raw_os_error() {
-            Some(libc::ECHILD) => Ok(None),
-            Some(libc::EINTR) => reap_any(),
-            _ => Err(err),
-        };
+    if got < 0 {
+        return Err(io::Error::last_os_error());
     }
     let exit = if libc::WIFSIGNALED(status) {
         Exit::Signal {
@@ -266,7 +297,7 @@ pub fn reap_any() -> io::Result<Option<(Pid, Exit, Usage)>> {
         minor_faults: ru.ru_minflt,
         major_faults: ru.ru_majflt,
     };
-    Ok(Some((Pid::from_raw(pid), exit, usage)))
+    Ok(Some((exit, usage)))
 }
 
 /// Starts a child process that runs `work` and leaves with `_exit(code)`.
@@ -345,13 +376,6 @@ fn reset_signals() {
 /// Sends `sig` to the process group led by `pgid`.
 pub fn signal_group(pgid: Pid, sig: Signal) {
     let _ = signal::killpg(pgid, sig);
-}
-
-/// Ignores SIGXFSZ so that writing past `ulimit -f` is an EFBIG error mmrun
-/// can report instead of a core dump.
-pub fn ignore_sigxfsz() {
-    // SAFETY: SIG_IGN runs no code of ours in signal context.
-    let _ = unsafe { signal::signal(Signal::SIGXFSZ, SigHandler::SigIgn) };
 }
 
 /// Dies of `sig` the way an uncaught signal would: restores the default
