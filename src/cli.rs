@@ -1508,7 +1508,11 @@ impl RunArgs {
                 chunk_rows: k.unwrap_or(0),
             },
         };
+        // Re-executed workers run this very binary as `mmrun __worker`.
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::refused(format!("cannot find mmrun's own executable: {e}")))?;
         Ok(Runner::new(target)
+            .worker_exe(exe)
             .schedule(schedule)
             .distributed(rank)
             .workers(self.workers.unwrap_or(Workers::Auto))

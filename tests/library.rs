@@ -195,7 +195,8 @@ fn exec_failure_names_the_cause() {
     assert_failed(
         &err,
         &[
-            "worker 0 (rows 0..300) failed: cannot execute ",
+            "worker 0 (rows 0..300) could not be started: ",
+            "cannot execute ",
             "no-such-mmrun: No such file or directory",
         ],
     );
@@ -321,6 +322,72 @@ fn no_signal_disposition_is_left_changed() {
     assert_eq!(query(), libc::SIG_DFL, "SIGXFSZ left changed");
 }
 
+/// Found 4: `Runner::run` forked in a multi-threaded caller, whose child
+/// could inherit a lock another thread held. It refuses Spawn::Fork there,
+/// naming the fix, and changes nothing; Spawn::Exec (which runs no Rust
+/// code between fork and exec) works in the same process, and a child of
+/// the caller keeps its status across both runs.
+fn a_threaded_caller_gets_a_refusal_or_exec_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let (up_tx, up_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        up_tx.send(()).unwrap();
+        let _ = stop_rx.recv();
+    });
+    up_rx.recv().unwrap();
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "read _; exit 5"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = run_fill(dir.path()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert!(err.message().contains("threads"), "{err}");
+    assert!(err.message().contains("Spawn::Exec"), "{err}");
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "a refusal created files"
+    );
+    Runner::new(new_target(dir.path()))
+        .workers(Workers::Count(3))
+        .spawn(Spawn::Exec)
+        .worker_exe(mmrun_exe())
+        .run(|l| {
+            let k = mmrun::Fill::new(mmrun::FillKind::Arange, l.dtype)?;
+            Ok(Some(Box::new(k) as Box<dyn Kernel>))
+        })
+        .unwrap();
+    let bytes = fs::read(dir.path().join("x.npy")).unwrap();
+    let last = &bytes[bytes.len() - 4..];
+    assert_eq!(
+        f32::from_le_bytes(last.try_into().unwrap()),
+        (300 * 1024 - 1) as f32
+    );
+    drop(child.stdin.take());
+    assert_eq!(child.wait().unwrap().code(), Some(5));
+    stop_tx.send(()).unwrap();
+    thread.join().unwrap();
+}
+
+/// Found 4: the default worker executable was `current_exe()`, a library
+/// user's own `main` re-executed with `__worker`. Spawn::Exec without
+/// `worker_exe` is refused now, before anything is created.
+fn exec_without_a_worker_exe_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Runner::new(new_target(dir.path()))
+        .spawn(Spawn::Exec)
+        .run(|l| {
+            let k = mmrun::Fill::new(mmrun::FillKind::Arange, l.dtype)?;
+            Ok(Some(Box::new(k) as Box<dyn Kernel>))
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert!(err.message().contains("Runner::worker_exe"), "{err}");
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
 const TESTS: &[(&str, fn())] = &[
     (
         "fork_kernel_error_names_worker_rows_and_message",
@@ -354,6 +421,14 @@ const TESTS: &[(&str, fn())] = &[
     (
         "no_signal_disposition_is_left_changed",
         no_signal_disposition_is_left_changed,
+    ),
+    (
+        "a_threaded_caller_gets_a_refusal_or_exec_workers",
+        a_threaded_caller_gets_a_refusal_or_exec_workers,
+    ),
+    (
+        "exec_without_a_worker_exe_is_refused",
+        exec_without_a_worker_exe_is_refused,
     ),
 ];
 

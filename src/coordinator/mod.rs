@@ -383,9 +383,10 @@ impl Runner {
         self
     }
 
-    /// The program `Spawn::Exec` re-executes as `PROGRAM __worker`. Defaults
-    /// to the running executable, which is right for the `mmrun` binary; a
-    /// library caller using exec points this at an `mmrun` binary.
+    /// The program `Spawn::Exec` re-executes as `PROGRAM __worker`: an
+    /// `mmrun` binary. There is no default — re-executing the running
+    /// program would run a library user's own `main` — so `Spawn::Exec`
+    /// without it is refused (the `mmrun` binary passes itself).
     pub fn worker_exe(mut self, p: impl Into<PathBuf>) -> Self {
         self.worker_exe = Some(p.into());
         self
@@ -498,6 +499,10 @@ impl Runner {
         if let (Work::Kernel(k), Spawn::Exec) = (&work, self.spawn) {
             crate::kernels::check_rebuildable(k.as_ref())?;
         }
+        self.check_spawnable(
+            matches!(work, Work::Kernel(_)),
+            matches!(work, Work::Program(..)),
+        )?;
         let has_work = !matches!(work, Work::Create);
         let rows = self.rows.map_or(RowRange::new(0, layout.rows()), |r| {
             r.resolve(layout.rows())
@@ -971,14 +976,36 @@ impl Runner {
         }
     }
 
-    /// The program re-executed for `Spawn::Exec` workers: the one given, or
-    /// this very executable.
+    /// The program re-executed for `Spawn::Exec` workers (checked present
+    /// by [`Runner::check_spawnable`] before any work; unused by forks).
     fn resolved_worker_exe(&self) -> Result<PathBuf> {
-        match &self.worker_exe {
-            Some(p) => Ok(p.clone()),
-            None => std::env::current_exe()
-                .map_err(|e| Error::failed(format!("cannot find mmrun's own executable: {e}"))),
+        Ok(self.worker_exe.clone().unwrap_or_default())
+    }
+
+    /// Refuses, before any work, to start workers in a way this process
+    /// cannot do soundly: forking a kernel or an external program's shim
+    /// (both run Rust code after `fork`) from a multi-threaded process,
+    /// where the child could inherit a lock another thread holds; and
+    /// `Spawn::Exec` without [`Runner::worker_exe`].
+    pub(crate) fn check_spawnable(&self, kernel: bool, program: bool) -> Result<()> {
+        let forks = program || (kernel && self.spawn == Spawn::Fork);
+        let threads = os::thread_count();
+        if forks && threads > 1 {
+            let fix = if program {
+                "run it from a single-threaded process (before starting threads)"
+            } else {
+                "use Spawn::Exec with Runner::worker_exe(PATH of an mmrun binary), or run before starting threads"
+            };
+            return Err(Error::refused(format!(
+                "this process has {threads} threads and Spawn::Fork needs a single-threaded one (a forked worker could inherit another thread's lock): {fix}"
+            )));
         }
+        if kernel && self.spawn == Spawn::Exec && self.worker_exe.is_none() {
+            return Err(Error::refused(
+                "Spawn::Exec needs Runner::worker_exe(PATH of an mmrun binary): re-executing this program would run its own main",
+            ));
+        }
+        Ok(())
     }
 
     /// Checks a stale journal may be resumed by this run, and returns the

@@ -167,3 +167,73 @@ fn a_stop_signal_during_commit_completes_it() {
     assert_exit(&out, 0);
     assert!(dir.join("d.npy").exists());
 }
+
+/// Found 3: progress and result memfds were inherited without close-on-exec
+/// (one per slot), so every worker held all of them. An external program
+/// now holds exactly 0, 1, 2 and the progress region at 3.
+#[test]
+fn an_external_worker_holds_exactly_the_documented_descriptors() {
+    let Some(py) = require_numpy("an_external_worker_holds_exactly_the_documented_descriptors")
+    else {
+        return;
+    };
+    let dir = Dir::new();
+    let script = "import os\n\
+        out = []\n\
+        for fd in sorted(int(f) for f in os.listdir('/proc/self/fd')):\n\
+        \x20   try:\n\
+        \x20       target = os.readlink('/proc/self/fd/%d' % fd)\n\
+        \x20   except OSError:\n\
+        \x20       continue\n\
+        \x20   if target.endswith('/fd'):\n\
+        \x20       continue\n\
+        \x20   out.append('%d %s' % (fd, target))\n\
+        open('fds.' + os.environ['MMRUN_WORKER'], 'w').write('\\n'.join(out))\n";
+    std::fs::write(dir.join("list.py"), script).unwrap();
+    let pys = py.to_string_lossy().into_owned();
+    dir.ok(&[
+        "exec", "f.npy", "--shape", "8,4", "-w", "3", "--", &pys, "list.py",
+    ]);
+    for w in 0..3 {
+        let text = std::fs::read_to_string(dir.join(&format!("fds.{w}"))).unwrap();
+        let fds: Vec<(i32, &str)> = text
+            .lines()
+            .map(|l| {
+                let (n, t) = l.split_once(' ').unwrap();
+                (n.parse().unwrap(), t)
+            })
+            .collect();
+        let numbers: Vec<i32> = fds.iter().map(|f| f.0).collect();
+        assert_eq!(numbers, [0, 1, 2, 3], "worker {w} holds: {text}");
+        assert_eq!(fds[0].1, "/dev/null", "{text}");
+        assert!(fds[3].1.contains("memfd:mmrun-progress"), "{text}");
+    }
+}
+
+/// Found 3: `ulimit -n 64; mmrun fill … -w 64` failed with "slots: Too
+/// many open files" after the partial file existed. One progress region and
+/// one failure region serve all slots now, so -w 256 runs in 64 descriptors.
+#[test]
+fn two_hundred_fifty_six_workers_run_within_64_descriptors() {
+    let Some(py) = require_numpy("two_hundred_fifty_six_workers_run_within_64_descriptors") else {
+        return;
+    };
+    let dir = Dir::new();
+    let mmrun = mmrun_bin();
+    let out = std::process::Command::new("sh")
+        .current_dir(dir.path())
+        .args([
+            "-c",
+            "ulimit -n 64 && exec \"$0\" fill f.npy --shape 256,1024 --value 3 -w 256",
+            mmrun.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let got = python(
+        &py,
+        dir.path(),
+        "import numpy as np; a = np.load('f.npy'); print(a.shape, bool((a == 3).all()))",
+    );
+    assert_eq!(got.trim(), "(256, 1024) True");
+}
