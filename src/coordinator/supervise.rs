@@ -360,6 +360,7 @@ fn exec_spec(
     Ok(os::ExecSpec {
         cpu,
         progress_fd: None,
+        kill_after: Duration::ZERO,
         program: cs(program.as_os_str().as_bytes().to_vec())?,
         argv: argv.into_iter().map(cs).collect::<Result<_>>()?,
         env: env.into_iter().map(cs).collect::<Result<_>>()?,
@@ -662,6 +663,7 @@ fn spawn_one(
             let (argv, env) = program::worker_command(program, resolved, task, &progress_env)?;
             let mut spec = exec_spec(resolved, argv, env, cfg.cpu_for(task.worker))?;
             spec.progress_fd = cfg.progress.and_then(ProgressRegion::raw_fd);
+            spec.kill_after = cfg.kill_after;
             os::spawn_shimmed(&spec).map(|(pid, pipes)| {
                 let pump = |fd, to_stderr| Pump {
                     worker: task.worker,

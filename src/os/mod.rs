@@ -726,6 +726,8 @@ pub struct ExecSpec {
     pub env: Vec<CString>,
     /// The progress region's descriptor, handed over at [`PROGRESS_FD`].
     pub progress_fd: Option<RawFd>,
+    /// Grace between the SIGTERM the shim forwards and its SIGKILL.
+    pub kill_after: std::time::Duration,
 }
 
 /// Starts an external worker under a shim and returns the shim's pid (the
@@ -735,8 +737,9 @@ pub struct ExecSpec {
 /// for SIGTERM when the coordinator dies, and forks PROGRAM with stdin on
 /// `/dev/null`. When PROGRAM exits, the shim SIGKILLs every descendant left
 /// (orphans are re-parented to it as subreaper) and exits with PROGRAM's
-/// status. On SIGTERM, SIGINT or SIGHUP it does the same at once, then dies
-/// of SIGTERM. `PR_SET_PDEATHSIG` is not inherited across fork, which is why
+/// status. On SIGTERM, SIGINT or SIGHUP it forwards SIGTERM to PROGRAM,
+/// waits up to `kill_after` for it to exit, then SIGKILLs what is left and
+/// dies of SIGTERM. `PR_SET_PDEATHSIG` is not inherited across fork, which is why
 /// PROGRAM's children need the shim: a SIGKILLed coordinator leaves no
 /// worker and no worker's child behind, except a descendant that leaves
 /// both the process group and the shim's subtree before the shim dies.
@@ -847,11 +850,41 @@ fn shim_main(spec: &ExecSpec) -> i32 {
                 }
             }
             Ok(_) => {
-                let _ = signal::kill(program, Signal::SIGKILL);
+                // Stop: TERM to the program, then its grace, then KILL.
+                let _ = signal::kill(program, Signal::SIGTERM);
+                let deadline = std::time::Instant::now() + spec.kill_after;
+                if !wait_for_program(&sfd, program, deadline) {
+                    let _ = signal::kill(program, Signal::SIGKILL);
+                }
                 kill_descendants();
                 die_now(Signal::SIGTERM);
             }
             Err(_) => {}
+        }
+    }
+}
+
+/// Waits until `program` has exited (reaping it: `true`) or `deadline`
+/// passes (`false`). A second stop signal ends the wait at once.
+fn wait_for_program(sfd: &SignalFd, program: Pid, deadline: std::time::Instant) -> bool {
+    loop {
+        match waitpid(program, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(_) => return true,
+            Err(_) => return false,
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let ms = left.as_millis().clamp(1, 60_000) as u16;
+        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let readable = matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0);
+        if readable {
+            match sfd.read_signal() {
+                Ok(Some(info)) if info.ssi_signo as i32 != libc::SIGCHLD => return false,
+                _ => {}
+            }
         }
     }
 }

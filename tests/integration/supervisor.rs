@@ -237,3 +237,53 @@ fn two_hundred_fifty_six_workers_run_within_64_descriptors() {
     );
     assert_eq!(got.trim(), "(256, 1024) True");
 }
+
+/// Found 5: on SIGTERM the shim SIGKILLed the program at once, so a Python
+/// worker never got the promised TERM → `--kill-after` → KILL. Its TERM
+/// handler (which takes a moment before it writes its marker) now runs to
+/// the end. The worker itself sends SIGTERM to the coordinator once its
+/// handler is installed, so nothing depends on timing.
+#[test]
+fn an_external_program_gets_term_and_its_grace() {
+    let Some(py) = require_numpy("an_external_program_gets_term_and_its_grace") else {
+        return;
+    };
+    let dir = Dir::new();
+    let script = "import os, signal, time\n\
+        def on_term(signo, frame):\n\
+        \x20   time.sleep(0.5)\n\
+        \x20   open('marker.' + os.environ['MMRUN_WORKER'], 'w').write('term')\n\
+        \x20   os._exit(0)\n\
+        signal.signal(signal.SIGTERM, on_term)\n\
+        shim = os.getppid()\n\
+        stat = open('/proc/%d/stat' % shim).read()\n\
+        coordinator = int(stat[stat.rfind(')') + 2:].split()[1])\n\
+        os.kill(coordinator, signal.SIGTERM)\n\
+        while True:\n\
+        \x20   signal.pause()\n";
+    std::fs::write(dir.join("term.py"), script).unwrap();
+    let pys = py.to_string_lossy().into_owned();
+    let out = dir.run(&[
+        "exec",
+        "f.npy",
+        "--shape",
+        "8,4",
+        "-w",
+        "1",
+        "--kill-after",
+        "60s",
+        "--",
+        &pys,
+        "term.py",
+    ]);
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("marker.0"))
+            .ok()
+            .as_deref(),
+        Some("term"),
+        "the worker's TERM handler did not finish: {}",
+        stderr(&out)
+    );
+    assert!(!dir.join("f.npy").exists());
+}
