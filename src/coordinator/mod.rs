@@ -196,6 +196,7 @@ pub struct Runner {
     seed: Option<u128>,
     kill_after: Duration,
     worker_exe: Option<PathBuf>,
+    fork_with_threads: bool,
     retries: u32,
     timeout: Option<Duration>,
     fail_fast: bool,
@@ -309,6 +310,7 @@ impl Runner {
             seed: None,
             kill_after: Duration::from_secs(10),
             worker_exe: None,
+            fork_with_threads: false,
             retries: 0,
             timeout: None,
             fail_fast: false,
@@ -392,6 +394,21 @@ impl Runner {
         self
     }
 
+    /// Fork workers even though this process has other threads (normally
+    /// refused, see [`Runner::run`]).
+    ///
+    /// # Safety
+    /// After `fork` the child has only the forking thread: a lock another
+    /// thread held at that instant (the allocator's, stdio's, an
+    /// interpreter's) stays held forever in the child. The caller promises
+    /// that no thread can hold a lock the workers need while `run` forks —
+    /// e.g. the other threads are parked in a known state, as an embedding
+    /// interpreter that holds its global lock arranges.
+    pub unsafe fn fork_with_threads(mut self) -> Self {
+        self.fork_with_threads = true;
+        self
+    }
+
     /// Start a failed range again, up to `k` times (`--retries`).
     pub fn retries(mut self, k: u32) -> Self {
         self.retries = k;
@@ -466,8 +483,9 @@ impl Runner {
 
     /// Builds (or checks) the file and runs the kernel `make` returns for
     /// its layout over the planned rows; `None` from `make` only creates
-    /// the file. The fork path requires the calling process to be
-    /// single-threaded at this point (see [`crate::os::fork_child`]).
+    /// the file. The fork path (the default) requires the calling process to
+    /// be single-threaded (it counts `/proc/self/task` and refuses
+    /// otherwise, naming `Spawn::Exec` as the fix).
     pub fn run<F>(&self, make: F) -> Result<RunSummary>
     where
         F: FnOnce(&Layout) -> Result<Option<Box<dyn Kernel>>>,
@@ -976,21 +994,32 @@ impl Runner {
         }
     }
 
-    /// The program re-executed for `Spawn::Exec` workers (checked present
-    /// by [`Runner::check_spawnable`] before any work; unused by forks).
+    /// The program re-executed for `Spawn::Exec` workers: the one given,
+    /// else `$MMRUN_WORKER_EXE` (set by the Python package's `mmrun`
+    /// command, whose own executable is the interpreter). Checked present
+    /// by [`Runner::check_spawnable`] before any work; unused by forks.
     fn resolved_worker_exe(&self) -> Result<PathBuf> {
-        Ok(self.worker_exe.clone().unwrap_or_default())
+        Ok(self.explicit_worker_exe().unwrap_or_default())
+    }
+
+    fn explicit_worker_exe(&self) -> Option<PathBuf> {
+        self.worker_exe.clone().or_else(|| {
+            std::env::var_os("MMRUN_WORKER_EXE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
     }
 
     /// Refuses, before any work, to start workers in a way this process
     /// cannot do soundly: forking a kernel or an external program's shim
     /// (both run Rust code after `fork`) from a multi-threaded process,
-    /// where the child could inherit a lock another thread holds; and
-    /// `Spawn::Exec` without [`Runner::worker_exe`].
+    /// where the child could inherit a lock another thread holds (unless
+    /// the caller vouched for it with [`Runner::fork_with_threads`]); and
+    /// `Spawn::Exec` without a worker executable.
     pub(crate) fn check_spawnable(&self, kernel: bool, program: bool) -> Result<()> {
         let forks = program || (kernel && self.spawn == Spawn::Fork);
         let threads = os::thread_count();
-        if forks && threads > 1 {
+        if forks && threads > 1 && !self.fork_with_threads {
             let fix = if program {
                 "run it from a single-threaded process (before starting threads)"
             } else {
@@ -1000,7 +1029,7 @@ impl Runner {
                 "this process has {threads} threads and Spawn::Fork needs a single-threaded one (a forked worker could inherit another thread's lock): {fix}"
             )));
         }
-        if kernel && self.spawn == Spawn::Exec && self.worker_exe.is_none() {
+        if kernel && self.spawn == Spawn::Exec && self.explicit_worker_exe().is_none() {
             return Err(Error::refused(
                 "Spawn::Exec needs Runner::worker_exe(PATH of an mmrun binary): re-executing this program would run its own main",
             ));
@@ -1174,8 +1203,14 @@ impl Runner {
                 let describe_raw = t.raw.is_some() && !t.create_only && !t.force;
                 if let Some(new) = t.create.as_ref().filter(|_| !describe_raw) {
                     if !t.force {
+                        // Only fill, exec and create in place take --shape.
+                        let in_place = if t.create_only {
+                            ""
+                        } else {
+                            ", or leave out --shape to work on it in place"
+                        };
                         return Err(Error::refused(format!(
-                            "{} already exists: use --force to replace it, or leave out --shape to work on it in place",
+                            "{} already exists: use --force to replace it{in_place}",
                             path.display()
                         )));
                     }

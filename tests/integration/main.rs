@@ -31,3 +31,8 @@ mod convert;
 mod memory;
 // Signals around publishing, worker descriptors, reaping, stopping programs.
 mod supervisor;
+// The mapped path over many windows: results against NumPy, populate and
+// madvise calls under strace.
+mod mapped_path;
+// Inputs answered as NumPy answers them, no panics, helpful messages, quiet and JSON output.
+mod agreement;
