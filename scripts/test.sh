@@ -42,7 +42,12 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items --locked
 # Open MPI and a single-node Slurm for the distributed tests (installed once).
 ./scripts/launchers.sh setup
 trap './scripts/launchers.sh teardown' EXIT
+rm -f target/tmp/skipped-tests.txt
 cargo test --locked
+if [ -s target/tmp/skipped-tests.txt ]; then
+    echo "scripts/test.sh: tests skipped for a missing tool:" >&2
+    cat target/tmp/skipped-tests.txt >&2
+fi
 # The library examples, run as a user runs them: each checks its own result
 # and exits non-zero when it is wrong.
 examples_dir="$(mktemp -d)"

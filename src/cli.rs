@@ -757,6 +757,18 @@ fn draw_seed() -> Result<u128> {
     Ok(u128::from_le_bytes(b))
 }
 
+/// A runner as this command line uses it. The `mmrun` binary is
+/// single-threaded; the Python package runs this same command line inside
+/// its interpreter (src/python), which may have threads of its own.
+fn hosted(runner: Runner) -> Runner {
+    #[cfg(feature = "python")]
+    // SAFETY: in the Python package the command runs on the thread that
+    // holds the GIL, so no other Python thread runs in the interpreter when
+    // workers fork, as for `os.fork` (see src/python/mod.rs).
+    let runner = unsafe { runner.fork_with_threads() };
+    runner
+}
+
 /// Parses the command line and runs it.
 pub fn run() -> Result<()> {
     run_from(std::env::args_os())
@@ -787,6 +799,13 @@ where
         }
     };
     init_logging(&cli);
+    if matches!(
+        cli.command,
+        Command::Info(_) | Command::Verify(_) | Command::Bench(_)
+    ) {
+        // They publish nothing: a stop signal may end them at any point.
+        let _ = mmrun::os::unblock_stop_signals();
+    }
     let outputs = JsonOutputs::of(&cli.command);
     let result = dispatch(cli.command);
     if let (Err(e), Some(outputs)) = (&result, outputs) {
@@ -1421,7 +1440,7 @@ fn publish_values(
     lock: bool,
 ) -> Result<RunSummary> {
     use mmrun::kernels::reduce::Values;
-    Runner::new(target)
+    hosted(Runner::new(target))
         .workers(Workers::Count(1))
         .spawn(Spawn::Fork)
         .sync(sync)
@@ -1678,7 +1697,11 @@ fn create(a: CreateArgs) -> Result<()> {
         .pending(a.pending)
         .dry_run(a.dry_run);
     let result = runner.run(|_| Ok(None));
-    report_outcome("create", &result, a.dry_run, a.json, None);
+    let late = result
+        .as_ref()
+        .ok()
+        .and_then(|_| mmrun::os::take_pending_stop());
+    report_outcome("create", &result, a.dry_run, a.json, None, late);
     result.map(|_| ())
 }
 
@@ -1782,7 +1805,15 @@ impl RunArgs {
                 chunk_rows: k.unwrap_or(0),
             },
         };
-        Ok(Runner::new(target)
+        // Re-executed workers run this very binary as `mmrun __worker` (or
+        // the Python package's launcher, named by MMRUN_WORKER_EXE).
+        let exe = match std::env::var_os("MMRUN_WORKER_EXE").filter(|v| !v.is_empty()) {
+            Some(p) => PathBuf::from(p),
+            None => std::env::current_exe()
+                .map_err(|e| Error::refused(format!("cannot find mmrun's own executable: {e}")))?,
+        };
+        Ok(hosted(Runner::new(target))
+            .worker_exe(exe)
             .schedule(schedule)
             .distributed(rank)
             .workers(self.workers.unwrap_or(Workers::Auto))
@@ -1818,7 +1849,16 @@ impl RunArgs {
             None => None,
         };
         let result = run();
-        report_outcome(command, &result, self.dry_run, self.json, report_file);
+        // The target is published: a stop signal that came during the final
+        // sync or after it changes nothing but the report.
+        let late = result
+            .as_ref()
+            .ok()
+            .and_then(|_| mmrun::os::take_pending_stop());
+        if let Some(sig) = late {
+            eprintln!("mmrun: {sig} arrived after the work was done and published: exit 0");
+        }
+        report_outcome(command, &result, self.dry_run, self.json, report_file, late);
         result.map(|_| ())
     }
 }
@@ -1897,6 +1937,7 @@ fn report_outcome(
     dry_run: bool,
     json: bool,
     report_file: Option<File>,
+    late: Option<nix::sys::signal::Signal>,
 ) {
     let summary = match result {
         Ok(s) => Some(s),
@@ -1912,7 +1953,14 @@ fn report_outcome(
     OUTCOME_REPORTED.store(true, std::sync::atomic::Ordering::Relaxed);
     let error = result.as_ref().err();
     if json || report_file.is_some() {
-        let doc = report::run_json(command, summary, error);
+        let mut doc = report::run_json(command, summary, error);
+        if let Some(sig) = late {
+            doc["signal_after_publish"] = serde_json::json!({
+                "signal": sig as i32,
+                "name": mmrun::os::signal_name(sig as i32),
+                "when": "after the workers finished: the target was published",
+            });
+        }
         let text = serde_json::to_string_pretty(&doc).expect("report serialises");
         if let Some(mut f) = report_file {
             let _ = writeln!(f, "{text}");

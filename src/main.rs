@@ -17,10 +17,19 @@ fn main() {
     if std::env::args_os().nth(1).is_some_and(|a| a == "__worker") {
         std::process::exit(mmrun::worker::exec_main());
     }
+    // From here to the exit, stop signals and SIGUSR1 are blocked: they are
+    // read where mmrun can act on them, never delivered between two steps
+    // (see `os::block_command_signals`).
+    let _ = mmrun::os::block_command_signals();
     install_panic_hook();
     let ran = std::panic::catch_unwind(AssertUnwindSafe(cli::run));
     let code = match ran {
-        Ok(Ok(())) => mmrun::exit_code::SUCCESS,
+        Ok(Ok(())) => {
+            if let Some(sig) = mmrun::os::take_pending_stop() {
+                eprintln!("mmrun: {sig} arrived after the work was done and published: exit 0");
+            }
+            mmrun::exit_code::SUCCESS
+        }
         Ok(Err(e)) => {
             if cli::json_log() {
                 tracing::error!("{e}");

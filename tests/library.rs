@@ -153,7 +153,10 @@ fn exec_kernel_error_names_worker_rows_and_message() {
 /// (registered kernels do not panic on their own).
 fn exec_kernel_panic_names_worker_rows_and_panic_text() {
     if !cfg!(debug_assertions) {
-        eprintln!("SKIP exec_kernel_panic: the worker fault hook exists in debug builds only");
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            panic!("exec_kernel_panic needs a debug build (its fault hook), and CI=true");
+        }
+        println!("SKIP exec_kernel_panic: the worker fault hook exists in debug builds only");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -195,7 +198,8 @@ fn exec_failure_names_the_cause() {
     assert_failed(
         &err,
         &[
-            "worker 0 (rows 0..300) failed: cannot execute ",
+            "worker 0 (rows 0..300) could not be started: ",
+            "cannot execute ",
             "no-such-mmrun: No such file or directory",
         ],
     );
@@ -266,6 +270,127 @@ fn scan_panic_names_worker_rows_and_panic_text() {
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "leftovers");
 }
 
+/// Runs a small fill with 3 forked workers.
+fn run_fill(dir: &Path) -> mmrun::Result<mmrun::RunSummary> {
+    Runner::new(new_target(dir))
+        .workers(Workers::Count(3))
+        .run(|l| {
+            let k = mmrun::Fill::new(mmrun::FillKind::Arange, l.dtype)?;
+            Ok(Some(Box::new(k) as Box<dyn Kernel>))
+        })
+}
+
+/// Found 2: the coordinator reaped any child (`wait4(-1)`), so a caller's
+/// own child that exited during the run lost its status (`Child::wait` →
+/// ECHILD). Its status is the caller's now.
+fn a_callers_own_child_keeps_its_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "exit 7"])
+        .spawn()
+        .unwrap();
+    // Wait until it is a zombie, so it has exited before the run starts.
+    let stat = format!("/proc/{}/stat", child.id());
+    while !fs::read_to_string(&stat)
+        .map(|t| t[t.rfind(')').unwrap() + 2..].starts_with('Z'))
+        .unwrap_or(true)
+    {
+        std::thread::yield_now();
+    }
+    run_fill(dir.path()).unwrap();
+    let status = child
+        .wait()
+        .expect("the caller's child is still its own to wait for");
+    assert_eq!(status.code(), Some(7));
+}
+
+/// Found 2: SIGXFSZ was left ignored for good after a run. The caller's
+/// disposition is back once `Runner::run` returns.
+fn no_signal_disposition_is_left_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let query = || {
+        // SAFETY: a zeroed sigaction is a valid out-parameter; a null `act`
+        // only reads the current disposition.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            assert_eq!(
+                libc::sigaction(libc::SIGXFSZ, std::ptr::null(), &mut old),
+                0
+            );
+            old.sa_sigaction
+        }
+    };
+    assert_eq!(query(), libc::SIG_DFL);
+    run_fill(dir.path()).unwrap();
+    assert_eq!(query(), libc::SIG_DFL, "SIGXFSZ left changed");
+}
+
+/// Found 4: `Runner::run` forked in a multi-threaded caller, whose child
+/// could inherit a lock another thread held. It refuses Spawn::Fork there,
+/// naming the fix, and changes nothing; Spawn::Exec (which runs no Rust
+/// code between fork and exec) works in the same process, and a child of
+/// the caller keeps its status across both runs.
+fn a_threaded_caller_gets_a_refusal_or_exec_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let (up_tx, up_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        up_tx.send(()).unwrap();
+        let _ = stop_rx.recv();
+    });
+    up_rx.recv().unwrap();
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "read _; exit 5"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = run_fill(dir.path()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert!(err.message().contains("threads"), "{err}");
+    assert!(err.message().contains("Spawn::Exec"), "{err}");
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "a refusal created files"
+    );
+    Runner::new(new_target(dir.path()))
+        .workers(Workers::Count(3))
+        .spawn(Spawn::Exec)
+        .worker_exe(mmrun_exe())
+        .run(|l| {
+            let k = mmrun::Fill::new(mmrun::FillKind::Arange, l.dtype)?;
+            Ok(Some(Box::new(k) as Box<dyn Kernel>))
+        })
+        .unwrap();
+    let bytes = fs::read(dir.path().join("x.npy")).unwrap();
+    let last = &bytes[bytes.len() - 4..];
+    assert_eq!(
+        f32::from_le_bytes(last.try_into().unwrap()),
+        (300 * 1024 - 1) as f32
+    );
+    drop(child.stdin.take());
+    assert_eq!(child.wait().unwrap().code(), Some(5));
+    stop_tx.send(()).unwrap();
+    thread.join().unwrap();
+}
+
+/// Found 4: the default worker executable was `current_exe()`, a library
+/// user's own `main` re-executed with `__worker`. Spawn::Exec without
+/// `worker_exe` is refused now, before anything is created.
+fn exec_without_a_worker_exe_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Runner::new(new_target(dir.path()))
+        .spawn(Spawn::Exec)
+        .run(|l| {
+            let k = mmrun::Fill::new(mmrun::FillKind::Arange, l.dtype)?;
+            Ok(Some(Box::new(k) as Box<dyn Kernel>))
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert!(err.message().contains("Runner::worker_exe"), "{err}");
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
 const TESTS: &[(&str, fn())] = &[
     (
         "fork_kernel_error_names_worker_rows_and_message",
@@ -291,6 +416,22 @@ const TESTS: &[(&str, fn())] = &[
     (
         "scan_panic_names_worker_rows_and_panic_text",
         scan_panic_names_worker_rows_and_panic_text,
+    ),
+    (
+        "a_callers_own_child_keeps_its_exit_status",
+        a_callers_own_child_keeps_its_exit_status,
+    ),
+    (
+        "no_signal_disposition_is_left_changed",
+        no_signal_disposition_is_left_changed,
+    ),
+    (
+        "a_threaded_caller_gets_a_refusal_or_exec_workers",
+        a_threaded_caller_gets_a_refusal_or_exec_workers,
+    ),
+    (
+        "exec_without_a_worker_exe_is_refused",
+        exec_without_a_worker_exe_is_refused,
     ),
 ];
 

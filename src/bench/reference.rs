@@ -145,10 +145,17 @@ fn reap_all(what: &str, pids: &[Pid]) -> Result<()> {
 /// Forks one child per range running `work(offset, len)`, then reaps them
 /// all, also when a later fork fails.
 fn fork_ranges(what: &str, ranges: &[(u64, u64)], work: impl Fn(u64, u64) -> i32) -> Result<()> {
+    if os::thread_count() > 1 {
+        return Err(Error::refused(format!(
+            "the {what} reference forks: run it from a single-threaded process"
+        )));
+    }
     let mut pids = Vec::with_capacity(ranges.len());
     let mut fork_error = None;
     for &(offset, len) in ranges {
-        match os::fork_child(|| work(offset, len)) {
+        // SAFETY: checked above that this process is single-threaded; the
+        // child runs `work` on values prepared before the fork.
+        match unsafe { os::fork_child(|| work(offset, len)) } {
             Ok(pid) => pids.push(pid),
             Err(e) => {
                 fork_error = Some(Error::failed(format!("cannot fork a {what} child: {e}")));

@@ -109,6 +109,7 @@ pub fn commit_with(target: &Path, lock: bool) -> Result<CommitSummary> {
     file.sync_all()
         .map_err(|e| Error::io_failed("cannot sync", &partial, e))?;
     drop(file);
+    crate::os::test_signal_point("commit");
     fs::rename(&partial, &real).map_err(|e| Error::io_failed("cannot publish", &real, e))?;
     journal::remove_rank_records(&real)?;
     let journal_path = journal::journal_path(&real);

@@ -196,6 +196,7 @@ pub struct Runner {
     seed: Option<u128>,
     kill_after: Duration,
     worker_exe: Option<PathBuf>,
+    fork_with_threads: bool,
     retries: u32,
     timeout: Option<Duration>,
     fail_fast: bool,
@@ -309,6 +310,7 @@ impl Runner {
             seed: None,
             kill_after: Duration::from_secs(10),
             worker_exe: None,
+            fork_with_threads: false,
             retries: 0,
             timeout: None,
             fail_fast: false,
@@ -383,11 +385,27 @@ impl Runner {
         self
     }
 
-    /// The program `Spawn::Exec` re-executes as `PROGRAM __worker`. Defaults
-    /// to the running executable, which is right for the `mmrun` binary; a
-    /// library caller using exec points this at an `mmrun` binary.
+    /// The program `Spawn::Exec` re-executes as `PROGRAM __worker`: an
+    /// `mmrun` binary. There is no default — re-executing the running
+    /// program would run a library user's own `main` — so `Spawn::Exec`
+    /// without it is refused (the `mmrun` binary passes itself).
     pub fn worker_exe(mut self, p: impl Into<PathBuf>) -> Self {
         self.worker_exe = Some(p.into());
+        self
+    }
+
+    /// Fork workers even though this process has other threads (normally
+    /// refused, see [`Runner::run`]).
+    ///
+    /// # Safety
+    /// After `fork` the child has only the forking thread: a lock another
+    /// thread held at that instant (the allocator's, stdio's, an
+    /// interpreter's) stays held forever in the child. The caller promises
+    /// that no thread can hold a lock the workers need while `run` forks —
+    /// e.g. the other threads are parked in a known state, as an embedding
+    /// interpreter that holds its global lock arranges.
+    pub unsafe fn fork_with_threads(mut self) -> Self {
+        self.fork_with_threads = true;
         self
     }
 
@@ -465,8 +483,9 @@ impl Runner {
 
     /// Builds (or checks) the file and runs the kernel `make` returns for
     /// its layout over the planned rows; `None` from `make` only creates
-    /// the file. The fork path requires the calling process to be
-    /// single-threaded at this point (see [`crate::os::fork_child`]).
+    /// the file. The fork path (the default) requires the calling process to
+    /// be single-threaded (it counts `/proc/self/task` and refuses
+    /// otherwise, naming `Spawn::Exec` as the fix).
     pub fn run<F>(&self, make: F) -> Result<RunSummary>
     where
         F: FnOnce(&Layout) -> Result<Option<Box<dyn Kernel>>>,
@@ -501,6 +520,10 @@ impl Runner {
         if let (Work::Kernel(k), Spawn::Exec) = (&work, self.spawn) {
             crate::kernels::check_rebuildable(k.as_ref())?;
         }
+        self.check_spawnable(
+            matches!(work, Work::Kernel(_)),
+            matches!(work, Work::Program(..)),
+        )?;
         let has_work = !matches!(work, Work::Create);
         let rows = self.rows.map_or(RowRange::new(0, layout.rows()), |r| {
             r.resolve(layout.rows())
@@ -638,7 +661,6 @@ impl Runner {
         t0: Instant,
     ) -> Result<()> {
         let layout = &prepared.layout;
-        os::ignore_sigxfsz();
         let fingerprint = fingerprint(layout, summary.rows, &work, self.seed, &prepared.mode);
         let owner = Owner::this_process(fingerprint);
         // Signals are taken through the watch from here on, so an interrupt
@@ -762,6 +784,7 @@ impl Runner {
         if self.sync == SyncMode::Full {
             sync_dir(&prepared.real)?;
         }
+        os::test_signal_point("published");
         summary.flush_s = t2.elapsed().as_secs_f64();
         Ok(())
     }
@@ -855,6 +878,7 @@ impl Runner {
         })?;
         let t2 = Instant::now();
         // Only this rank's rows need to reach the disk before it says done.
+        os::test_signal_point("rank-sync");
         file.sync_data()
             .map_err(|e| Error::io_failed("cannot sync", &partial, e))?;
         check_size(file, &prepared.layout, &partial, false)?;
@@ -1001,17 +1025,45 @@ impl Runner {
 
     /// The program re-executed for `Spawn::Exec` workers: the one given,
     /// else `$MMRUN_WORKER_EXE` (set by the Python package's `mmrun`
-    /// command, whose own executable is the interpreter), else this very
-    /// executable.
+    /// command, whose own executable is the interpreter). Checked present
+    /// by [`Runner::check_spawnable`] before any work; unused by forks.
     fn resolved_worker_exe(&self) -> Result<PathBuf> {
-        match &self.worker_exe {
-            Some(p) => Ok(p.clone()),
-            None if std::env::var_os("MMRUN_WORKER_EXE").is_some_and(|v| !v.is_empty()) => Ok(
-                PathBuf::from(std::env::var_os("MMRUN_WORKER_EXE").unwrap_or_default()),
-            ),
-            None => std::env::current_exe()
-                .map_err(|e| Error::failed(format!("cannot find mmrun's own executable: {e}"))),
+        Ok(self.explicit_worker_exe().unwrap_or_default())
+    }
+
+    fn explicit_worker_exe(&self) -> Option<PathBuf> {
+        self.worker_exe.clone().or_else(|| {
+            std::env::var_os("MMRUN_WORKER_EXE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+    }
+
+    /// Refuses, before any work, to start workers in a way this process
+    /// cannot do soundly: forking a kernel or an external program's shim
+    /// (both run Rust code after `fork`) from a multi-threaded process,
+    /// where the child could inherit a lock another thread holds (unless
+    /// the caller vouched for it with [`Runner::fork_with_threads`]); and
+    /// `Spawn::Exec` without a worker executable.
+    pub(crate) fn check_spawnable(&self, kernel: bool, program: bool) -> Result<()> {
+        let forks = program || (kernel && self.spawn == Spawn::Fork);
+        let threads = os::thread_count();
+        if forks && threads > 1 && !self.fork_with_threads {
+            let fix = if program {
+                "run it from a single-threaded process (before starting threads)"
+            } else {
+                "use Spawn::Exec with Runner::worker_exe(PATH of an mmrun binary), or run before starting threads"
+            };
+            return Err(Error::refused(format!(
+                "this process has {threads} threads and Spawn::Fork needs a single-threaded one (a forked worker could inherit another thread's lock): {fix}"
+            )));
         }
+        if kernel && self.spawn == Spawn::Exec && self.explicit_worker_exe().is_none() {
+            return Err(Error::refused(
+                "Spawn::Exec needs Runner::worker_exe(PATH of an mmrun binary): re-executing this program would run its own main",
+            ));
+        }
+        Ok(())
     }
 
     /// Checks a stale journal may be resumed by this run, and returns the
@@ -1122,6 +1174,7 @@ impl Runner {
 
     /// Step 1: everything that can be checked without changing the disk.
     fn prepare(&self) -> Result<Prepared> {
+        os::test_signal_point("prepare");
         let mut prepared = if self.distributed.is_some() {
             self.prepare_rank()?
         } else {

@@ -89,6 +89,7 @@ impl Runner {
         if self.spawn == super::Spawn::Exec {
             crate::kernels::check_rebuildable(kernel.as_ref())?;
         }
+        self.check_spawnable(true, false)?;
         busy_check(&real)?;
         let before = stamp(&file);
         let requested = self.workers.resolve();

@@ -8,7 +8,8 @@
 //! retry later, too) without a child inheriting some other thread's lock.
 //!
 //! Shutdown state machine:
-//! - `Running` → a worker exits: reaped with `wait4` (status + rusage).
+//! - `Running` → a worker exits: reaped with `wait4(pid)` (status +
+//!   rusage), by its own pid, so a library caller's children keep theirs.
 //! - `Running` → SIGINT/SIGTERM/SIGHUP: SIGTERM every live worker's process
 //!   group, note the signal, arm the `kill_after` deadline (`Stopping`).
 //! - `Stopping` → deadline passes, or a second signal: SIGKILL the groups.
@@ -358,6 +359,8 @@ fn exec_spec(
     };
     Ok(os::ExecSpec {
         cpu,
+        progress_fd: None,
+        kill_after: Duration::ZERO,
         program: cs(program.as_os_str().as_bytes().to_vec())?,
         argv: argv.into_iter().map(cs).collect::<Result<_>>()?,
         env: env.into_iter().map(cs).collect::<Result<_>>()?,
@@ -425,15 +428,23 @@ pub fn run_workers(
             if let Some(r) = cfg.results {
                 r.reset(slot)
                     .map_err(|e| Error::failed(format!("cannot reset a result slot: {e}")))?;
-                task.result_file = Some(r.path(slot).to_path_buf());
+                task.result_file = Some(r.slot(slot));
             }
             if let Some(f) = &failures {
                 f.reset(slot)
                     .map_err(|e| Error::failed(format!("cannot reset a failure slot: {e}")))?;
             }
-            let failure_file = failures.as_ref().map(|f| f.path(slot));
+            let failure_file = failures.as_ref().map(|f| f.slot(slot));
             let _span = tracing::debug_span!("worker", worker = slot, rows = %task.range).entered();
-            let spawned = spawn_one(&task, file, work, cfg, failure_file, &mut pumps);
+            let spawned = spawn_one(
+                &task,
+                file,
+                work,
+                cfg,
+                failures.as_ref(),
+                failure_file.as_ref(),
+                &mut pumps,
+            );
             let record = records.len();
             records.push(WorkerRecord {
                 worker: slot,
@@ -470,13 +481,18 @@ pub fn run_workers(
         }
 
         // Reap everything that has exited.
-        while let Some((pid, exit, usage)) =
-            os::reap_any().map_err(|e| Error::failed(format!("wait4: {e}")))?
-        {
-            let Some(pos) = live.iter().position(|l| l.pid == pid) else {
-                continue;
-            };
-            let l = live.swap_remove(pos);
+        // Each worker is waited for by its pid: a library caller's own
+        // children are never reaped here.
+        let mut exited = Vec::new();
+        for (i, l) in live.iter().enumerate() {
+            if let Some((exit, usage)) =
+                os::reap(l.pid).map_err(|e| Error::failed(format!("wait4: {e}")))?
+            {
+                exited.push((i, exit, usage));
+            }
+        }
+        for (i, exit, usage) in exited.into_iter().rev() {
+            let l = live.swap_remove(i);
             free_slots.push(l.slot);
             let r = &mut records[l.record];
             r.seconds = l.started.elapsed().as_secs_f64();
@@ -626,17 +642,17 @@ fn spawn_one(
     file: &File,
     work: WorkKind<'_>,
     cfg: &SpawnConfig<'_>,
-    failure_file: Option<&Path>,
+    failures: Option<&ResultSlots>,
+    failure_file: Option<&os::results::SlotRef>,
     pumps: &mut Vec<Pump>,
 ) -> Result<Pid> {
+    let fd_path = |fd: i32| format!("/proc/self/fd/{fd}");
+    // Exec'd workers find the progress region at its documented number.
     let mut progress_env: Vec<(String, String)> = cfg
         .progress
-        .map(|p| {
+        .map(|_| {
             vec![
-                (
-                    "MMRUN_PROGRESS_FILE".to_string(),
-                    p.path().to_string_lossy().into_owned(),
-                ),
+                ("MMRUN_PROGRESS_FILE".to_string(), fd_path(os::PROGRESS_FD)),
                 ("MMRUN_PROGRESS_SLOT".to_string(), task.worker.to_string()),
             ]
         })
@@ -645,7 +661,9 @@ fn spawn_one(
     let spawned = match (work, cfg.spawn) {
         (WorkKind::Program { program, resolved }, _) => {
             let (argv, env) = program::worker_command(program, resolved, task, &progress_env)?;
-            let spec = exec_spec(resolved, argv, env, cfg.cpu_for(task.worker))?;
+            let mut spec = exec_spec(resolved, argv, env, cfg.cpu_for(task.worker))?;
+            spec.progress_fd = cfg.progress.and_then(ProgressRegion::raw_fd);
+            spec.kill_after = cfg.kill_after;
             os::spawn_shimmed(&spec).map(|(pid, pipes)| {
                 let pump = |fd, to_stderr| Pump {
                     worker: task.worker,
@@ -662,37 +680,44 @@ fn spawn_one(
         (WorkKind::Kernel(kernel), Spawn::Fork) => {
             let progress = cfg.progress.map(|p| (p, task.worker));
             let cpu = cfg.cpu_for(task.worker);
-            os::fork_child(|| {
-                if let Some(cpu) = cpu {
-                    let _ = os::pin_to_cpu(cpu);
-                }
-                worker::run_to_exit_code(task, file, kernel, progress, failure_file)
-            })
+            // SAFETY: `Runner` refused to fork kernels in a multi-threaded
+            // process (`Runner::check_forkable`), so the child inherits no
+            // lock held by another thread. The task is one of the plan's
+            // disjoint ranges of a file the coordinator sized before
+            // starting any worker, which is `run_to_exit_code`'s contract.
+            unsafe {
+                os::fork_child(|| {
+                    if let Some(cpu) = cpu {
+                        let _ = os::pin_to_cpu(cpu);
+                    }
+                    worker::run_to_exit_code(task, file, kernel, progress, failure_file)
+                })
+            }
         }
         (WorkKind::Kernel(kernel), Spawn::Exec) => {
-            if let Some(f) = failure_file {
+            // The worker receives the progress region, the failure slots
+            // and the result slots at their documented numbers, and nothing
+            // else (besides 0, 1 and 2).
+            let mut fds: Vec<(i32, i32)> = Vec::new();
+            if let Some(fd) = cfg.progress.and_then(ProgressRegion::raw_fd) {
+                fds.push((fd, os::PROGRESS_FD));
+            }
+            if let (Some(f), Some(slot)) = (failures, failure_file) {
+                fds.push((f.raw_fd(), os::FAILURE_FD));
                 progress_env.push((
                     worker::FAILURE_FILE_VAR.to_string(),
-                    f.to_string_lossy().into_owned(),
+                    fd_path(os::FAILURE_FD),
                 ));
+                progress_env.push((worker::FAILURE_SLOT_VAR.to_string(), slot.index.to_string()));
             }
-            let plan = exec_plan(cfg.worker_exe, task, kernel, &progress_env)?;
+            let mut task = task.clone();
+            if let (Some(r), Some(slot)) = (cfg.results, task.result_file.as_mut()) {
+                fds.push((r.raw_fd(), os::RESULT_FD));
+                slot.path = fd_path(os::RESULT_FD).into();
+            }
+            let plan = exec_plan(cfg.worker_exe, &task, kernel, &progress_env)?;
             let cpu = cfg.cpu_for(task.worker);
-            os::fork_child(move || {
-                if let Some(cpu) = cpu {
-                    let _ = os::pin_to_cpu(cpu);
-                }
-                let Err(e) = nix::unistd::execve(&plan.program, &plan.argv, &plan.env);
-                // Only a failed execve returns. The coordinator forked
-                // single-threaded, so formatting (allocating) here is safe.
-                let why = format!(
-                    "cannot execute {}: {}",
-                    plan.program.to_string_lossy(),
-                    e.desc()
-                );
-                worker::report_failure(failure_file, &why);
-                127
-            })
+            os::spawn_exec(&plan.program, &plan.argv, &plan.env, &fds, cpu)
         }
     };
     spawned.map_err(|e| Error::failed(format!("cannot start worker {}: {e}", task.worker)))

@@ -9,7 +9,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -36,6 +36,225 @@ pub const WATCHED: [Signal; 5] = [
     Signal::SIGUSR1,
 ];
 
+/// The descriptor at which a re-executed or external worker receives the
+/// progress region (`MMRUN_PROGRESS_FILE=/proc/self/fd/3`).
+pub const PROGRESS_FD: RawFd = 3;
+/// The descriptor at which a re-executed mmrun worker receives its failure
+/// slots (`MMRUN_FAILURE_FILE=/proc/self/fd/4`).
+pub const FAILURE_FD: RawFd = 4;
+/// The descriptor at which a re-executed mmrun worker receives its result
+/// slots (`MMRUN_RESULT_FILE=/proc/self/fd/5`).
+pub const RESULT_FD: RawFd = 5;
+/// Every descriptor a worker that mmrun execs holds: 0 (`/dev/null` for
+/// external programs), 1, 2, and those of [`PROGRESS_FD`], [`FAILURE_FD`]
+/// and [`RESULT_FD`] the run has. Everything else is closed before `exec`.
+pub const WORKER_FDS: [RawFd; 6] = [0, 1, 2, PROGRESS_FD, FAILURE_FD, RESULT_FD];
+
+/// In a freshly forked child: moves each `(from, to)` descriptor to `to`
+/// (without close-on-exec, so it crosses `exec`) and closes every other
+/// descriptor above 2. Makes no allocation. `false` on failure.
+fn install_worker_fds(fds: &[(RawFd, RawFd)]) -> bool {
+    let mut tmp = [-1 as RawFd; WORKER_FDS.len()];
+    if fds.len() > tmp.len() {
+        return false;
+    }
+    let above = WORKER_FDS[WORKER_FDS.len() - 1] + 1;
+    for (t, &(from, _)) in tmp.iter_mut().zip(fds) {
+        // SAFETY: F_DUPFD_CLOEXEC only duplicates a descriptor number; a bad
+        // one is an EBADF result, not undefined behaviour.
+        *t = unsafe { libc::fcntl(from, libc::F_DUPFD_CLOEXEC, above) };
+        if *t < 0 {
+            return false;
+        }
+    }
+    for (&t, &(_, to)) in tmp.iter().zip(fds) {
+        // SAFETY: dup2 on descriptor numbers; the copy `t` is above every
+        // target, so no target is closed before it was moved.
+        if unsafe { libc::dup2(t, to) } < 0 {
+            return false;
+        }
+    }
+    // Every other descriptor above 2 (the copies, and any a library caller
+    // left without close-on-exec) is marked close-on-exec, so the program
+    // holds exactly the documented ones once it is executed.
+    let last = fds.iter().map(|&(_, to)| to).max().unwrap_or(2);
+    for fd in 3..last {
+        if !fds.iter().any(|&(_, to)| to == fd) {
+            // SAFETY: F_SETFD on a number; EBADF for an unused one is fine.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
+    // Sources: linux/close_range.h, CLOSE_RANGE_CLOEXEC = 1 << 2 (Linux 5.11).
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range(2) takes plain integers; an older kernel answers
+    // EINVAL/ENOSYS and mmrun's own descriptors are close-on-exec anyway.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            (last + 1) as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    true
+}
+
+/// Starts `program` as a worker: forks (see [`fork_child`]), hands it the
+/// descriptors `fds` at their documented numbers ([`WORKER_FDS`]) and
+/// executes it with `argv` and `env`, all prepared before the fork. The
+/// child allocates nothing: the pointer arrays are built here, and a
+/// failed `execve` is reported as its errno through a close-on-exec pipe
+/// opened before the fork, so the caller gets the cause as an error (the
+/// child is reaped) rather than an exit code 127.
+pub fn spawn_exec(
+    program: &CString,
+    argv: &[CString],
+    env: &[CString],
+    fds: &[(RawFd, RawFd)],
+    cpu: Option<usize>,
+) -> io::Result<Pid> {
+    let argv_p: Vec<*const libc::c_char> = argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let env_p: Vec<*const libc::c_char> = env
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let (err_r, err_w) = unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let err_w_raw = std::os::fd::AsRawFd::as_raw_fd(&err_w);
+    let above = WORKER_FDS[WORKER_FDS.len() - 1] + 1;
+    let child = || {
+        // Move the error pipe above the documented numbers first, so
+        // installing them cannot close it.
+        // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor number.
+        let errfd = unsafe { libc::fcntl(err_w_raw, libc::F_DUPFD_CLOEXEC, above) };
+        if let Some(cpu) = cpu {
+            let _ = pin_to_cpu(cpu);
+        }
+        let errno = if install_worker_fds(fds) {
+            // SAFETY: both arrays are null-terminated arrays of pointers to
+            // NUL-terminated strings that outlive the call (owned by the
+            // parent's frame, copied into this child by fork).
+            unsafe { libc::execve(program.as_ptr(), argv_p.as_ptr(), env_p.as_ptr()) };
+            io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO)
+        } else {
+            io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EBADF)
+        };
+        let bytes = errno.to_ne_bytes();
+        // SAFETY: writes 4 bytes from a local array to a descriptor number.
+        unsafe { libc::write(errfd, bytes.as_ptr().cast(), bytes.len()) };
+        127
+    };
+    // SAFETY: the child makes only async-signal-safe calls (fcntl, dup2,
+    // sched_setaffinity, execve, write, _exit) on data prepared above, so
+    // this is sound in a multi-threaded process too.
+    let pid = unsafe { fork_child(child) }?;
+    drop(err_w);
+    let mut buf = [0u8; 4];
+    let got = loop {
+        match unistd::read(&err_r, &mut buf) {
+            Err(Errno::EINTR) => continue,
+            other => break other,
+        }
+    };
+    match got {
+        Ok(4) => {
+            let _ = waitpid(pid, None);
+            let err = io::Error::from_raw_os_error(i32::from_ne_bytes(buf));
+            Err(io::Error::new(
+                err.kind(),
+                format!("cannot execute {}: {err}", program.to_string_lossy()),
+            ))
+        }
+        _ => Ok(pid),
+    }
+}
+
+/// Signals that ask a run to stop.
+pub const STOP: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+fn command_mask() -> SigSet {
+    let mut mask = SigSet::empty();
+    for s in STOP.into_iter().chain([Signal::SIGUSR1]) {
+        mask.add(s);
+    }
+    mask
+}
+
+/// Blocks SIGINT, SIGTERM, SIGHUP and SIGUSR1 in the calling thread: the
+/// `mmrun` binary's first line, before any other thread exists (threads
+/// started later inherit the mask). A stop signal then never kills mmrun
+/// between two steps — during `prepare`, the final sync, the rename or a
+/// `commit` — it stays pending until a run's [`SignalWatch`] reads it, or
+/// until [`take_pending_stop`] finds it once the command is done, when
+/// whether the target was published decides the outcome. SIGUSR1 (Slurm's
+/// `--signal=B:USR1@T`, `scancel -s USR1`) never terminates mmrun. Forked
+/// workers start with an empty mask ([`fork_child`]); `std::process`
+/// children too.
+pub fn block_command_signals() -> io::Result<()> {
+    command_mask().thread_block()?;
+    Ok(())
+}
+
+/// Unblocks SIGINT, SIGTERM and SIGHUP again, for the read-only commands
+/// (`info`, `verify`, `bench`) that publish nothing and must stay
+/// interruptible; SIGUSR1 stays blocked.
+pub fn unblock_stop_signals() -> io::Result<()> {
+    let mut mask = SigSet::empty();
+    for s in STOP {
+        mask.add(s);
+    }
+    mask.thread_unblock()?;
+    Ok(())
+}
+
+/// Consumes every pending SIGINT, SIGTERM, SIGHUP and SIGUSR1 without
+/// waiting, and returns the first stop signal among them.
+pub fn take_pending_stop() -> Option<Signal> {
+    let fd = SignalFd::with_flags(
+        &command_mask(),
+        SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+    )
+    .ok()?;
+    let mut stop = None;
+    while let Ok(Some(info)) = fd.read_signal() {
+        if let Ok(s) = Signal::try_from(info.ssi_signo as i32) {
+            if STOP.contains(&s) && stop.is_none() {
+                stop = Some(s);
+            }
+        }
+    }
+    stop
+}
+
+/// Test hook: `__MMRUN_TEST_SIGNAL_AT=POINT:SIG[,POINT:SIG…]` makes mmrun
+/// send itself `SIG` (`TERM`, `USR1`, …) when it reaches `POINT`
+/// (`prepare`, `published`, `rank-sync`, `commit`), so tests can deliver a
+/// signal at an exact step without timing.
+pub fn test_signal_point(point: &str) {
+    let Ok(spec) = std::env::var("__MMRUN_TEST_SIGNAL_AT") else {
+        return;
+    };
+    for item in spec.split(',') {
+        let Some((p, sig)) = item.split_once(':') else {
+            continue;
+        };
+        if p != point {
+            continue;
+        }
+        if let Ok(s) = format!("SIG{sig}").parse::<Signal>() {
+            let _ = signal::kill(unistd::getpid(), s);
+        }
+    }
+}
+
 /// The coordinator's view of signals: blocked, and delivered as readable
 /// events on a descriptor its single `poll` loop waits on. No handler runs,
 /// so there is nothing async-signal-unsafe to get wrong.
@@ -43,6 +262,8 @@ pub const WATCHED: [Signal; 5] = [
 pub struct SignalWatch {
     fd: SignalFd,
     previous: SigSet,
+    /// SIGXFSZ's disposition before the run, restored at drop.
+    previous_xfsz: Option<signal::SigAction>,
 }
 
 /// What one wait on a [`SignalWatch`] saw.
@@ -63,8 +284,28 @@ impl SignalWatch {
             mask.add(s);
         }
         let previous = mask.thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
-        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
-        Ok(SignalWatch { fd, previous })
+        let fd = match SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = previous.thread_set_mask();
+                return Err(e.into());
+            }
+        };
+        // Writing past `ulimit -f` is then an EFBIG error mmrun can report
+        // instead of a core dump. The disposition is process-wide, so the
+        // caller's is put back at drop.
+        let ignore = signal::SigAction::new(
+            SigHandler::SigIgn,
+            signal::SaFlags::empty(),
+            SigSet::empty(),
+        );
+        // SAFETY: SIG_IGN runs no code of ours in signal context.
+        let previous_xfsz = unsafe { signal::sigaction(Signal::SIGXFSZ, &ignore) }.ok();
+        Ok(SignalWatch {
+            fd,
+            previous,
+            previous_xfsz,
+        })
     }
 
     /// Waits up to `timeout_ms` for a signal or for one of `extra` to be
@@ -120,8 +361,14 @@ impl SignalWatch {
 }
 
 impl Drop for SignalWatch {
-    /// Restores the signal mask a library caller had before the run.
+    /// Restores the signal mask and the SIGXFSZ disposition a library
+    /// caller had before the run.
     fn drop(&mut self) {
+        if let Some(old) = &self.previous_xfsz {
+            // SAFETY: `old` is the disposition sigaction returned: the
+            // caller's own handler (or SIG_DFL/SIG_IGN), valid as before.
+            let _ = unsafe { signal::sigaction(Signal::SIGXFSZ, old) };
+        }
         let _ = self.previous.thread_set_mask();
     }
 }
@@ -155,24 +402,27 @@ pub enum Exit {
     },
 }
 
-/// Reaps one exited child without blocking: `None` when no child has exited.
-pub fn reap_any() -> io::Result<Option<(Pid, Exit, Usage)>> {
+/// Reaps child `pid` if it has exited, without blocking: `None` while it
+/// runs. Only the given pid is waited for — never `wait4(-1)` — so the
+/// children of a library caller keep their exit statuses.
+pub fn reap(pid: Pid) -> io::Result<Option<(Exit, Usage)>> {
     let mut status: libc::c_int = 0;
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 writes only through the two valid pointers we pass,
-    // both to locals that outlive the call.
-    let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut ru) };
-    if pid == 0 {
+    let got = loop {
+        // SAFETY: wait4 writes only through the two valid pointers we pass,
+        // both to locals that outlive the call.
+        let got = unsafe { libc::wait4(pid.as_raw(), &mut status, libc::WNOHANG, &mut ru) };
+        if got < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        break got;
+    };
+    if got == 0 {
         return Ok(None);
     }
-    if pid < 0 {
-        let err = io::Error::last_os_error();
-        return match err.raw_os_error() {
-            Some(libc::ECHILD) => Ok(None),
-            Some(libc::EINTR) => reap_any(),
-            _ => Err(err),
-        };
+    if got < 0 {
+        return Err(io::Error::last_os_error());
     }
     let exit = if libc::WIFSIGNALED(status) {
         Exit::Signal {
@@ -190,7 +440,7 @@ pub fn reap_any() -> io::Result<Option<(Pid, Exit, Usage)>> {
         minor_faults: ru.ru_minflt,
         major_faults: ru.ru_majflt,
     };
-    Ok(Some((Pid::from_raw(pid), exit, usage)))
+    Ok(Some((exit, usage)))
 }
 
 /// Starts a child process that runs `work` and leaves with `_exit(code)`.
@@ -201,17 +451,21 @@ pub fn reap_any() -> io::Result<Option<(Pid, Exit, Usage)>> {
 /// already died before that request took effect, and leads its own process
 /// group so the coordinator can signal it and its children together.
 ///
-/// The caller must be single-threaded (the coordinator is): after `fork`
-/// only the calling thread exists in the child, so a lock held by any other
-/// thread would stay held forever. `work` must only touch data prepared
-/// before the call.
-pub fn fork_child<F: FnOnce() -> i32>(work: F) -> io::Result<Pid> {
+/// # Safety
+/// After `fork` only the calling thread exists in the child, so a lock held
+/// by any other thread (the allocator's, stdio's) stays held forever. So
+/// either the calling process is single-threaded (count
+/// [`thread_count`]), or `work` makes only async-signal-safe calls: no
+/// allocation, no locks, no formatting — system calls on data prepared
+/// before the call, as [`spawn_exec`] does. `work` must only touch data
+/// prepared before the call, and it must not unwind across `fork`'s
+/// boundary (a panic is caught and turned into an exit code).
+pub unsafe fn fork_child<F: FnOnce() -> i32>(work: F) -> io::Result<Pid> {
     let parent = unistd::getpid();
-    // SAFETY: the coordinator is single-threaded when it forks (see the doc
-    // above and coordinator::supervise), so the child cannot inherit a lock
-    // held by another thread. The child runs `child_main` and never returns
-    // from this function: it leaves through `_exit`, so no destructor or
-    // atexit handler of the parent's state runs twice.
+    // SAFETY: the caller upholds the contract above. The child runs
+    // `child_main` and never returns from this function: it leaves through
+    // `_exit`, so no destructor or atexit handler of the parent's state
+    // runs twice.
     match unsafe { unistd::fork() }? {
         ForkResult::Parent { child } => {
             // Also set the group here: whichever of parent and child runs
@@ -236,6 +490,12 @@ fn child_main<F: FnOnce() -> i32>(parent: Pid, work: F) -> ! {
         Err(_) => crate::exit_code::RUN_FAILED,
     };
     exit_now(code)
+}
+
+/// Number of threads of this process (entries of `/proc/self/task`);
+/// 0 if that cannot be read.
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }
 
 /// Leaves the process at once with `code`, running no destructors and no
@@ -269,13 +529,6 @@ fn reset_signals() {
 /// Sends `sig` to the process group led by `pgid`.
 pub fn signal_group(pgid: Pid, sig: Signal) {
     let _ = signal::killpg(pgid, sig);
-}
-
-/// Ignores SIGXFSZ so that writing past `ulimit -f` is an EFBIG error mmrun
-/// can report instead of a core dump.
-pub fn ignore_sigxfsz() {
-    // SAFETY: SIG_IGN runs no code of ours in signal context.
-    let _ = unsafe { signal::signal(Signal::SIGXFSZ, SigHandler::SigIgn) };
 }
 
 /// Dies of `sig` the way an uncaught signal would: restores the default
@@ -459,6 +712,10 @@ pub struct ExecSpec {
     pub argv: Vec<CString>,
     /// Its complete environment, `KEY=VALUE`.
     pub env: Vec<CString>,
+    /// The progress region's descriptor, handed over at [`PROGRESS_FD`].
+    pub progress_fd: Option<RawFd>,
+    /// Grace between the SIGTERM the shim forwards and its SIGKILL.
+    pub kill_after: std::time::Duration,
 }
 
 /// Starts an external worker under a shim and returns the shim's pid (the
@@ -468,8 +725,9 @@ pub struct ExecSpec {
 /// for SIGTERM when the coordinator dies, and forks PROGRAM with stdin on
 /// `/dev/null`. When PROGRAM exits, the shim SIGKILLs every descendant left
 /// (orphans are re-parented to it as subreaper) and exits with PROGRAM's
-/// status. On SIGTERM, SIGINT or SIGHUP it does the same at once, then dies
-/// of SIGTERM. `PR_SET_PDEATHSIG` is not inherited across fork, which is why
+/// status. On SIGTERM, SIGINT or SIGHUP it forwards SIGTERM to PROGRAM,
+/// waits up to `kill_after` for it to exit, then SIGKILLs what is left and
+/// dies of SIGTERM. `PR_SET_PDEATHSIG` is not inherited across fork, which is why
 /// PROGRAM's children need the shim: a SIGKILLed coordinator leaves no
 /// worker and no worker's child behind, except a descendant that leaves
 /// both the process group and the shim's subtree before the shim dies.
@@ -477,20 +735,34 @@ pub fn spawn_shimmed(spec: &ExecSpec) -> io::Result<(Pid, OutputPipes)> {
     let (out_r, out_w) = unistd::pipe2(OFlag::O_CLOEXEC)?;
     let (err_r, err_w) = unistd::pipe2(OFlag::O_CLOEXEC)?;
     let devnull = std::fs::File::open("/dev/null")?;
-    let pid = fork_child(|| {
-        if let Some(cpu) = spec.cpu {
-            // Affinity is inherited through fork and exec: the program and
-            // everything it starts stay on this CPU.
-            let _ = pin_to_cpu(cpu);
-        }
-        if unistd::dup2_stdin(&devnull).is_err()
-            || unistd::dup2_stdout(&out_w).is_err()
-            || unistd::dup2_stderr(&err_w).is_err()
-        {
-            return 127;
-        }
-        shim_main(spec)
-    })?;
+    // SAFETY: the shim allocates, so the caller must be single-threaded:
+    // the coordinator refuses to run external programs in a multi-threaded
+    // process (`Runner::run_program` checks `thread_count`).
+    let pid = unsafe {
+        fork_child(|| {
+            if let Some(cpu) = spec.cpu {
+                // Affinity is inherited through fork and exec: the program and
+                // everything it starts stay on this CPU.
+                let _ = pin_to_cpu(cpu);
+            }
+            if unistd::dup2_stdin(&devnull).is_err()
+                || unistd::dup2_stdout(&out_w).is_err()
+                || unistd::dup2_stderr(&err_w).is_err()
+            {
+                return 127;
+            }
+            let fds = [(spec.progress_fd.unwrap_or(-1), PROGRESS_FD)];
+            let fds = if spec.progress_fd.is_some() {
+                &fds[..]
+            } else {
+                &[]
+            };
+            if !install_worker_fds(fds) {
+                return 127;
+            }
+            shim_main(spec)
+        })
+    }?;
     drop((out_w, err_w));
     for fd in [&out_r, &err_r] {
         nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
@@ -566,11 +838,41 @@ fn shim_main(spec: &ExecSpec) -> i32 {
                 }
             }
             Ok(_) => {
-                let _ = signal::kill(program, Signal::SIGKILL);
+                // Stop: TERM to the program, then its grace, then KILL.
+                let _ = signal::kill(program, Signal::SIGTERM);
+                let deadline = std::time::Instant::now() + spec.kill_after;
+                if !wait_for_program(&sfd, program, deadline) {
+                    let _ = signal::kill(program, Signal::SIGKILL);
+                }
                 kill_descendants();
                 die_now(Signal::SIGTERM);
             }
             Err(_) => {}
+        }
+    }
+}
+
+/// Waits until `program` has exited (reaping it: `true`) or `deadline`
+/// passes (`false`). A second stop signal ends the wait at once.
+fn wait_for_program(sfd: &SignalFd, program: Pid, deadline: std::time::Instant) -> bool {
+    loop {
+        match waitpid(program, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(_) => return true,
+            Err(_) => return false,
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let ms = left.as_millis().clamp(1, 60_000) as u16;
+        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let readable = matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0);
+        if readable {
+            match sfd.read_signal() {
+                Ok(Some(info)) if info.ssi_signo as i32 != libc::SIGCHLD => return false,
+                _ => {}
+            }
         }
     }
 }

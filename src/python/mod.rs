@@ -169,7 +169,11 @@ fn map_rows<'py>(
         None => Target::existing(&path),
     };
     target.force = force;
-    let mut runner = Runner::new(target)
+    let runner = Runner::new(target);
+    // SAFETY: the caller keeps the GIL while the job runs, so no other
+    // Python thread runs inside the interpreter when the workers fork, and
+    // the child redoes what `os.fork` does (see the module doc).
+    let mut runner = unsafe { runner.fork_with_threads() }
         .workers(workers.map_or(Workers::Auto, Workers::Count))
         .spawn(Spawn::Fork)
         .retries(retries)

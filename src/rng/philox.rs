@@ -275,6 +275,8 @@ mod tests {
         if std::arch::is_x86_feature_detected!("avx2") {
             assert_eq!(Backend::available().len(), 2);
             assert_eq!(Backend::avx2().map(Backend::name), Some("avx2"));
+        } else if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            panic!("this CPU has no AVX2: the vector backend is untested under CI=true");
         }
         assert_eq!(Backend::available()[0], Backend::scalar());
     }

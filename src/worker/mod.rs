@@ -66,8 +66,8 @@ pub struct WorkerTask {
     pub stream_writeback: bool,
     /// Where to leave the kernel's result ([`Kernel::take_result`]) when
     /// the task succeeds: the coordinator's result slot for this worker.
-    /// Crosses `exec` as `MMRUN_RESULT_FILE`.
-    pub result_file: Option<PathBuf>,
+    /// Crosses `exec` as `MMRUN_RESULT_FILE` and `MMRUN_RESULT_SLOT`.
+    pub result_file: Option<os::results::SlotRef>,
 }
 
 /// A file a kernel reads: the same rows as the file it writes.
@@ -112,7 +112,11 @@ impl WorkerTask {
         };
         env.push(("MMRUN_SYNC".into(), sync.into()));
         if let Some(r) = &self.result_file {
-            env.push(("MMRUN_RESULT_FILE".into(), r.to_string_lossy().into_owned()));
+            env.push((
+                "MMRUN_RESULT_FILE".into(),
+                r.path.to_string_lossy().into_owned(),
+            ));
+            env.push(("MMRUN_RESULT_SLOT".into(), r.index.to_string()));
         }
         if let Some(input) = &self.input {
             // mmrun's own re-executed workers only; not part of protocol v1.
@@ -199,7 +203,15 @@ impl WorkerTask {
                 .and_then(|a| a.parse().ok())
                 .unwrap_or(0),
             input,
-            result_file: get("MMRUN_RESULT_FILE").map(PathBuf::from),
+            result_file: match (get("MMRUN_RESULT_FILE"), get("MMRUN_RESULT_SLOT")) {
+                (Some(path), Some(slot)) => Some(os::results::SlotRef {
+                    path: PathBuf::from(path),
+                    index: slot
+                        .parse()
+                        .map_err(|_| Error::refused("MMRUN_RESULT_SLOT is not a number"))?,
+                }),
+                _ => None,
+            },
             stream_writeback: match get("MMRUN_SYNC").as_deref() {
                 None | Some("none") => false,
                 Some("full") => true,
@@ -219,7 +231,19 @@ pub type ProgressSlot<'a> = (&'a ProgressRegion, usize);
 /// Runs `kernel` over the task's rows of `file`, publishing rows done to
 /// `progress` after every block and streaming writeback when the task asks
 /// for it.
-pub fn run(
+///
+/// # Safety
+/// The rows `task.range` of `file` are mapped shared and handed to the
+/// kernel as `&mut` slices, so for the whole call:
+/// - no other call of `run` (in this or any process) works on rows that
+///   overlap `task.range` of the same file, and nothing else in this
+///   process holds a reference into those bytes;
+/// - `file` is at least `task.layout.file_len()` bytes long, its layout is
+///   `task.layout`, and nobody truncates it (that would be SIGBUS).
+///
+/// The coordinator guarantees both: its plan gives each worker disjoint
+/// rows and it sizes the file before starting any.
+pub unsafe fn run(
     task: &WorkerTask,
     file: &File,
     kernel: &dyn Kernel,
@@ -230,12 +254,12 @@ pub fn run(
     } else {
         run_windowed(task, file, kernel, progress, WRITEBACK_BYTES)?;
     }
-    if let Some(path) = &task.result_file {
+    if let Some(slot) = &task.result_file {
         let result = kernel
             .take_result()
             .map_err(|e| Error::failed(format!("rows {}: {e}", task.range)))?;
         if let Some(bytes) = result {
-            os::results::write_result(path, &bytes)
+            os::results::write_result(slot, &bytes)
                 .map_err(|e| Error::failed(format!("cannot hand back the result: {e}")))?;
         }
     }
@@ -256,15 +280,19 @@ const MAX_FAILURE_BYTES: usize = 2000;
 /// only an exit code. A panic is caught here rather than left to unwind out
 /// of the worker: its payload holds the panic's text, which the exit code
 /// alone would lose.
-pub fn run_to_exit_code(
+///
+/// # Safety
+/// As for [`run`].
+pub unsafe fn run_to_exit_code(
     task: &WorkerTask,
     file: &File,
     kernel: &dyn Kernel,
     progress: Option<ProgressSlot<'_>>,
-    failure_file: Option<&Path>,
+    failure_file: Option<&os::results::SlotRef>,
 ) -> i32 {
     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run(task, file, kernel, progress)
+        // SAFETY: this function's own contract, passed on.
+        unsafe { run(task, file, kernel, progress) }
     }));
     let why = match ran {
         Ok(Ok(())) => return 0,
@@ -290,13 +318,13 @@ pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 /// Leaves `why` (cut to [`MAX_FAILURE_BYTES`] on a character boundary) in
 /// the failure slot. Best effort: the exit code still says the worker
 /// failed when the slot cannot be written.
-pub(crate) fn report_failure(failure_file: Option<&Path>, why: &str) {
-    let Some(path) = failure_file else { return };
+pub(crate) fn report_failure(failure_file: Option<&os::results::SlotRef>, why: &str) {
+    let Some(slot) = failure_file else { return };
     let mut end = why.len().min(MAX_FAILURE_BYTES);
     while !why.is_char_boundary(end) {
         end -= 1;
     }
-    let _ = os::results::write_result(path, &why.as_bytes()[..end]);
+    let _ = os::results::write_result(slot, &why.as_bytes()[..end]);
 }
 
 /// Runs a scanning kernel (one that only reads, like a reduction across
@@ -717,7 +745,7 @@ impl Writeback<'_> {
 /// Entry point of a re-executed worker (`mmrun __worker`): everything comes
 /// from the environment. Returns the process exit code.
 pub fn exec_main() -> i32 {
-    let failure_file = std::env::var_os(FAILURE_FILE_VAR).map(PathBuf::from);
+    let failure_file = os::results::slot_from_env(FAILURE_FILE_VAR, FAILURE_SLOT_VAR);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<()> {
         let task = WorkerTask::from_env(|k| std::env::var(k).ok())?;
         let spec: KernelSpec = serde_json::from_str(
@@ -737,17 +765,25 @@ pub fn exec_main() -> i32 {
                 .ok()
                 .and_then(|s| s.parse::<usize>().ok()),
         ) {
-            (Some(path), Some(slot)) => ProgressRegion::open(path.as_ref(), slot + 1)
+            // SAFETY: the coordinator handed this worker its progress
+            // region at this path (an inherited memfd), at least that long
+            // and written only with atomic stores.
+            (Some(path), Some(slot)) => unsafe { ProgressRegion::open(path.as_ref(), slot + 1) }
                 .ok()
                 .map(|r| (r, slot)),
             _ => None,
         };
-        run(
-            &task,
-            &file,
-            kernel.as_ref(),
-            region.as_ref().map(|(r, s)| (r, *s)),
-        )
+        // SAFETY: a re-executed worker's task came from its coordinator,
+        // whose plan gives every worker disjoint rows of a file it sized
+        // before starting any worker.
+        unsafe {
+            run(
+                &task,
+                &file,
+                kernel.as_ref(),
+                region.as_ref().map(|(r, s)| (r, *s)),
+            )
+        }
     }));
     let why = match result {
         Ok(Ok(())) => return 0,
@@ -755,14 +791,16 @@ pub fn exec_main() -> i32 {
         Err(payload) => panic_text(payload.as_ref()),
     };
     eprintln!("mmrun: worker: {why}");
-    report_failure(failure_file.as_deref(), &why);
+    report_failure(failure_file.as_ref(), &why);
     crate::exit_code::RUN_FAILED
 }
 
-/// The variable naming a re-executed worker's failure slot
-/// (`/proc/self/fd/N` of an inherited memfd). mmrun's own workers only; not
+/// The variable naming a re-executed worker's failure slots file
+/// (`/proc/self/fd/4`, [`os::FAILURE_FD`]). mmrun's own workers only; not
 /// part of protocol v1.
 pub const FAILURE_FILE_VAR: &str = "MMRUN_FAILURE_FILE";
+/// The variable giving a re-executed worker's failure slot index.
+pub const FAILURE_SLOT_VAR: &str = "MMRUN_FAILURE_SLOT";
 
 /// Test-only faults and pauses, so tests can make a real worker fail or
 /// stop at a chosen point without sleeps. Compiled into debug builds only.

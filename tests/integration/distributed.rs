@@ -752,7 +752,7 @@ fn srun_mpi_pmix_takes_slurms_rank_and_size() {
         c.arg("--mpi=list");
         let list = run("srun --mpi=list", c, STEP);
         if !format!("{}{}", list.stdout, list.stderr).contains("pmix") {
-            eprintln!("SKIP {test}: this Slurm has no PMIx plugin (srun --mpi=list)");
+            util::missing_tool(test, "Slurm's PMIx plugin (srun --mpi=list)");
             return;
         }
         // Under --mpi=pmix every task also has PMIX_RANK, which mmrun

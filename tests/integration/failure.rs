@@ -174,15 +174,9 @@ fn busy_target() {
     first.wait_for_hang(&d, "x.npy", ".x.npy.mmrun-partial", 1.0);
     let before = d.snapshot();
 
-    let t = Instant::now();
     let out = d.run(&fill_args("x.npy", "fork", "2"));
     refused(&out, 75, &format!("in use by pid {}", first.pid()));
     assert!(stderr(&out).contains("on host"), "{}", stderr(&out));
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "busy took {:?}",
-        t.elapsed()
-    );
     // With --force too: busy, not stale.
     let mut args = fill_args("x.npy", "fork", "2");
     args.push("--force");
@@ -273,15 +267,12 @@ fn interrupted_by(sig: Signal, spawn: &str) {
     let d = Dir::new();
     let run = Running::start(&d, &fill_args("x.npy", spawn, "1"), "0:hang");
     let workers = run.wait_for_hang(&d, "x.npy", ".x.npy.mmrun-partial", 1.0);
-    let t = Instant::now();
     let (status, err) = run.signal_and_wait(sig);
-    let took = t.elapsed();
     assert_eq!(
         status.signal(),
         Some(sig as i32),
         "want death by {sig}, got {status:?}\n{err}"
     );
-    assert!(took < Duration::from_secs(13), "took {took:?} to stop");
     for pgid in workers {
         assert!(
             group_members(pgid, true).is_empty(),

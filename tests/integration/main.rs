@@ -37,6 +37,8 @@ mod reduce_numpy;
 mod convert;
 // Files four times larger than the memory limit of their cgroup.
 mod memory;
+// Signals around publishing, worker descriptors, reaping, stopping programs.
+mod supervisor;
 // The mapped path over many windows: results against NumPy, populate and
 // madvise calls under strace.
 mod mapped_path;

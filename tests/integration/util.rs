@@ -129,11 +129,30 @@ pub fn in_ci() -> bool {
 
 /// A tool a test needs is missing: fail under CI, print a SKIP line locally.
 /// Returns normally (so the caller can `return`) only outside CI.
+///
+/// The SKIP line goes straight to the process's stderr (`eprintln!` would be
+/// captured by libtest and hidden for a passing test), and the test's name
+/// is appended to [`skipped_list`], which `scripts/test.sh` prints at the
+/// end of the run.
 pub fn missing_tool(test: &str, what: &str) {
+    use std::io::Write;
     if in_ci() {
         panic!("{test}: {what} is required under CI=true but missing");
     }
-    eprintln!("SKIP {test}: {what} is missing (install it, or run the README's test command)");
+    let line = format!("SKIP {test}: {what} is missing (install it, or run scripts/test.sh)\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    if let Ok(mut f) = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(skipped_list())
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// The file listing this build's skipped tests, one `SKIP` line each.
+pub fn skipped_list() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped-tests.txt")
 }
 
 /// A Python interpreter with NumPy: `MMRUN_TEST_PYTHON`, the project's
