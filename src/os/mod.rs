@@ -21,6 +21,8 @@ use nix::unistd::{self, ForkResult, Pid};
 
 pub mod file;
 pub mod progress;
+#[cfg(feature = "python")]
+pub mod python;
 pub mod results;
 
 pub use file::{available_bytes, reserve, try_lock_exclusive, LockOutcome, SharedRegion};

@@ -181,10 +181,17 @@ impl WorkerTask {
             ),
             None => None,
         };
+        let (start, end) = (num("MMRUN_ROW_START")?, num("MMRUN_ROW_END")?);
+        if start > end || end > layout.rows() {
+            return Err(Error::refused(format!(
+                "MMRUN_ROW_START..MMRUN_ROW_END {start}..{end} is not a range of the file's {} rows",
+                layout.rows()
+            )));
+        }
         Ok(WorkerTask {
             path: PathBuf::from(need("MMRUN_FILE")?),
             layout,
-            range: RowRange::new(num("MMRUN_ROW_START")?, num("MMRUN_ROW_END")?),
+            range: RowRange::new(start, end),
             worker: num("MMRUN_WORKER")? as usize,
             workers: num("MMRUN_WORKERS")? as usize,
             seed,

@@ -32,3 +32,5 @@ mod memory;
 // The mapped path over many windows: results against NumPy, populate and
 // madvise calls under strace.
 mod mapped_path;
+// Inputs answered as NumPy answers them, no panics, helpful messages, quiet and JSON output.
+mod agreement;
