@@ -376,6 +376,9 @@ enum OrderArg {
 struct CommitArgs {
     /// The target of the pending run.
     file: PathBuf,
+    /// Do not take the journal lock (a file system without locks).
+    #[arg(long)]
+    no_lock: bool,
     /// Print what was published as JSON.
     #[arg(long)]
     json: bool,
@@ -806,7 +809,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Bench(a) => bench(a),
         Command::Report(ReportCommand::Merge(a)) => merge_reports(a),
         Command::Commit(a) => {
-            let done = mmrun::coordinator::commit::commit(&a.file)?;
+            let done = mmrun::coordinator::commit::commit_with(&a.file, !a.no_lock)?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&done).expect("json"));
             }

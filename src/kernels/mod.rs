@@ -220,6 +220,16 @@ pub trait Kernel: Send + Sync {
         false
     }
 
+    /// Whether the kernel's value at each element depends only on the
+    /// element's flat index (and its own or its input's value there), never
+    /// on which elements share its block or row. Ranks of a distributed
+    /// run may then split such a kernel's work inside rows, at 64 KiB
+    /// boundaries: the kernel is given blocks of a flat view (one element
+    /// per row) whose `first_row` is the flat index.
+    fn elementwise(&self) -> bool {
+        false
+    }
+
     /// Whether the kernel overwrites every element of every block it is
     /// given without reading any of them. Workers then compute a block in a
     /// cache-sized buffer and write it with `pwrite` instead of storing

@@ -19,6 +19,10 @@ mod reliability;
 mod soak;
 // Rank mode under real launchers (mpirun, srun).
 mod distributed;
+// Clusters as they are: NFS lock semantics (LD_PRELOAD shim), any shape on any rank count.
+mod clusters;
+// Loop-mounted XFS and Btrfs, a small tmpfs: fill, apply, resume, full disk.
+mod filesystems;
 // The JSON run report and its schema, progress, logs, and mmrun bench.
 mod report;
 // mmrun apply against NumPy's evaluation of the same assignment.
