@@ -324,12 +324,6 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ExprError> {
             None => return Err(err(col, format!("unexpected character '{c}'"))),
         }
     }
-    if out.len() > MAX_TOKENS {
-        return Err(err(
-            out[MAX_TOKENS].col,
-            format!("expression is too long (more than {MAX_TOKENS} tokens)"),
-        ));
-    }
     out.push(Token {
         tok: Tok::End,
         col: chars.len() + 1,
