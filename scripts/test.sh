@@ -26,6 +26,7 @@ if ! .venv/bin/python -c 'import numpy, jsonschema' 2>/dev/null; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check 'numpy>=2' jsonschema
 fi
 command -v setpriv >/dev/null || apt_install util-linux
+command -v strace >/dev/null || apt_install strace
 export MMRUN_TEST_PYTHON="$PWD/.venv/bin/python"
 
 cargo fmt --all -- --check

@@ -1150,8 +1150,14 @@ impl Runner {
                 let describe_raw = t.raw.is_some() && !t.create_only && !t.force;
                 if let Some(new) = t.create.as_ref().filter(|_| !describe_raw) {
                     if !t.force {
+                        // Only fill, exec and create in place take --shape.
+                        let in_place = if t.create_only {
+                            ""
+                        } else {
+                            ", or leave out --shape to work on it in place"
+                        };
                         return Err(Error::refused(format!(
-                            "{} already exists: use --force to replace it, or leave out --shape to work on it in place",
+                            "{} already exists: use --force to replace it{in_place}",
                             path.display()
                         )));
                     }

@@ -427,6 +427,16 @@ impl ReadRegion {
     }
 }
 
+impl ReadRegion {
+    /// Starts reading `offset..offset + len` from disk in the background
+    /// (`MADV_WILLNEED`). A hint: nothing changes when it fails.
+    pub fn will_need(&self, offset: usize, len: usize) {
+        let _ = self
+            .map
+            .advise_range(memmap2::Advice::WillNeed, offset, len);
+    }
+}
+
 impl std::ops::Deref for ReadRegion {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
