@@ -104,6 +104,7 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--topk-rows", type=int, default=4000)
     ap.add_argument("--rmean-rows", type=int, default=2000)
+    ap.add_argument("--tasks", default="topk,rmean", help="comma-separated: topk, rmean")
     ap.add_argument("--dir", default=None, help="where the files go (default: a temp dir)")
     args = ap.parse_args()
     try:
@@ -113,7 +114,8 @@ def main():
     d = args.dir or tempfile.mkdtemp(prefix="mmrun-pybench-")
     setups = {"topk": ((args.topk_rows, 10000), np.float32),
               "rmean": ((args.rmean_rows, 3000), np.float64)}
-    for task, (shape, dtype) in setups.items():
+    for task in args.tasks.split(","):
+        shape, dtype = setups[task]
         src = os.path.join(d, f"{task}-in.npy")
         mmrun.fill(src, shape=shape, dtype=dtype, random="uniform", seed=1, force=True)
         want = None

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json as _json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -138,13 +139,37 @@ def run(argv, check=True):
     Raises :class:`MmrunError` on a non-zero exit when ``check``.
     """
     cmd = [binary()] + [os.fspath(a) for a in argv]
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            out, err = proc.communicate()
+        except BaseException:
+            _stop(proc)
+            raise
+    p = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     if check and p.returncode != 0:
         raise _make_error(_error_message(p.stderr, p.returncode), p.returncode, p.stderr, cmd)
     return p
 
 
 _LAYOUT_KEYS = ("raw", "dtype", "shape", "offset")
+
+
+def _stop(proc):
+    """An exception (Ctrl-C) in the caller while mmrun runs: interrupt it as
+    Ctrl-C in a terminal would (its workers stop, nothing is published, the
+    journal is kept for ``--resume``) and wait for it, so nothing runs on."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        while True:
+            try:
+                proc.wait()
+                break
+            except KeyboardInterrupt:  # a second Ctrl-C: still wait for it
+                continue
 
 
 def _layout(opts):
@@ -216,11 +241,15 @@ def exec_(path, program_args, shape=None, dtype=None, workers=None, seed=None, f
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     out, err = [], []
-    t = threading.Thread(target=_pump, args=(p.stdout, None, out), daemon=True)
-    t.start()
-    _pump(p.stderr, sys.stderr if echo else None, err)
-    t.join()
-    code = p.wait()
+    try:
+        t = threading.Thread(target=_pump, args=(p.stdout, None, out), daemon=True)
+        t.start()
+        _pump(p.stderr, sys.stderr if echo else None, err)
+        t.join()
+        code = p.wait()
+    except BaseException:
+        _stop(p)
+        raise
     stderr = "".join(err)
     if code != 0:
         raise _make_error(_error_message(stderr, code), code, stderr, cmd)

@@ -3,6 +3,7 @@ results, and errors as exceptions with mmrun's exit code and message."""
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -111,3 +112,43 @@ def test_errors_carry_code_message_and_workers(cwd):
     assert e.value.worker == 1 and e.value.rows == (10, 20), e.value.failures
     assert "3" in e.value.cause
     assert not os.path.exists("f.npy")
+
+
+CTRL_C_EXEC = """
+import os, sys
+import mmrun
+try:
+    mmrun.exec("big.npy", [sys.executable, "-c",
+        "import os, time; open('started-%d' % os.getpid(), 'w').close(); time.sleep(3600)"],
+        shape=(100, 10), dtype="f4", workers=2, echo=False)
+except KeyboardInterrupt:
+    pids = [int(n.split("-")[1]) for n in os.listdir(".") if n.startswith("started-")]
+    for p in pids:
+        try:
+            os.kill(p, 0)
+            sys.exit(f"worker {p} still runs")
+        except ProcessLookupError:
+            pass
+    assert not os.path.exists("big.npy"), "published after an interrupt"
+    assert os.path.exists(".big.npy.mmrun-journal"), os.listdir(".")
+    print("interrupted cleanly", len(pids))
+    sys.exit(0)
+sys.exit("exec returned")
+"""
+
+
+def test_ctrl_c_in_the_caller_stops_a_command(cwd):
+    """Ctrl-C reaching only the Python caller (Jupyter's "interrupt kernel")
+    while a command runs: mmrun is interrupted and waited for."""
+    p = subprocess.Popen([sys.executable, "-c", CTRL_C_EXEC], cwd=cwd, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    while len([n for n in os.listdir(cwd) if n.startswith("started-")]) < 2:
+        if p.poll() is not None:
+            break
+        try:
+            p.wait(0.05)
+        except subprocess.TimeoutExpired:
+            pass
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate()
+    assert p.returncode == 0 and "interrupted cleanly 2" in out, (out, err)

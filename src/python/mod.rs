@@ -48,17 +48,40 @@ fn cli(py: Python<'_>, argv: Vec<String>) -> i32 {
     // the coordinator's signal forwarding like `map_rows`.
     let _ = py;
     let _forward = crate::os::python::ForwardSignals::install();
-    match cli_impl::run_from(argv) {
-        Ok(()) => crate::exit_code::SUCCESS,
-        Err(e) => {
-            eprintln!("mmrun: error: {e}");
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cli_impl::run_from(argv)));
+    let code = match ran {
+        Ok(Ok(())) => crate::exit_code::SUCCESS,
+        Ok(Err(e)) => {
+            if cli_impl::json_log() {
+                tracing::error!("{e}");
+            } else {
+                eprintln!("mmrun: error: {e}");
+            }
             if let ErrorKind::Interrupted(sig) = e.kind() {
                 drop(_forward);
                 crate::os::die_of_signal(sig);
             }
             e.exit_code()
         }
-    }
+        Err(payload) => {
+            // As the binary's `main`: a closed stdout ends quietly, any
+            // other panic is one "internal error" line and exit 1.
+            let text = crate::worker::panic_text(payload.as_ref());
+            if text.contains("failed printing to stdout") && text.contains("Broken pipe") {
+                crate::exit_code::SUCCESS
+            } else {
+                eprintln!(
+                    "mmrun: error: internal error ({}); please report it with the command line",
+                    text.chars()
+                        .flat_map(char::escape_debug)
+                        .collect::<String>()
+                );
+                crate::exit_code::RUN_FAILED
+            }
+        }
+    };
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    code
 }
 
 /// The body of a re-executed worker (`mmrun __worker`): returns its exit
