@@ -1151,7 +1151,9 @@ fn apply(a: ApplyArgs) -> Result<()> {
 /// Refusals of an in-place apply that name what apply itself takes: it
 /// never creates a file, and its result keeps the file's dtype.
 fn apply_in_place_check(a: &ApplyArgs, input: &Target) -> Result<()> {
-    if !a.file.exists() {
+    // A rank works on the pending file of `create --pending`: the
+    // coordinator finds it.
+    if !a.file.exists() && !a.run.distributed {
         if let Some(e) = mmrun::coordinator::pending_elsewhere(&a.file) {
             return Err(e);
         }
