@@ -756,7 +756,18 @@ fn draw_seed() -> Result<u128> {
 
 /// Parses the command line and runs it.
 pub fn run() -> Result<()> {
-    let cli = match Cli::try_parse() {
+    run_from(std::env::args_os())
+}
+
+/// Parses `args` (the program name first) and runs it: what the Python
+/// package's `mmrun` command calls, whose process arguments are the
+/// interpreter's.
+pub fn run_from<I, T>(args: I) -> Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help and --version: print and succeed.

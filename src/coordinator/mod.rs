@@ -970,11 +970,16 @@ impl Runner {
         }
     }
 
-    /// The program re-executed for `Spawn::Exec` workers: the one given, or
-    /// this very executable.
+    /// The program re-executed for `Spawn::Exec` workers: the one given,
+    /// else `$MMRUN_WORKER_EXE` (set by the Python package's `mmrun`
+    /// command, whose own executable is the interpreter), else this very
+    /// executable.
     fn resolved_worker_exe(&self) -> Result<PathBuf> {
         match &self.worker_exe {
             Some(p) => Ok(p.clone()),
+            None if std::env::var_os("MMRUN_WORKER_EXE").is_some_and(|v| !v.is_empty()) => Ok(
+                PathBuf::from(std::env::var_os("MMRUN_WORKER_EXE").unwrap_or_default()),
+            ),
             None => std::env::current_exe()
                 .map_err(|e| Error::failed(format!("cannot find mmrun's own executable: {e}"))),
         }

@@ -29,5 +29,8 @@ mod reduce;
 mod convert;
 // Files four times larger than the memory limit of their cgroup.
 mod memory;
+// The mapped path over many windows: results against NumPy, populate and
+// madvise calls under strace.
+mod mapped_path;
 // Inputs answered as NumPy answers them, no panics, helpful messages, quiet and JSON output.
 mod agreement;
