@@ -438,3 +438,34 @@ for name, a in arrays.items():
         assert_eq!(d.snapshot(), before);
     }
 }
+
+#[test]
+fn reduce_along_rows_counts_bytes_read_and_written() {
+    let d = Dir::new();
+    d.ok(&[
+        "fill", "a.npy", "--shape", "1000,64", "--arange", "--dtype", "f8",
+    ]);
+    let out = d.ok(&[
+        "reduce", "a.npy", "--op", "sum", "--axis", "1", "--out", "s.npy", "--json",
+    ]);
+    let doc = json_out(&out);
+    // 1000 rows of 64 f8 read, 1000 f8 written.
+    assert_eq!(doc["bytes"], 1000 * 64 * 8 + 1000 * 8, "{doc}");
+    // Its dry run names the output and writes nothing.
+    let before = d.snapshot();
+    let out = d.ok(&[
+        "reduce",
+        "a.npy",
+        "--op",
+        "sum",
+        "--axis",
+        "all",
+        "--dry-run",
+    ]);
+    assert!(
+        stdout(&out).contains("output: one float64 number on stdout"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(d.snapshot(), before);
+}
