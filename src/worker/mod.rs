@@ -783,8 +783,26 @@ mod test_hooks {
         }
     }
 
+    /// `__MMRUN_TEST_WORKER_WAIT=PATH` makes every worker, before it
+    /// works, create `PATH.waiting` and wait until `PATH` exists: a test
+    /// can then change files while a run is certainly reading them.
+    #[cfg(debug_assertions)]
+    fn wait() {
+        let Some(path) = std::env::var_os("__MMRUN_TEST_WORKER_WAIT") else {
+            return;
+        };
+        let path = std::path::PathBuf::from(path);
+        let mut waiting = path.clone().into_os_string();
+        waiting.push(".waiting");
+        let _ = std::fs::write(&waiting, b"");
+        while !path.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     #[cfg(debug_assertions)]
     pub(super) fn before_work(task: &WorkerTask) {
+        wait();
         fault(task, None);
     }
 

@@ -29,3 +29,5 @@ mod reduce;
 mod convert;
 // Files four times larger than the memory limit of their cgroup.
 mod memory;
+// Readers never use a file a run changes; nothing rewritten without --force.
+mod integrity;
