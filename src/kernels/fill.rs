@@ -173,6 +173,10 @@ impl Kernel for Fill {
         }
     }
 
+    fn overwrites_blocks(&self) -> bool {
+        true
+    }
+
     fn run(&self, rows: AnyRowsMut<'_>) -> std::result::Result<(), String> {
         use AnyRowsMut as A;
         match (&self.kind, self.scalar) {

@@ -213,6 +213,15 @@ pub trait Kernel: Send + Sync {
         false
     }
 
+    /// Whether the kernel overwrites every element of every block it is
+    /// given without reading any of them. Workers then compute a block in a
+    /// cache-sized buffer and write it with `pwrite` instead of storing
+    /// through the mapping (no page fault, no zeroing per page). A kernel
+    /// that reads `x`, or writes only some columns, must keep the default.
+    fn overwrites_blocks(&self) -> bool {
+        false
+    }
+
     /// Computes one block of the output from the same rows of an input
     /// file. Only kernels built for an input file are given one.
     fn run_io(&self, input: RowsIn<'_>, out: AnyRowsMut<'_>) -> std::result::Result<(), String> {

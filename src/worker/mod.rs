@@ -360,12 +360,10 @@ fn scan(
     Ok(())
 }
 
-/// Whether `kernel` overwrites every element of every block it is given
-/// without reading them, so a block can be computed in a buffer and written
-/// with `pwrite`. Only fills promise that; a kernel that reads `x`, or
-/// writes only some columns (`apply --cols`), must run on the mapping.
+/// Whether blocks of `kernel` can be computed in a buffer and written with
+/// `pwrite` ([`Kernel::overwrites_blocks`]).
 fn overwrites_blocks(kernel: &dyn Kernel) -> bool {
-    kernel.spec().name == "fill" && !kernel.reads_input()
+    kernel.overwrites_blocks() && !kernel.reads_input()
 }
 
 /// [`run`] with writeback windows of about `window` bytes.
