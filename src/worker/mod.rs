@@ -414,6 +414,10 @@ fn run_windowed(
     // row may be one element while its input row is thousands.
     let in_row_bytes = input.as_ref().map_or(0, |i| i.2);
     let block_rows = (BLOCK_BYTES / row_bytes.max(in_row_bytes)).max(1);
+    // A row wider than a block is split where the kernel allows it (a
+    // block is then one row, written a block of elements at a time).
+    let split_rows =
+        region.is_none() && input.is_none() && row_bytes > BLOCK_BYTES && kernel.splits_rows();
     let aligned = offset.is_multiple_of(itemsize);
     let mut in_bounce: Vec<u64> = Vec::new();
     let mut bounce: Vec<u64> = Vec::new();
@@ -486,6 +490,38 @@ fn run_windowed(
                 )
                 .map_err(rows_failed)?;
                 bytes.copy_from_slice(staged);
+            }
+            None if split_rows => {
+                // One row wider than a block: computed and written a block
+                // of its elements at a time, so the buffer stays small.
+                let span = (BLOCK_BYTES / itemsize).max(1) * itemsize;
+                let mut a = 0u64;
+                while a < row_bytes {
+                    let len = span.min(row_bytes - a);
+                    let staged = staging(&mut bounce, len as usize);
+                    kernel
+                        .run(AnyRowsMut::part_of_row(
+                            layout.dtype,
+                            staged,
+                            row,
+                            row_len,
+                            a / itemsize,
+                        ))
+                        .map_err(rows_failed)?;
+                    stream.check_len()?;
+                    let at = offset + lo as u64 + a;
+                    file.write_all_at(staged, at).map_err(|e| {
+                        Error::failed(format!(
+                            "I/O error on row {row} of {}: {e}",
+                            task.path.display()
+                        ))
+                    })?;
+                    a += len;
+                    if a < row_bytes {
+                        // The row's end is handed on below, with the block's.
+                        stream.done_to(None, at + len)?;
+                    }
+                }
             }
             None => {
                 let staged = staging(&mut bounce, hi - lo);

@@ -13,6 +13,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::bad_input::{open_dir, Nobody};
+use crate::memory::{disk_dir, run_limited, Cgroup, LIMIT};
 use crate::util::*;
 
 /// A background mmrun, stopped whatever the test's outcome.
@@ -533,5 +534,90 @@ fn force_does_not_replace_a_file_the_user_cannot_write() {
         assert_refused(&o, 2, "not writable by you");
         assert_eq!(d.snapshot(), before, "{args:?}");
         assert_eq!(fs::metadata(d.join("ro.npy")).unwrap().ino(), ino);
+    }
+}
+
+/// A row far wider than a 256 MiB memory cgroup (600 MB of u1): fill
+/// splits it into blocks, and the reductions and verify of it finish too,
+/// with no OOM kill. Before, a block was at least one whole row and a fill
+/// worker held the row in one buffer (783 MB for a 800 MB row).
+#[test]
+fn a_row_wider_than_the_memory_limit() {
+    let test = "integrity::a_row_wider_than_the_memory_limit";
+    let cg = match Cgroup::create(LIMIT) {
+        Ok(cg) => cg,
+        Err(what) => return missing_tool(test, &what),
+    };
+    let base = match disk_dir() {
+        Ok(b) => b,
+        Err(what) => return missing_tool(test, &what),
+    };
+    let d = Dir::new_in(&base);
+    let out = run_limited(
+        &cg,
+        &d,
+        &[
+            "fill",
+            "w.npy",
+            "--shape",
+            "2,600000000",
+            "--dtype",
+            "u1",
+            "--value",
+            "1",
+            "-w",
+            "2",
+            "--json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for w in report["workers"].as_array().unwrap() {
+        let rss = w["usage"]["max_rss_kib"].as_i64().unwrap();
+        assert!(rss < 64 << 10, "a fill worker peaked at {} MiB", rss >> 10);
+    }
+    let out = run_limited(
+        &cg,
+        &d,
+        &["reduce", "w.npy", "--op", "sum", "--axis", "all", "-w", "2"],
+    );
+    assert_eq!(stdout(&out).trim(), "1200000000");
+    run_limited(
+        &cg,
+        &d,
+        &[
+            "reduce", "w.npy", "--op", "max", "--axis", "1", "--out", "m.npy", "-w", "2",
+        ],
+    );
+    let m = fs::read(d.join("m.npy")).unwrap();
+    assert_eq!(&m[m.len() - 2..], &[1, 1]);
+    run_limited(&cg, &d, &["verify", "w.npy", "--value", "1"]);
+}
+
+/// Split rows give the same bytes as whole rows: a (3, 700001) float32
+/// fill, each row wider than a block, equals the same fill of the flat
+/// array for every stream, and verify agrees.
+#[test]
+fn split_rows_fill_the_same_bytes() {
+    let d = Dir::new();
+    for kind in [
+        &["--random", "uniform", "--seed", "3"][..],
+        &["--random", "normal", "--seed", "4"],
+        &["--arange"],
+        &["--value", "2.5"],
+    ] {
+        let mut wide = vec!["fill", "w.npy", "--shape", "3,700001", "-w", "2", "--force"];
+        wide.extend(kind);
+        d.ok(&wide);
+        let mut flat = vec!["fill", "f.npy", "--shape", "2100003", "-w", "2", "--force"];
+        flat.extend(kind);
+        d.ok(&flat);
+        let data = |name: &str| {
+            let b = fs::read(d.join(name)).unwrap();
+            b[b.len() - 2100003 * 4..].to_vec()
+        };
+        assert!(data("w.npy") == data("f.npy"), "{kind:?}");
+        let mut verify = vec!["verify", "w.npy"];
+        verify.extend(kind);
+        d.ok(&verify);
     }
 }
