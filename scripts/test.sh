@@ -26,10 +26,12 @@ if ! .venv/bin/python -c 'import numpy, jsonschema' 2>/dev/null; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check 'numpy>=2' jsonschema
 fi
 command -v setpriv >/dev/null || apt_install util-linux
+command -v strace >/dev/null || apt_install strace
 export MMRUN_TEST_PYTHON="$PWD/.venv/bin/python"
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked --quiet -- -D warnings
+cargo clippy --lib --features python --locked --quiet -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items --locked --quiet
 # Open MPI and a single-node Slurm for the distributed tests (installed once).
 ./scripts/launchers.sh setup
@@ -42,3 +44,15 @@ for ex in fill_closure custom_kernel reduction; do
     cargo run --locked --quiet --example "$ex" -- "$examples_dir/$ex.npy" >/dev/null
 done
 rm -rf "$examples_dir"
+# The Python package (pyproject.toml, python/): `pip wheel .` builds the
+# wheel (maturin; the dev profile keeps this to a build of minutes), which
+# installs offline (--no-index) into a fresh venv; pytest then checks every
+# API function, map_rows, errors, Ctrl-C and resume against that install.
+python_venv="$PWD/.venv-python"
+rm -rf "$python_venv" dist
+python3 -m venv "$python_venv"
+"$python_venv/bin/python" -m pip install --quiet --disable-pip-version-check 'numpy>=2' pytest
+MATURIN_PEP517_ARGS="--profile dev" "$python_venv/bin/python" -m pip wheel --quiet \
+    --disable-pip-version-check --no-deps -w dist .
+"$python_venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-index dist/mmrun-*.whl
+(cd python/tests && PATH="$python_venv/bin:$PATH" "$python_venv/bin/python" -m pytest -q -p no:cacheprovider .)

@@ -50,30 +50,37 @@ enum ProgressArg {
     Never,
 }
 
-/// Parses `10s`, `500ms`, `2m`, `1h` or plain seconds (`1.5`).
+/// The longest duration any option takes: a year, far beyond any batch
+/// limit, and small enough that `Instant::now() + d` cannot overflow.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Parses a duration as humantime spells it (`10s`, `500ms`, `2m`, `1h 30m`,
+/// `2days`) or plain seconds (`1.5`), up to [`MAX_DURATION`].
 fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let t = s.trim();
-    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (e.g. 30s, 500ms, 5m, 2h)"))?;
-    let scale = match unit {
-        "" | "s" => 1.0,
-        "ms" => 1e-3,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        _ => {
-            return Err(format!(
-                "unknown unit in duration '{s}' (use ms, s, m or h)"
-            ))
+    let too_long = || format!("'{s}' is longer than the limit of 365 days");
+    let d = match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => {
+            if v > MAX_DURATION.as_secs_f64() {
+                return Err(too_long());
+            }
+            Duration::from_secs_f64(v)
         }
+        Ok(_) => return Err(format!("'{s}' is not a non-negative duration")),
+        Err(_) => match humantime::parse_duration(t) {
+            Ok(d) => d,
+            Err(humantime::DurationError::NumberOverflow) => return Err(too_long()),
+            Err(e) => {
+                return Err(format!(
+                    "'{s}' is not a duration ({e}; e.g. 30s, 500ms, 5m, 2h, 1h 30m)"
+                ))
+            }
+        },
     };
-    if !(v * scale).is_finite() || v < 0.0 {
-        return Err(format!("'{s}' is not a non-negative duration"));
+    if d > MAX_DURATION {
+        return Err(too_long());
     }
-    Ok(Duration::from_secs_f64(v * scale))
+    Ok(d)
 }
 
 #[derive(Debug, Subcommand)]
@@ -303,8 +310,8 @@ struct ConvertArgs {
     /// Element type of a raw IN; a big-endian spelling such as >f4 is accepted.
     #[arg(long, value_name = "DTYPE", allow_hyphen_values = true)]
     in_dtype: Option<String>,
-    /// Shape of a raw IN (default: 1-D, from the file size).
-    #[arg(long, value_name = "R,C,...")]
+    /// Shape of a raw IN (default: 1-D, from the file size; one -1 is inferred from it).
+    #[arg(long, value_name = "R,C,...", allow_hyphen_values = true)]
     in_shape: Option<String>,
     /// Byte offset of the data in a raw IN (any value, as numpy.memmap allows; default 0).
     #[arg(long, value_name = "BYTES")]
@@ -405,7 +412,7 @@ struct VerifyArgs {
 #[derive(Debug, Args)]
 struct LayoutArgs {
     /// Shape, e.g. 10000,10000. With an existing .npy target this replaces it (needs --force).
-    #[arg(long, value_name = "R,C,...")]
+    #[arg(long, value_name = "R,C,...", allow_hyphen_values = true)]
     shape: Option<String>,
     /// Element type, NumPy spelling: f4 float32 f8 f2 i1 i2 i4 i8 u1 u2 u4 u8 b1 (default f4).
     #[arg(long, value_name = "DTYPE")]
@@ -694,12 +701,16 @@ impl LayoutArgs {
         create_only: bool,
     ) -> Result<Target> {
         let dtype = self.dtype.as_deref().map(parse_dtype).transpose()?;
-        let shape = self
-            .shape
-            .as_deref()
-            .map(mmrun::layout::parse_shape)
-            .transpose()?;
         let offset = self.offset.unwrap_or(0);
+        let shape = match (self.shape.as_deref(), dtype) {
+            // A raw file's shape may leave one entry (-1) to its size.
+            (Some(text), Some(d)) if self.raw => Some(mmrun::layout::parse_shape_inferring(
+                text,
+                d.itemsize(),
+                || raw_data_bytes(file, offset),
+            )?),
+            (text, _) => text.map(mmrun::layout::parse_shape).transpose()?,
+        };
         let raw = if self.raw {
             let dtype = dtype
                 .ok_or_else(|| Error::refused("--raw needs --dtype (a raw file has no header)"))?;
@@ -759,6 +770,20 @@ fn run_seed(file: &std::path::Path, resume: bool, given: Option<u128>) -> Result
     }
 }
 
+/// Bytes of an existing raw file after `offset`: what a `-1` in its shape
+/// is inferred from.
+fn raw_data_bytes(path: &std::path::Path, offset: u64) -> Result<u64> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io_refused("cannot infer the -1 in --shape from", path, e))?
+        .len();
+    len.checked_sub(offset).ok_or_else(|| {
+        Error::refused(format!(
+            "{}: offset {offset} is past the end of the file ({len} bytes)",
+            path.display()
+        ))
+    })
+}
+
 fn draw_seed() -> Result<u128> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b)
@@ -768,7 +793,18 @@ fn draw_seed() -> Result<u128> {
 
 /// Parses the command line and runs it.
 pub fn run() -> Result<()> {
-    let cli = match Cli::try_parse() {
+    run_from(std::env::args_os())
+}
+
+/// Parses `args` (the program name first) and runs it: what the Python
+/// package's `mmrun` command calls, whose process arguments are the
+/// interpreter's.
+pub fn run_from<I, T>(args: I) -> Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help and --version: print and succeed.
@@ -781,14 +817,21 @@ pub fn run() -> Result<()> {
         }
         Err(e) => {
             // Usage errors are refusals like any other: one line, exit 2.
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid usage");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            return Err(Error::refused(format!("{first} (see mmrun --help)")));
+            return Err(Error::refused(usage_error_line(&e)));
         }
     };
     init_logging(&cli);
-    match cli.command {
+    let outputs = JsonOutputs::of(&cli.command);
+    let result = dispatch(cli.command);
+    if let (Err(e), Some(outputs)) = (&result, outputs) {
+        outputs.refused(e);
+    }
+    result
+}
+
+/// Runs one parsed command.
+fn dispatch(command: Command) -> Result<()> {
+    match command {
         Command::Info(a) => info(a),
         Command::Create(a) => create(a),
         Command::Fill(a) => fill(a),
@@ -804,19 +847,90 @@ pub fn run() -> Result<()> {
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&done).expect("json"));
             }
-            eprintln!(
+            note(&format!(
                 "mmrun: published {} from {} rank(s)",
                 done.path.display(),
                 done.ranks
-            );
+            ));
             Ok(())
         }
     }
 }
 
+/// clap's error as one line: its message with the lines clap puts under it
+/// (the missing arguments' names, a tip) joined on, then where help is. The
+/// usage block is left out: `--help` shows it.
+fn usage_error_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut parts: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.starts_with("tip: to pass '") && line.contains("use '-- ") {
+            // `-- VALUE` only works for positional arguments; an option's
+            // value that starts with '-' is written as --OPTION=VALUE.
+            parts.push("tip: write an option's value that starts with '-' as --OPTION=VALUE");
+            continue;
+        }
+        if !line.is_empty() {
+            parts.push(line);
+        }
+    }
+    let mut msg = parts.join(" ");
+    if let Some(rest) = msg.strip_prefix("error: ") {
+        msg = rest.to_string();
+    }
+    if msg.is_empty() {
+        msg = "invalid usage".into();
+    }
+    // `mmrun reduce --help` when clap knows the subcommand, else `mmrun --help`.
+    let sub = std::env::args().skip(1).find(|a| Cli::command_for_help(a));
+    match sub {
+        Some(sub) => format!("{msg} (see mmrun {sub} --help)"),
+        None => format!("{msg} (see mmrun --help)"),
+    }
+}
+
+impl Cli {
+    /// Whether `name` is one of mmrun's commands.
+    fn command_for_help(name: &str) -> bool {
+        use clap::CommandFactory;
+        Cli::command()
+            .get_subcommands()
+            .any(|c| c.get_name() == name && !c.is_hide_set())
+    }
+}
+
+/// `-q`, or a log filter of `error`/`off`: nothing on stderr but errors.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// `--log-format json`: every stderr line is a JSON object.
+static JSON_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether stderr lines are JSON objects (`--log-format json`).
+pub fn json_log() -> bool {
+    JSON_LOG.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Prints a line for people (a run's summary, a verdict) on stderr: as is,
+/// as a JSON log line with `--log-format json`, not at all with `-q`.
+fn note(text: &str) {
+    if QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    if json_log() {
+        tracing::info!(target: "mmrun::summary", "{text}");
+    } else {
+        eprintln!("{text}");
+    }
+}
+
 /// Installs the one `tracing` subscriber (the library never does): level
 /// from `MMRUN_LOG`/`RUST_LOG`, else `-v`/`-q`; text or JSON lines on stderr.
+/// At the default level, progress lines off a terminal are shown too.
 fn init_logging(cli: &Cli) {
+    use std::sync::atomic::Ordering;
     use tracing_subscriber::EnvFilter;
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
@@ -825,9 +939,25 @@ fn init_logging(cli: &Cli) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("MMRUN_LOG")
+    let from_env = std::env::var("MMRUN_LOG")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()));
+    let quiet = cli.quiet
+        || from_env
+            .as_deref()
+            .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "error" | "off"));
+    QUIET.store(quiet, Ordering::Relaxed);
+    JSON_LOG.store(cli.log_format == LogFormat::Json, Ordering::Relaxed);
+    let mut filter = EnvFilter::try_from_env("MMRUN_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new(level));
+    if !quiet {
+        filter = filter.add_directive("mmrun::summary=info".parse().expect("directive"));
+        if from_env.is_none() && cli.verbose == 0 {
+            filter = filter.add_directive("mmrun::progress=info".parse().expect("directive"));
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -880,7 +1010,11 @@ fn convert_input(a: &ConvertArgs) -> Result<Layout> {
             shape: a
                 .in_shape
                 .as_deref()
-                .map(mmrun::layout::parse_shape)
+                .map(|t| {
+                    mmrun::layout::parse_shape_inferring(t, dtype.itemsize(), || {
+                        raw_data_bytes(path, a.in_offset.unwrap_or(0))
+                    })
+                })
                 .transpose()?,
             offset: a.in_offset.unwrap_or(0),
         };
@@ -1004,9 +1138,11 @@ fn apply(a: ApplyArgs) -> Result<()> {
     };
     match &a.out {
         None => {
+            apply_in_place_check(&a, &input)?;
             let target = Target {
                 create: None,
                 force: false,
+                expect_dtype: None,
                 ..input
             };
             let runner = a.run.runner(target)?.rows(a.rows);
@@ -1062,6 +1198,41 @@ fn apply(a: ApplyArgs) -> Result<()> {
     }
 }
 
+/// Refusals of an in-place apply that name what apply itself takes: it
+/// never creates a file, and its result keeps the file's dtype.
+fn apply_in_place_check(a: &ApplyArgs, input: &Target) -> Result<()> {
+    if !a.file.exists() {
+        if let Some(e) = mmrun::coordinator::pending_elsewhere(&a.file) {
+            return Err(e);
+        }
+        return Err(Error::refused(format!(
+            "{} does not exist: apply works on an existing file",
+            a.file.display()
+        )));
+    }
+    if let Some(want) = input.expect_dtype.filter(|_| input.raw.is_none()) {
+        if let Ok(mut f) = File::open(&a.file) {
+            let have = Layout::read(&a.file, &mut f, None)?.dtype;
+            if have != want {
+                return Err(Error::refused(format!(
+                    "{} holds {have}, not {want}: in place, apply keeps the file's dtype; leave out --dtype, or add --out OUT to write a {want} result",
+                    a.file.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `v` as a float of `dtype` holds it (rounded to f4 or f2), widened back.
+fn stored_float(v: f64, dtype: DType) -> f64 {
+    match dtype {
+        DType::F32 => f64::from(v as f32),
+        DType::F16 => half::f16::from_f64(v).to_f64(),
+        _ => v,
+    }
+}
+
 fn reduce(a: ReduceArgs) -> Result<()> {
     use mmrun::kernels::reduce::{Axis, Reduce, ReduceParams, Value};
     let input = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
@@ -1108,7 +1279,10 @@ fn reduce(a: ReduceArgs) -> Result<()> {
             "shape": out_shape,
             "out": a.out,
             "value": match values {
-                Some([Value::F(v)]) if v.is_finite() => serde_json::json!(v),
+                // The value the result's bytes hold, not the f64 accumulator.
+                Some([Value::F(v)]) if stored_float(*v, out_dtype).is_finite() => {
+                    serde_json::json!(stored_float(*v, out_dtype))
+                }
                 Some([v]) => serde_json::json!(v.to_string()),
                 _ => serde_json::Value::Null,
             },
@@ -1134,12 +1308,18 @@ fn reduce(a: ReduceArgs) -> Result<()> {
             .run
             .runner(target)?
             .input(a.file.clone(), input.raw.clone());
+        let in_row_bytes = in_layout.row_bytes()?;
         return a.run.finish("reduce", || {
             let mut s = runner.run(|_| {
                 let k: Box<dyn Kernel> = Box::new(Reduce::new(params.clone())?);
                 Ok(Some(k))
             })?;
             s.results = describe(None, None);
+            // Throughput counts what the run read as well as what it wrote.
+            if !s.dry_run {
+                let read = s.rows.len().saturating_mul(in_row_bytes);
+                s.bytes = s.bytes.saturating_add(read);
+            }
             Ok(s)
         });
     }
@@ -1166,6 +1346,7 @@ fn reduce(a: ReduceArgs) -> Result<()> {
         let scanned = runner.scan(|_| Ok(Box::new(Reduce::new(params.clone())?)))?;
         let mut summary = scanned.summary;
         if summary.dry_run {
+            summary.results = describe(None, None);
             return Ok(summary);
         }
         if a.run.distributed {
@@ -1216,7 +1397,25 @@ fn reduce(a: ReduceArgs) -> Result<()> {
     if let (Some(p), false) = (printed, a.run.json) {
         println!("{p}");
     }
+    if a.run.dry_run && !a.run.json {
+        println!(
+            "  {}",
+            reduce_output_text(a.out.as_deref(), out_dtype, &out_shape)
+        );
+    }
     Ok(())
+}
+
+/// Where a reduction's result goes, for its dry run.
+fn reduce_output_text(out: Option<&std::path::Path>, dtype: DType, shape: &[u64]) -> String {
+    match out {
+        Some(p) => format!(
+            "output: {} (new .npy, {dtype} {})",
+            p.display(),
+            mmrun::layout::shape_text(shape)
+        ),
+        None => format!("output: one {dtype} number on stdout"),
+    }
 }
 
 /// The output of `apply --out` / `reduce --out`: a new `.npy` built and
@@ -1235,6 +1434,8 @@ fn out_target(
     }
     let mut t = Target::new_npy(out, dtype, shape);
     t.force = force;
+    // An output is always a new file: it is never worked on in place.
+    t.create_only = true;
     if let Some(new) = t.create.as_mut() {
         new.header = header.into();
     }
@@ -1308,7 +1509,7 @@ fn merge_reports(a: MergeArgs) -> Result<()> {
             serde_json::to_string_pretty(&merged.doc).expect("json")
         );
     }
-    eprintln!("{}", merged_text(&merged));
+    note(&merged_text(&merged));
     if !merged.problems.is_empty() {
         return Err(Error::failed(merged.problems.join("; ")));
     }
@@ -1371,13 +1572,13 @@ fn verify(a: VerifyArgs) -> Result<()> {
     }
     match verdict.first_difference {
         None => {
-            eprintln!(
+            note(&format!(
                 "mmrun: {}: rows {} of {} {} match",
                 a.file.display(),
                 verdict.rows,
                 layout.dtype,
                 layout.shape_text()
-            );
+            ));
             Ok(())
         }
         Some((row, element)) => Err(Error::failed(format!(
@@ -1402,7 +1603,12 @@ fn info(a: InfoArgs) -> Result<()> {
             a.file.display()
         )));
     }
-    let layout = Layout::read(&a.file, &mut file, target.raw.as_ref())?;
+    let layout = match Layout::read(&a.file, &mut file, target.raw.as_ref()) {
+        Ok(l) => l,
+        // A dtype NumPy writes that mmrun does not compute on: described.
+        Err(e) if target.raw.is_none() => return info_other(&a, file, meta.len(), e),
+        Err(e) => return Err(e),
+    };
     if a.json {
         println!(
             "{}",
@@ -1411,6 +1617,80 @@ fn info(a: InfoArgs) -> Result<()> {
         );
     } else {
         println!("{}", report::info_text(&a.file, &layout, meta.len()));
+    }
+    Ok(())
+}
+
+/// `info` on a `.npy` whose dtype mmrun has no element type for (complex,
+/// datetime64, strings, structured …): describes it, and says that other
+/// commands refuse it. `refused` is returned when the header is not one
+/// NumPy reads either.
+fn info_other(a: &InfoArgs, mut file: File, file_len: u64, refused: Error) -> Result<()> {
+    use std::io::{Seek, SeekFrom};
+    if file.seek(SeekFrom::Start(0)).is_err() {
+        return Err(refused);
+    }
+    let Ok(h) =
+        mmrun::layout::npy::read_other_header(&mut std::io::BufReader::new(&mut file), file_len)
+    else {
+        return Err(refused);
+    };
+    if DType::from_numpy(&h.dtype.descr).is_some() {
+        // A dtype mmrun knows: the refusal was about something else.
+        return Err(refused);
+    }
+    let count = h.shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
+    let data = count.and_then(|n| n.checked_mul(h.dtype.itemsize));
+    let Some(data) = data.filter(|&d| {
+        h.data_offset
+            .checked_add(d)
+            .is_some_and(|end| end <= file_len)
+    }) else {
+        return Err(Error::refused(format!(
+            "{}: truncated: shape {} of {} needs more than the file's {file_len} bytes",
+            a.file.display(),
+            mmrun::layout::shape_text(&h.shape),
+            h.dtype.name
+        )));
+    };
+    let big = h.dtype.descr.starts_with('>');
+    let why = format!(
+        "mmrun computes on bool, integer and float arrays: fill, apply, reduce and convert refuse {}",
+        h.dtype.name
+    );
+    if a.json {
+        let doc = serde_json::json!({
+            "schema_version": 1,
+            "file": a.file,
+            "format": "npy",
+            "npy_version": format!("{}.{}", h.version.0, h.version.1),
+            "dtype": h.dtype.descr,
+            "dtype_name": h.dtype.name,
+            "itemsize": h.dtype.itemsize,
+            "byte_order": if big { "big" } else { "little" },
+            "fortran_order": h.fortran_order,
+            "shape": h.shape,
+            "data_offset": h.data_offset,
+            "data_bytes": data,
+            "file_bytes": file_len,
+            "computable": false,
+            "note": why,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+    } else {
+        println!(
+            "{}: npy v{}.{}, dtype {} ({}, {} bytes per element), shape {}, {} order, data at byte {}, {} of data ({data} bytes), file {file_len} bytes\n  note: {why}",
+            a.file.display(),
+            h.version.0,
+            h.version.1,
+            h.dtype.descr,
+            h.dtype.name,
+            h.dtype.itemsize,
+            mmrun::layout::shape_text(&h.shape),
+            if h.fortran_order { "Fortran" } else { "C" },
+            h.data_offset,
+            indicatif::HumanBytes(data),
+        );
     }
     Ok(())
 }
@@ -1586,7 +1866,8 @@ impl RunArgs {
     /// `--report`), the plan of a dry run, the human summary on stderr.
     /// Failed runs are reported too, with their error.
     fn finish(&self, command: &str, run: impl FnOnce() -> Result<RunSummary>) -> Result<()> {
-        let report_file = match self.report_path()? {
+        // A dry run touches nothing, --report's file included.
+        let report_file = match self.report_path()?.filter(|_| !self.dry_run) {
             Some(p) => Some(
                 File::create(&p).map_err(|e| Error::io_refused("cannot create report", &p, e))?,
             ),
@@ -1595,6 +1876,73 @@ impl RunArgs {
         let result = run();
         report_outcome(command, &result, self.dry_run, self.json, report_file);
         result.map(|_| ())
+    }
+}
+
+/// Set once a run's outcome was printed or written as JSON.
+static OUTCOME_REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The JSON a refused command prints with `--json` and writes to
+/// `--report`: what was refused and why; nothing else was written.
+fn report_refusal(command: &str, e: &Error, json: bool, report_file: Option<File>) {
+    OUTCOME_REPORTED.store(true, std::sync::atomic::Ordering::Relaxed);
+    if !json && report_file.is_none() {
+        return;
+    }
+    let doc = report::refusal_json(command, e);
+    let text = serde_json::to_string_pretty(&doc).expect("report serialises");
+    if let Some(mut f) = report_file {
+        let _ = writeln!(f, "{text}");
+    }
+    if json {
+        println!("{text}");
+    }
+}
+
+/// Where a command's outcome goes as JSON: its name, `--json`, `--report`'s
+/// file (rank placeholders filled in); `None` for a dry run.
+struct JsonOutputs {
+    command: &'static str,
+    json: bool,
+    report: Option<PathBuf>,
+}
+
+impl JsonOutputs {
+    fn of(command: &Command) -> Option<Self> {
+        let (name, run) = match command {
+            Command::Fill(a) => ("fill", &a.run),
+            Command::Exec(a) => ("exec", &a.run),
+            Command::Apply(a) => ("apply", &a.run),
+            Command::Reduce(a) => ("reduce", &a.run),
+            Command::Convert(a) => ("convert", &a.run),
+            Command::Create(a) if !a.dry_run => {
+                return Some(JsonOutputs {
+                    command: "create",
+                    json: a.json,
+                    report: None,
+                })
+            }
+            _ => return None,
+        };
+        if run.dry_run {
+            return None;
+        }
+        Some(JsonOutputs {
+            command: name,
+            json: run.json,
+            report: run.report_path().ok().flatten(),
+        })
+    }
+
+    /// For a command refused before its run started (bad options, a
+    /// missing input): the refusal as `--json` and `--report` ask, unless
+    /// the run already reported its outcome.
+    fn refused(self, e: &Error) {
+        if OUTCOME_REPORTED.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let report_file = self.report.and_then(|p| File::create(p).ok());
+        report_refusal(self.command, e, self.json, report_file);
     }
 }
 
@@ -1610,7 +1958,14 @@ fn report_outcome(
         Ok(s) => Some(s),
         Err(e) => e.summary(),
     };
-    let Some(summary) = summary else { return };
+    let Some(summary) = summary else {
+        // Refused before a plan existed: the report still says so.
+        if let Err(e) = result {
+            report_refusal(command, e, json, report_file);
+        }
+        return;
+    };
+    OUTCOME_REPORTED.store(true, std::sync::atomic::Ordering::Relaxed);
     let error = result.as_ref().err();
     if json || report_file.is_some() {
         let doc = report::run_json(command, summary, error);
@@ -1626,6 +1981,6 @@ fn report_outcome(
         print!("{}", report::plan_text(summary));
     }
     if !dry_run && error.is_none() {
-        eprintln!("{}", report::summary_text(summary));
+        note(&report::summary_text(summary));
     }
 }

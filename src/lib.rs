@@ -79,6 +79,10 @@
 //! `examples/` holds complete programs: a closure fill, a user kernel,
 //! reductions per row and across rows.
 
+// The Python extension compiles the CLI module, written against `mmrun::`.
+#[cfg(feature = "python")]
+extern crate self as mmrun;
+
 pub mod bench;
 pub mod coordinator;
 pub mod distributed;
@@ -91,6 +95,8 @@ pub mod layout;
 pub mod os;
 pub mod plan;
 pub mod progress;
+#[cfg(feature = "python")]
+pub mod python;
 pub mod report;
 pub mod rng;
 pub mod verify;

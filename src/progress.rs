@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::human_bytes;
+use indicatif::HumanBytes;
 
 /// Whether to show progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -76,7 +76,7 @@ impl Progress {
         let rate = bytes as f64 / secs / 1e9;
         let msg = format!(
             "{} {:.2} GB/s  {running} running{}",
-            human_bytes(bytes),
+            HumanBytes(bytes),
             rate,
             if failed > 0 {
                 format!(", {failed} failed")

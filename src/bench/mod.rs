@@ -4,12 +4,13 @@
 //! A bench is a grid of *cells*: every (kernel × worker count) run through
 //! the library [`Runner`] on a new float32 `.npy` file in the bench
 //! directory, plus the *reference lines* (module `reference`) — anonymous
-//! first-touch and the plain mmap writer per worker count, `pwrite` and hot
-//! memset once. Cells run **round-robin**: round r runs
-//! every cell once in a fixed order, so drift (writeback, thermal, a
+//! first-touch, the plain mmap writer and `pwrite` + writeback per worker
+//! count, `pwrite` and hot memset once. Cells run **round-robin**: round r
+//! runs every cell once in a fixed order, so drift (writeback, thermal, a
 //! neighbour's job) hits all cells alike; the first `warmup` rounds are
-//! discarded. Each mmrun cell is then read against the line that binds it:
-//! the plain mmap writer with the same worker count.
+//! discarded. Each mmrun cell is then read against the line on its own I/O
+//! path: `pwrite` + writeback with the same worker count (the plain mmap
+//! writer in reports exported before that line existed).
 //!
 //! The layering follows hyperfine: [`run`] measures and returns raw samples
 //! with [`Stats`] (its `statistics`), and [`export`] turns one
@@ -191,6 +192,9 @@ pub enum Line {
     /// Create + `fallocate` + forked children storing through shared
     /// mappings + one `fsync`, no mmrun code in the loop.
     MmapWriter,
+    /// Create + `fallocate` + forked children `pwrite`-ing 1 MiB blocks and
+    /// streaming writeback + one `fsync`: mmrun fill's path, hand-written.
+    PwriteStream,
     /// One process, `pwrite` of 4 MiB blocks + `fsync`.
     Pwrite,
     /// One process overwriting memory it has already touched.
@@ -199,12 +203,14 @@ pub enum Line {
 
 impl Line {
     /// Stable identifier, as JSON and CSV write it: `fill-value`,
-    /// `anon-first-touch`, `mmap-writer`, `pwrite`, `hot-memset`.
+    /// `anon-first-touch`, `mmap-writer`, `pwrite-stream`, `pwrite`,
+    /// `hot-memset`.
     pub fn id(self) -> &'static str {
         match self {
             Line::Mmrun(k) => k.name(),
             Line::AnonFirstTouch => "anon-first-touch",
             Line::MmapWriter => "mmap-writer",
+            Line::PwriteStream => "pwrite-stream",
             Line::Pwrite => "pwrite",
             Line::HotMemset => "hot-memset",
         }
@@ -216,6 +222,7 @@ impl Line {
             Line::Mmrun(k) => format!("mmrun {}", k.name()),
             Line::AnonFirstTouch => "anonymous first-touch".into(),
             Line::MmapWriter => "plain mmap writer".into(),
+            Line::PwriteStream => "pwrite + writeback".into(),
             Line::Pwrite => "pwrite 4 MiB + fsync".into(),
             Line::HotMemset => "hot memset".into(),
         }
@@ -231,13 +238,15 @@ impl Line {
     pub fn per_workers(self) -> bool {
         matches!(
             self,
-            Line::Mmrun(_) | Line::AnonFirstTouch | Line::MmapWriter
+            Line::Mmrun(_) | Line::AnonFirstTouch | Line::MmapWriter | Line::PwriteStream
         )
     }
 
-    /// The reference line that binds this one, if it is an mmrun line.
+    /// The reference line that binds this one, if it is an mmrun line: the
+    /// hand-written code on the same I/O path (every bench kernel is a
+    /// fill, which `pwrite`s and streams writeback).
     pub fn binding(self) -> Option<Line> {
-        (!self.is_reference()).then_some(Line::MmapWriter)
+        (!self.is_reference()).then_some(Line::PwriteStream)
     }
 }
 
@@ -259,6 +268,7 @@ impl TryFrom<String> for Line {
         let refs = [
             Line::AnonFirstTouch,
             Line::MmapWriter,
+            Line::PwriteStream,
             Line::Pwrite,
             Line::HotMemset,
         ];
@@ -452,7 +462,7 @@ struct Cell {
 fn round_cells(workers: &[usize], kernels: &[BenchKernel]) -> Vec<Cell> {
     let mut cells = Vec::new();
     for &w in workers {
-        for line in [Line::AnonFirstTouch, Line::MmapWriter]
+        for line in [Line::AnonFirstTouch, Line::MmapWriter, Line::PwriteStream]
             .into_iter()
             .chain(kernels.iter().map(|&k| Line::Mmrun(k)))
         {
@@ -560,6 +570,7 @@ pub fn run(cfg: &BenchConfig, on_sample: &mut dyn FnMut(&Sample)) -> Result<Benc
                     reserved = Some(r);
                     s
                 }
+                Line::PwriteStream => reference::pwrite_stream(&raw, bytes, w, cache)?,
                 Line::Pwrite => reference::pwrite(&raw, bytes, cache)?,
                 Line::HotMemset => reference::hot_memset(bytes)?,
                 Line::Mmrun(k) => mmrun_sample(cfg, &npy, bytes, k, w, cache)?,
@@ -635,7 +646,12 @@ pub fn bind_references(report: &mut BenchReport) {
         .iter()
         .map(|c| {
             let line = c.line.binding()?;
-            let r = report.cell(line, c.workers)?;
+            // Reports exported before the pwrite + writeback line held
+            // mmrun against the plain mmap writer.
+            let (line, r) = match report.cell(line, c.workers) {
+                Some(r) => (line, r),
+                None => (Line::MmapWriter, report.cell(Line::MmapWriter, c.workers)?),
+            };
             Some(Binding {
                 line,
                 workers: r.workers,
@@ -802,6 +818,7 @@ pub(crate) mod tests {
             Line::Mmrun(BenchKernel::FillUniform),
             Line::AnonFirstTouch,
             Line::MmapWriter,
+            Line::PwriteStream,
             Line::Pwrite,
             Line::HotMemset,
         ] {
@@ -824,10 +841,12 @@ pub(crate) mod tests {
             [
                 "anon-first-touchx1",
                 "mmap-writerx1",
+                "pwrite-streamx1",
                 "fill-valuex1",
                 "fill-uniformx1",
                 "anon-first-touchx2",
                 "mmap-writerx2",
+                "pwrite-streamx2",
                 "fill-valuex2",
                 "fill-uniformx2",
                 "pwritex1",
@@ -838,6 +857,8 @@ pub(crate) mod tests {
 
     #[test]
     fn mmrun_cells_bind_to_the_mmap_writer_with_their_worker_count() {
+        // A report without the pwrite + writeback line (exported before it
+        // existed) binds to the plain mmap writer.
         let r = fixed_report();
         let c = r.cell(Line::Mmrun(BenchKernel::FillValue), 2).unwrap();
         let b = c.reference.as_ref().unwrap();
@@ -845,6 +866,34 @@ pub(crate) mod tests {
         // Medians 3.25 ms against 2.5 ms.
         assert!((b.ratio - 2.5 / 3.25).abs() < 1e-12);
         assert!(r.cell(Line::MmapWriter, 2).unwrap().reference.is_none());
+    }
+
+    #[test]
+    fn fills_bind_to_pwrite_with_writeback_when_it_was_measured() {
+        let mut r = fixed_report();
+        let mut line = r.cell(Line::MmapWriter, 2).unwrap().clone();
+        line.line = Line::PwriteStream;
+        line.samples = vec![0.002, 0.002];
+        line.stats = Stats::of(&line.samples).unwrap();
+        line.gbps = gbps(line.bytes, line.stats.median);
+        r.cells.push(line);
+        bind_references(&mut r);
+        let b = r
+            .cell(Line::Mmrun(BenchKernel::FillValue), 2)
+            .unwrap()
+            .reference
+            .clone()
+            .unwrap();
+        assert_eq!((b.line, b.workers), (Line::PwriteStream, 2));
+        assert!((b.ratio - 2.0 / 3.25).abs() < 1e-12);
+        // Worker count 1 has no such cell here: the mmap writer binds it.
+        let b1 = r
+            .cell(Line::Mmrun(BenchKernel::FillValue), 1)
+            .unwrap()
+            .reference
+            .clone()
+            .unwrap();
+        assert_eq!(b1.line, Line::MmapWriter);
     }
 
     #[test]

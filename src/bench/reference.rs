@@ -7,8 +7,13 @@
 //!   faulting in and zeroing fresh pages, with no file behind them.
 //! - *plain mmap writer*: create a file, `fallocate` it, N forked children
 //!   each map a disjoint range `MAP_SHARED` and store `1.0f32` into every
-//!   element, one `fsync`. This is what an mmrun fill does minus the header,
-//!   journal, plan and rename: the line mmrun's cells are held against.
+//!   element, one `fsync`: what a user writing through a mapping by hand
+//!   gets.
+//! - *pwrite + writeback*: create, `fallocate`, N forked children each
+//!   `pwrite` 1 MiB blocks of `1.0f32` into a disjoint range and stream
+//!   writeback (`sync_file_range` per 8 MiB window, the window two back
+//!   waited for), one `fsync`: the path an mmrun fill takes, hand-written —
+//!   the line mmrun's fill cells are held against.
 //! - *pwrite*: one process writes 4 MiB blocks with `pwrite`, then `fsync`.
 //! - *hot memset*: one process overwrites a buffer it has already touched —
 //!   the memory bandwidth of one core, no faults.
@@ -42,6 +47,12 @@ const ALIGN: u64 = 4096;
 const CHILD_OK: i32 = 0;
 const CHILD_MAP_FAILED: i32 = 3;
 const CHILD_MISALIGNED: i32 = 4;
+const CHILD_IO_FAILED: i32 = 5;
+
+/// Block and writeback window of the *pwrite + writeback* line (mmrun's
+/// worker block and window sizes).
+const STREAM_BLOCK: usize = 1 << 20;
+const STREAM_WINDOW: u64 = 8 << 20;
 
 /// What the page-cache policy did so far (cold runs only).
 #[derive(Debug, Default)]
@@ -225,6 +236,85 @@ pub(super) fn mmap_writer(
     Ok((seconds, reserved))
 }
 
+/// Creates `path` and reserves `bytes` (`fallocate`, or a sparse file
+/// where the file system cannot); returns the file, its scratch guard and
+/// how space was reserved.
+fn create_reserved(path: &Path, bytes: u64) -> Result<(File, Scratch, &'static str)> {
+    let file = create(path)?;
+    let scratch = Scratch(path.to_path_buf());
+    let len = libc::off_t::try_from(bytes)
+        .map_err(|_| Error::refused(format!("{bytes} bytes is too large a file")))?;
+    let reserved = match fallocate(file.as_fd(), FallocateFlags::empty(), 0, len) {
+        Ok(()) => "fallocate",
+        Err(Errno::EOPNOTSUPP | Errno::ENOSYS) => {
+            file.set_len(bytes)
+                .map_err(|e| Error::io_failed("cannot size", path, e))?;
+            "sparse"
+        }
+        Err(e) => return Err(Error::io_failed("cannot reserve space for", path, e)),
+    };
+    Ok((file, scratch, reserved))
+}
+
+/// One child of the *pwrite + writeback* line: `block`s into
+/// `offset..offset + len`, streaming writeback; the child's exit code.
+fn stream_range(file: &File, block: &[u8], offset: u64, len: u64) -> i32 {
+    let end = offset + len;
+    let mut pending: [(u64, u64); 3] = [(0, 0); 3];
+    let mut queued = 0;
+    let mut window = offset;
+    let mut at = offset;
+    while at < end {
+        let n = (end - at).min(block.len() as u64);
+        if file.write_all_at(&block[..n as usize], at).is_err() {
+            return CHILD_IO_FAILED;
+        }
+        at += n;
+        if at - window >= STREAM_WINDOW || at == end {
+            if os::file::start_writeback(file, window, at - window).is_err() {
+                return CHILD_IO_FAILED;
+            }
+            pending[queued] = (window, at);
+            queued += 1;
+            window = at;
+            if queued == pending.len() {
+                let (lo, hi) = pending[0];
+                if os::file::wait_writeback(file, lo, hi - lo).is_err() {
+                    return CHILD_IO_FAILED;
+                }
+                pending.rotate_left(1);
+                queued -= 1;
+            }
+        }
+    }
+    CHILD_OK
+}
+
+/// *pwrite + writeback*: create, `fallocate`, `workers` children each
+/// `pwrite` their range in 1 MiB blocks streaming writeback, one `fsync`.
+pub(super) fn pwrite_stream(
+    path: &Path,
+    bytes: u64,
+    workers: usize,
+    cache: Option<&mut CacheLog>,
+) -> Result<f64> {
+    let ranges = split(bytes, workers);
+    let block: Vec<u8> = bytemuck::cast_slice(&vec![1.0f32; STREAM_BLOCK / 4]).to_vec();
+    let t = Instant::now();
+    let (file, scratch, _) = create_reserved(path, bytes)?;
+    fork_ranges("pwrite + writeback", &ranges, |offset, len| {
+        stream_range(&file, &block, offset, len)
+    })?;
+    file.sync_all()
+        .map_err(|e| Error::io_failed("cannot sync", path, e))?;
+    let seconds = t.elapsed().as_secs_f64();
+    if let Some(log) = cache {
+        log.drop_pages(&file);
+    }
+    drop(scratch);
+    Ok(seconds)
+}
+
 /// `pwrite` of 4 MiB blocks from one process, then one `fsync`.
 pub(super) fn pwrite(path: &Path, bytes: u64, cache: Option<&mut CacheLog>) -> Result<f64> {
     let block: Vec<u8> = bytemuck::cast_slice(&vec![1.0f32; PWRITE_BLOCK / 4]).to_vec();
@@ -309,5 +399,21 @@ mod tests {
         assert!(!path.exists());
         assert!(log.dropped == 1 || log.failure.is_some());
         assert!(hot_memset(1 << 20).unwrap() > 0.0);
+    }
+
+    #[test]
+    fn a_stream_child_writes_its_range_only() {
+        // One child's work, run in this process (no fork).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.raw");
+        let (file, _scratch, _) = create_reserved(&path, 3 * STREAM_WINDOW).unwrap();
+        let block: Vec<u8> = bytemuck::cast_slice(&vec![1.0f32; STREAM_BLOCK / 4]).to_vec();
+        let (lo, len) = (4096, 2 * STREAM_WINDOW + 8192);
+        assert_eq!(stream_range(&file, &block, lo, len), CHILD_OK);
+        let data = std::fs::read(&path).unwrap();
+        assert!(data[..lo as usize].iter().all(|&b| b == 0));
+        let ones: &[f32] = bytemuck::cast_slice(&data[lo as usize..(lo + len) as usize]);
+        assert!(ones.iter().all(|&x| x == 1.0));
+        assert!(data[(lo + len) as usize..].iter().all(|&b| b == 0));
     }
 }

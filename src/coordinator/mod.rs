@@ -1023,11 +1023,16 @@ impl Runner {
         }
     }
 
-    /// The program re-executed for `Spawn::Exec` workers: the one given, or
-    /// this very executable.
+    /// The program re-executed for `Spawn::Exec` workers: the one given,
+    /// else `$MMRUN_WORKER_EXE` (set by the Python package's `mmrun`
+    /// command, whose own executable is the interpreter), else this very
+    /// executable.
     fn resolved_worker_exe(&self) -> Result<PathBuf> {
         match &self.worker_exe {
             Some(p) => Ok(p.clone()),
+            None if std::env::var_os("MMRUN_WORKER_EXE").is_some_and(|v| !v.is_empty()) => Ok(
+                PathBuf::from(std::env::var_os("MMRUN_WORKER_EXE").unwrap_or_default()),
+            ),
             None => std::env::current_exe()
                 .map_err(|e| Error::failed(format!("cannot find mmrun's own executable: {e}"))),
         }
@@ -1201,8 +1206,16 @@ impl Runner {
                     // started; it never replaces a file on its own.
                     let resuming = self.resume && journal::journal_path(&real).exists();
                     if !t.force && !resuming {
+                        // Only fill, exec and create in place take --shape.
+                        let in_place = if t.create_only {
+                            ""
+                        } else if t.raw.is_some() {
+                            ", or add --in-place to work on it with this layout"
+                        } else {
+                            ", or leave out --shape to work on it in place"
+                        };
                         return Err(Error::refused(format!(
-                            "{} already exists: use --force to replace it, or leave out --shape to work on it in place",
+                            "{} already exists: use --force to replace it{in_place}",
                             path.display()
                         )));
                     }

@@ -14,6 +14,9 @@ use super::ExprError;
 /// Deepest nesting accepted, so hostile input cannot overflow the stack.
 const MAX_DEPTH: usize = 200;
 
+/// Most tokens accepted: no expression a person writes comes near it.
+const MAX_TOKENS: usize = 4096;
+
 /// A variable of the expression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Var {
@@ -619,6 +622,14 @@ impl Parser {
 /// Parses `text` into a syntax tree.
 pub(crate) fn parse(text: &str) -> Result<Node, ExprError> {
     let toks = tokenize(text)?;
+    // Bounds the tree for every later (recursive) pass: a flat `x+x+…+x`
+    // nests one level per operator without ever deepening the parser.
+    if let Some(t) = toks.get(MAX_TOKENS) {
+        return Err(err(
+            t.col,
+            format!("the expression is too long (over {MAX_TOKENS} tokens)"),
+        ));
+    }
     if matches!(toks[0].tok, Tok::End) {
         return Err(err(1, "empty expression"));
     }

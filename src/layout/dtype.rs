@@ -153,6 +153,77 @@ impl DType {
     }
 }
 
+impl DType {
+    /// Reads a dtype string as `np.dtype` does, byte order included: a
+    /// NumPy name (`float64`, `bool`, `int`; no byte-order prefix, as NumPy
+    /// refuses `<float64`), a type character (`d`, `i`, `?`, `l`, `B`), or a
+    /// kind and size (`f8`, `b1`), each of the last two after an optional
+    /// `<`, `>`, `=` or `|`. `None` for anything NumPy refuses and for the
+    /// dtypes mmrun has no type for (complex, datetime, strings, `g`).
+    ///
+    /// This is how a `.npy` header's descr is read, as NumPy's
+    /// `descr_to_dtype` reads it.
+    pub fn from_numpy(text: &str) -> Option<(DType, ByteOrder)> {
+        let by_name = match text {
+            "bool" | "bool_" => Some(DType::Bool),
+            "int8" | "byte" => Some(DType::I8),
+            "int16" | "short" => Some(DType::I16),
+            "int32" | "intc" => Some(DType::I32),
+            "int64" | "long" | "longlong" | "int" | "int_" | "intp" => Some(DType::I64),
+            "uint8" | "ubyte" => Some(DType::U8),
+            "uint16" | "ushort" => Some(DType::U16),
+            "uint32" | "uintc" => Some(DType::U32),
+            "uint64" | "ulong" | "ulonglong" | "uint" | "uintp" => Some(DType::U64),
+            "float16" | "half" => Some(DType::F16),
+            "float32" | "single" => Some(DType::F32),
+            "float64" | "double" | "float" => Some(DType::F64),
+            _ => None,
+        };
+        if let Some(d) = by_name {
+            return Some((d, ByteOrder::Little));
+        }
+        let (order, rest) = match text.as_bytes().first()? {
+            b'<' | b'=' | b'|' => (ByteOrder::Little, &text[1..]),
+            b'>' => (ByteOrder::Big, &text[1..]),
+            _ => (ByteOrder::Little, text),
+        };
+        // Type characters of an LP64 Linux, as np.dtype(c).str prints them.
+        let by_char = match rest {
+            "?" => Some(DType::Bool),
+            "b" => Some(DType::I8),
+            "B" => Some(DType::U8),
+            "h" => Some(DType::I16),
+            "H" => Some(DType::U16),
+            "i" => Some(DType::I32),
+            "I" => Some(DType::U32),
+            "l" | "q" | "p" => Some(DType::I64),
+            "L" | "Q" | "P" => Some(DType::U64),
+            "e" => Some(DType::F16),
+            "f" => Some(DType::F32),
+            "d" => Some(DType::F64),
+            _ => None,
+        };
+        let dtype = match by_char {
+            Some(d) => d,
+            None => {
+                let kind = rest.chars().next()?;
+                let digits = &rest[kind.len_utf8()..];
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                DType::from_kind_size(kind, digits.parse().ok()?)?
+            }
+        };
+        // One-byte types have no byte order, whatever the prefix says.
+        let order = if dtype.itemsize() == 1 {
+            ByteOrder::Little
+        } else {
+            order
+        };
+        Some((dtype, order))
+    }
+}
+
 /// A dtype spelling mmrun cannot use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseDTypeError(String);
@@ -193,7 +264,7 @@ impl FromStr for DType {
                     .into(),
             ));
         }
-        match DType::parse_descr(s) {
+        match DType::from_numpy(s).or_else(|| DType::parse_descr(s)) {
             Some((d, ByteOrder::Little)) => Ok(d),
             Some((_, ByteOrder::Big)) => Err(ParseDTypeError(format!(
                 "dtype '{s}' is big-endian: mmrun writes native little-endian files"

@@ -101,6 +101,42 @@ pub fn parse_shape(text: &str) -> Result<Vec<u64>> {
         .collect()
 }
 
+/// Parses a raw file's `--shape` where one entry may be `-1`, inferred as
+/// NumPy's `reshape` infers it from the `avail` bytes after the offset
+/// (asked for only when there is a `-1`).
+pub fn parse_shape_inferring(
+    text: &str,
+    itemsize: u64,
+    avail: impl FnOnce() -> Result<u64>,
+) -> Result<Vec<u64>> {
+    let trimmed = text.trim().trim_start_matches('(').trim_end_matches(')');
+    let parts: Vec<&str> = trimmed.split(',').map(str::trim).collect();
+    let unknown: Vec<usize> = (0..parts.len()).filter(|&i| parts[i] == "-1").collect();
+    let Some(&at) = unknown.first() else {
+        return parse_shape(text);
+    };
+    if unknown.len() > 1 {
+        return Err(Error::refused(format!(
+            "invalid shape '{text}': can only specify one unknown dimension (-1)"
+        )));
+    }
+    let mut rest = parts.clone();
+    rest[at] = "1";
+    let mut shape = parse_shape(&rest.join(","))?;
+    let known = shape
+        .iter()
+        .try_fold(itemsize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| Error::refused(format!("invalid shape '{text}': too large")))?;
+    let avail = avail()?;
+    if known == 0 || avail % known != 0 {
+        return Err(Error::refused(format!(
+            "cannot infer the -1 in shape '{text}': {avail} bytes of data are not a whole number of {known}-byte units"
+        )));
+    }
+    shape[at] = avail / known;
+    Ok(shape)
+}
+
 impl Layout {
     /// A C-order, native-endian layout for a new file.
     pub fn new(format: Format, dtype: DType, shape: Vec<u64>, data_offset: u64) -> Result<Self> {
@@ -255,8 +291,9 @@ impl Layout {
             }
         };
         let layout = Layout::new(Format::Raw, spec.dtype, shape, spec.offset)?;
+        // numpy.memmap maps a prefix of a longer file; a shorter one it refuses.
         let need = layout.file_len()?;
-        if need != file_len {
+        if need > file_len {
             return Err(Error::refused(format!(
                 "{}: raw file is {file_len} bytes but shape {} of {} at offset {} needs {need}",
                 path.display(),

@@ -162,6 +162,35 @@ pub fn has_magic(prefix: &[u8]) -> bool {
 
 /// Reads and checks the header of a file `file_len` bytes long.
 pub fn read_header<R: Read>(reader: &mut R, file_len: u64) -> Result<NpyInfo, NpyError> {
+    let (version, header, data_offset) = read_dict(reader, file_len)?;
+    let descr = match &header.type_descriptor {
+        PyValue::String(s) => s.clone(),
+        other => {
+            return Err(err(format!(
+                "structured dtype {} is not supported (mmrun handles plain numeric arrays)",
+                printable(&other.to_string())
+            )))
+        }
+    };
+    let (dtype, byte_order) = DType::from_numpy(&descr).ok_or_else(|| {
+        err(format!(
+            "dtype '{}' is not supported (mmrun handles bool, integer and float arrays)",
+            printable(&descr)
+        ))
+    })?;
+    Ok(NpyInfo {
+        version,
+        dtype,
+        byte_order,
+        fortran_order: header.layout.is_fortran(),
+        shape: header.shape.iter().map(|&d| d as u64).collect(),
+        data_offset,
+    })
+}
+
+/// The checked prefix and parsed dictionary of a header: version, the
+/// dictionary, and the data offset.
+fn read_dict<R: Read>(reader: &mut R, file_len: u64) -> Result<((u8, u8), Header, u64), NpyError> {
     let mut prefix = [0u8; 12];
     if file_len < 10 {
         return Err(err(format!(
@@ -214,6 +243,11 @@ pub fn read_header<R: Read>(reader: &mut R, file_len: u64) -> Result<NpyInfo, Np
         .read_exact(&mut text)
         .map_err(|e| err(format!("cannot read the .npy header: {e}")))?;
     check_plain_literal(&text)?;
+    if major < 3 {
+        // NumPy retries a v1/v2 header that Python 3 cannot read with the
+        // `L` suffixes of Python 2's longs removed (`_filter_header`).
+        blank_long_suffixes(&mut text);
+    }
     whole.extend_from_slice(&text);
     let header = Header::from_reader(&mut Cursor::new(&whole)).map_err(|e| {
         // Parser errors span several lines; a refusal is one line.
@@ -222,29 +256,261 @@ pub fn read_header<R: Read>(reader: &mut R, file_len: u64) -> Result<NpyInfo, Np
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
-        err(format!("corrupt .npy header: {detail}"))
+        err(format!("corrupt .npy header: {}", printable(&detail)))
     })?;
-    let descr = match &header.type_descriptor {
-        PyValue::String(s) => s.clone(),
-        other => {
-            return Err(err(format!(
-                "structured dtype {other} is not supported (mmrun handles plain numeric arrays)"
-            )))
-        }
-    };
-    let (dtype, byte_order) = DType::parse_descr(&descr).ok_or_else(|| {
+    Ok(((major, minor), header, data_offset))
+}
+
+/// A dtype NumPy writes that mmrun has no element type for (complex,
+/// datetime64, timedelta64, strings, void, structured, float128): what
+/// `info` says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherDType {
+    /// The descr as the header has it (printable), e.g. `<c8`, `<M8[ns]`.
+    pub descr: String,
+    /// What it is, in NumPy's words: `complex64`, `datetime64[ns]`, `str96`.
+    pub name: String,
+    /// Bytes per element.
+    pub itemsize: u64,
+}
+
+/// What a header with an [`OtherDType`] says about the array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherInfo {
+    /// Format version, e.g. (1, 0).
+    pub version: (u8, u8),
+    /// The element type.
+    pub dtype: OtherDType,
+    /// Whether the array is stored in Fortran order.
+    pub fortran_order: bool,
+    /// The array's shape.
+    pub shape: Vec<u64>,
+    /// Byte offset of the first element.
+    pub data_offset: u64,
+}
+
+/// Reads a header whose dtype mmrun does not compute on but NumPy writes,
+/// for `info` to describe it. Refuses what NumPy refuses, and object
+/// arrays (their data is a pickle, not fixed-size elements).
+pub fn read_other_header<R: Read>(reader: &mut R, file_len: u64) -> Result<OtherInfo, NpyError> {
+    let (version, header, data_offset) = read_dict(reader, file_len)?;
+    let dtype = other_dtype(&header.type_descriptor, 0).ok_or_else(|| {
         err(format!(
-            "dtype '{descr}' is not supported (mmrun handles bool, integer and float arrays)"
+            "dtype {} is not one NumPy reads from a .npy file without pickles",
+            printable(&header.type_descriptor.to_string())
         ))
     })?;
-    Ok(NpyInfo {
-        version: (major, minor),
+    Ok(OtherInfo {
+        version,
         dtype,
-        byte_order,
         fortran_order: header.layout.is_fortran(),
         shape: header.shape.iter().map(|&d| d as u64).collect(),
         data_offset,
     })
+}
+
+/// Size and name of a descr as `np.dtype` reads it (the `.str` forms and
+/// the list of fields `np.save` writes); `None` for what it refuses.
+fn other_dtype(v: &PyValue, depth: usize) -> Option<OtherDType> {
+    if depth > 32 {
+        return None;
+    }
+    match v {
+        PyValue::String(text) => {
+            if let Some((d, _)) = DType::from_numpy(text) {
+                return Some(OtherDType {
+                    descr: text.clone(),
+                    name: d.numpy_name().into(),
+                    itemsize: d.itemsize(),
+                });
+            }
+            let rest = text.strip_prefix(['<', '>', '=', '|']).unwrap_or(text);
+            let kind = rest.chars().next()?;
+            let body = &rest[kind.len_utf8()..];
+            let digits = |t: &str| -> Option<u64> {
+                (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| t.parse().ok())
+                    .flatten()
+            };
+            let (name, itemsize) = match kind {
+                'c' => {
+                    let n = digits(body).filter(|n| [8, 16, 32].contains(n))?;
+                    (format!("complex{}", n * 8), n)
+                }
+                'F' | 'D' | 'G' if body.is_empty() => {
+                    let n = match kind {
+                        'F' => 8,
+                        'D' => 16,
+                        _ => 32,
+                    };
+                    (format!("complex{}", n * 8), n)
+                }
+                'f' if body == "16" => ("float128".into(), 16),
+                'g' if body.is_empty() => ("float128".into(), 16),
+                'M' | 'm' => {
+                    let (size, unit) = match body.find('[') {
+                        Some(at) => (
+                            &body[..at],
+                            body[at..].strip_suffix(']')?.strip_prefix('[')?,
+                        ),
+                        None => (body, ""),
+                    };
+                    if !(size.is_empty() || size == "8") {
+                        return None;
+                    }
+                    let units = [
+                        "", "Y", "M", "W", "D", "h", "m", "s", "ms", "us", "μs", "ns", "ps", "fs",
+                        "as",
+                    ];
+                    let plain = unit.trim_start_matches(|c: char| c.is_ascii_digit());
+                    if !units.contains(&plain) {
+                        return None;
+                    }
+                    let base = if kind == 'M' {
+                        "datetime64"
+                    } else {
+                        "timedelta64"
+                    };
+                    let name = if unit.is_empty() {
+                        base.to_string()
+                    } else {
+                        format!("{base}[{unit}]")
+                    };
+                    (name, 8)
+                }
+                'U' => {
+                    let n = digits(body)?;
+                    (format!("str{}", n.checked_mul(32)?), n.checked_mul(4)?)
+                }
+                'S' | 'a' => {
+                    let n = digits(body)?;
+                    (format!("bytes{}", n.checked_mul(8)?), n)
+                }
+                'V' => {
+                    let n = digits(body)?;
+                    (format!("void{}", n.checked_mul(8)?), n)
+                }
+                _ => return None,
+            };
+            Some(OtherDType {
+                descr: printable(text),
+                name,
+                itemsize,
+            })
+        }
+        PyValue::List(fields) if !fields.is_empty() => {
+            let mut size = 0u64;
+            let mut names = Vec::new();
+            for f in fields {
+                let PyValue::Tuple(parts) = f else {
+                    return None;
+                };
+                let (name, descr, shape) = match parts.as_slice() {
+                    [n, d] => (n, d, None),
+                    [n, d, s] => (n, d, Some(s)),
+                    _ => return None,
+                };
+                let name = match name {
+                    PyValue::String(n) => n.clone(),
+                    PyValue::Tuple(t) => match t.as_slice() {
+                        [_, PyValue::String(n)] => n.clone(),
+                        _ => return None,
+                    },
+                    _ => return None,
+                };
+                let field = other_dtype(descr, depth + 1)?;
+                let count = match shape {
+                    None => 1u64,
+                    Some(PyValue::Tuple(dims)) => dims.iter().try_fold(1u64, |a, d| match d {
+                        PyValue::Integer(i) => a.checked_mul(i.to_string().parse::<u64>().ok()?),
+                        _ => None,
+                    })?,
+                    Some(PyValue::Integer(i)) => i.to_string().parse::<u64>().ok()?,
+                    Some(_) => return None,
+                };
+                size = size.checked_add(field.itemsize.checked_mul(count)?)?;
+                if !name.is_empty() {
+                    names.push(format!("{} {}", printable(&name), field.name));
+                }
+            }
+            Some(OtherDType {
+                descr: printable(&v.to_string()),
+                name: format!("structured ({})", names.join(", ")),
+                itemsize: size,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Text from a file, safe to print on one line: control characters (a
+/// newline, an escape sequence's ESC) are written as Rust escapes.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Blanks out each `L` that follows a number outside quoted strings (`(2L,
+/// 3L)` → `(2 , 3 )`), as NumPy's `_filter_header` drops the `L` name
+/// token after a number token. Blanking keeps the header's length.
+fn blank_long_suffixes(text: &mut [u8]) {
+    let mut quote: Option<u8> = None;
+    let mut escaped = false;
+    // Whether the last token outside quotes was a number.
+    let mut after_number = false;
+    let mut i = 0;
+    while i < text.len() {
+        let c = text[i];
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        if c == b'\'' || c == b'"' {
+            quote = Some(c);
+            after_number = false;
+            i += 1;
+        } else if c.is_ascii_whitespace() {
+            i += 1;
+        } else if c.is_ascii_alphanumeric() || c == b'_' {
+            let start = i;
+            while i < text.len() && (text[i].is_ascii_alphanumeric() || text[i] == b'_') {
+                i += 1;
+            }
+            let word = &text[start..i];
+            if word[0].is_ascii_digit() {
+                // `2L` is one run here: the digits are a number, the `L` a name.
+                if word.len() > 1
+                    && word[..word.len() - 1].iter().all(u8::is_ascii_digit)
+                    && word[word.len() - 1] == b'L'
+                {
+                    text[i - 1] = b' ';
+                }
+                after_number = true;
+            } else if after_number && word == b"L" {
+                text[start] = b' ';
+                after_number = false;
+            } else {
+                after_number = false;
+            }
+        } else {
+            after_number = false;
+            i += 1;
+        }
+    }
 }
 
 /// Refuses header text with anything but plain literals: outside quoted
@@ -338,6 +604,29 @@ mod tests {
         assert!(bad("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (3,), }").is_err());
         assert!(bad("{'descr': '<f4', 'fortran_order': False, 'shape': (1+2, 2), }").is_err());
         assert!(bad("{'descr': '<f4', 'fortran_order': False, 'shape': (3, -2), }").is_err());
+        assert!(bad("{'descr': '<float64', 'fortran_order': False, 'shape': (3,), }").is_err());
+        assert!(bad("{'descr': '<f4', 'fortran_order': False, 'shape': (3l,), }").is_err());
+        let nl = bad("{'descr': '<x\\n\\x1b[31m', 'fortran_order': False, 'shape': (3,), }");
+        let nl = nl.unwrap_err().0;
+        assert!(!nl.contains('\n') && !nl.contains('\x1b'), "{nl}");
+        let long = bad("{'descr': '<f4', 'fortran_order': False, 'shape': (2L, 3 L), }").unwrap();
+        assert_eq!(long.shape, vec![2, 3]);
+        for (descr, dtype) in [
+            ("float64", DType::F64),
+            ("<d", DType::F64),
+            ("d", DType::F64),
+            ("i", DType::I32),
+            ("?", DType::Bool),
+            ("bool", DType::Bool),
+            ("|i4", DType::I32),
+            ("l", DType::I64),
+            ("B", DType::U8),
+        ] {
+            let h = bad(&format!(
+                "{{'descr': '{descr}', 'fortran_order': False, 'shape': (3,), }}"
+            ));
+            assert_eq!(h.unwrap().dtype, dtype, "{descr}");
+        }
         let be = bad("{'descr': '>f8', 'fortran_order': True, 'shape': (3, 2), }").unwrap();
         assert_eq!((be.byte_order, be.fortran_order), (ByteOrder::Big, true));
     }

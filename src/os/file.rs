@@ -72,6 +72,35 @@ impl SharedRegion {
     }
 }
 
+impl SharedRegion {
+    /// Maps `offset..offset + len` of the region writable now, in one call
+    /// (`MADV_POPULATE_WRITE`, Linux 5.14), instead of one write fault per
+    /// page in the block loop. A hint: `Ok(false)` when the kernel does not
+    /// know the advice (the loop then faults as before); other errors are
+    /// returned, and change nothing either — a page that cannot be mapped
+    /// (a file truncated under mmrun) faults again when it is stored to.
+    pub fn populate(&self, offset: usize, len: usize) -> io::Result<bool> {
+        match self
+            .map
+            .advise_range(memmap2::Advice::PopulateWrite, offset, len)
+        {
+            Ok(()) => Ok(true),
+            // Before Linux 5.14.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts reading `offset..offset + len` from disk in the background
+    /// (`MADV_WILLNEED`) so a cold file's pages are cached by the time the
+    /// loop gets there. A hint: nothing changes when it fails.
+    pub fn will_need(&self, offset: usize, len: usize) {
+        let _ = self
+            .map
+            .advise_range(memmap2::Advice::WillNeed, offset, len);
+    }
+}
+
 impl Deref for SharedRegion {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

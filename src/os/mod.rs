@@ -21,6 +21,8 @@ use nix::unistd::{self, ForkResult, Pid};
 
 pub mod file;
 pub mod progress;
+#[cfg(feature = "python")]
+pub mod python;
 pub mod results;
 
 pub use file::{available_bytes, reserve, try_lock_exclusive, LockOutcome, SharedRegion};
@@ -422,6 +424,16 @@ impl ReadRegion {
             self.map
                 .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
         }
+    }
+}
+
+impl ReadRegion {
+    /// Starts reading `offset..offset + len` from disk in the background
+    /// (`MADV_WILLNEED`). A hint: nothing changes when it fails.
+    pub fn will_need(&self, offset: usize, len: usize) {
+        let _ = self
+            .map
+            .advise_range(memmap2::Advice::WillNeed, offset, len);
     }
 }
 

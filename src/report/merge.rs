@@ -269,7 +269,7 @@ pub fn merged_text(m: &Merged) -> String {
         ok,
         d["ranks"],
         d["workers"],
-        super::human_bytes(d["bytes"].as_u64().unwrap_or(0)),
+        indicatif::HumanBytes(d["bytes"].as_u64().unwrap_or(0)),
         d["slowest_rank_s"].as_f64().unwrap_or(0.0),
         d["throughput_gbps"].as_f64().unwrap_or(0.0),
     )

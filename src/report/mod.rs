@@ -8,27 +8,12 @@ pub mod merge;
 
 use std::path::Path;
 
+use indicatif::HumanBytes;
 use serde_json::json;
 
 use crate::coordinator::RunSummary;
 use crate::layout::{Format, Layout};
 use crate::plan::Alignment;
-
-/// Bytes as people read them: `381.5 MiB`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
 
 fn alignment_note(a: Alignment, align: u64) -> String {
     match a {
@@ -51,7 +36,7 @@ pub fn plan_text(s: &RunSummary) -> String {
         l.shape_text(),
         l.data_offset,
         s.rows,
-        human_bytes(s.bytes),
+        HumanBytes(s.bytes),
         s.plan.workers(),
         if s.plan.workers() < s.workers_requested {
             format!(
@@ -68,7 +53,7 @@ pub fn plan_text(s: &RunSummary) -> String {
             "  worker {i}: rows {r}, bytes {}..{} ({})\n",
             l.data_offset + r.start * row_bytes,
             l.data_offset + r.end * row_bytes,
-            human_bytes(r.len() * row_bytes)
+            HumanBytes(r.len() * row_bytes)
         ));
     }
     out.push_str(&format!(
@@ -114,7 +99,7 @@ pub fn summary_text(s: &RunSummary) -> String {
         s.path.display(),
         l.dtype,
         l.shape_text(),
-        human_bytes(l.file_len().unwrap_or(0)),
+        HumanBytes(l.file_len().unwrap_or(0)),
         s.rows.len(),
         // Dynamic plans have more chunks than workers run at once.
         s.plan.workers().min(s.workers_requested),
@@ -193,6 +178,27 @@ pub fn run_json(command: &str, s: &RunSummary, error: Option<&crate::Error>) -> 
     })
 }
 
+/// The JSON report of a command stopped before it had a plan (refused,
+/// busy, or failed while preparing): what and why. Nothing was written.
+pub fn refusal_json(command: &str, error: &crate::Error) -> serde_json::Value {
+    let outcome = match error.kind() {
+        crate::ErrorKind::Interrupted(_) => "interrupted",
+        crate::ErrorKind::Busy => "busy",
+        crate::ErrorKind::Refused => "refused",
+        _ => "failed",
+    };
+    json!({
+        "schema_version": SCHEMA_VERSION,
+        "mmrun_version": env!("CARGO_PKG_VERSION"),
+        "command": command,
+        "dry_run": false,
+        "written": false,
+        "outcome": outcome,
+        "error": error.message(),
+        "exit_code": error.exit_code(),
+    })
+}
+
 /// `info`'s JSON document for a file.
 pub fn info_json(path: &Path, l: &Layout, file_len: u64) -> serde_json::Value {
     json!({
@@ -238,7 +244,7 @@ pub fn info_text(path: &Path, l: &Layout, file_len: u64) -> String {
         l.shape_text(),
         if l.fortran_order { "Fortran" } else { "C" },
         l.data_offset,
-        human_bytes(l.data_bytes().unwrap_or(0)),
+        HumanBytes(l.data_bytes().unwrap_or(0)),
         l.data_bytes().unwrap_or(0),
         file_len
     );
@@ -255,8 +261,8 @@ mod tests {
 
     #[test]
     fn bytes_read_like_people_write_them() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(400_004_096), "381.5 MiB");
-        assert_eq!(human_bytes(1 << 30), "1.0 GiB");
+        assert_eq!(HumanBytes(512).to_string(), "512 B");
+        assert_eq!(HumanBytes(400_004_096).to_string(), "381.47 MiB");
+        assert_eq!(HumanBytes(1 << 30).to_string(), "1.00 GiB");
     }
 }

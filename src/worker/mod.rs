@@ -14,7 +14,10 @@
 //! cache, which every other mapping of the file sees. In a syncing run the
 //! block loop streams writeback (see `Writeback`): the disk writes finished
 //! windows while the kernel computes the next ones, and a worker's resident
-//! set stays bounded by a few windows, not by its partition.
+//! set stays bounded by a few windows, not by its partition. The mapped
+//! rows are populated a window at a time ahead of the loop (`prefetch`).
+
+mod prefetch;
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -27,6 +30,7 @@ use crate::layout::{DType, Format, Layout};
 use crate::os::progress::ProgressRegion;
 use crate::os::{self, ReadRegion, SharedRegion};
 use crate::plan::RowRange;
+use prefetch::Prefetch;
 
 /// Target bytes per kernel block: about the size of an L2 cache. 256 KiB
 /// and 1 MiB measured alike here (512 KiB L2), 128 KiB and 4 MiB slower.
@@ -177,10 +181,17 @@ impl WorkerTask {
             ),
             None => None,
         };
+        let (start, end) = (num("MMRUN_ROW_START")?, num("MMRUN_ROW_END")?);
+        if start > end || end > layout.rows() {
+            return Err(Error::refused(format!(
+                "MMRUN_ROW_START..MMRUN_ROW_END {start}..{end} is not a range of the file's {} rows",
+                layout.rows()
+            )));
+        }
         Ok(WorkerTask {
             path: PathBuf::from(need("MMRUN_FILE")?),
             layout,
-            range: RowRange::new(num("MMRUN_ROW_START")?, num("MMRUN_ROW_END")?),
+            range: RowRange::new(start, end),
             worker: num("MMRUN_WORKER")? as usize,
             workers: num("MMRUN_WORKERS")? as usize,
             seed,
@@ -331,10 +342,12 @@ fn scan(
     let block_rows = (BLOCK_BYTES / row_bytes).max(1);
     let mut bounce: Vec<u64> = Vec::new();
     let mut released = 0usize;
+    let mut ahead = Prefetch::new(len);
     let mut row = task.range.start;
     while row < task.range.end {
         let n = block_rows.min(task.range.end - row);
         let lo = ((row - task.range.start) * row_bytes) as usize;
+        ahead.before(&map, lo, lo + (n * row_bytes) as usize);
         let raw = &map[lo..lo + (n * row_bytes) as usize];
         let bytes: &[u8] = if aligned {
             raw
@@ -346,11 +359,14 @@ fn scan(
         scan_block(bytes, row, n)?;
         // Rows read stop counting towards this worker's resident set (the
         // pages stay cached): a scan of a file larger than memory, or than
-        // a cgroup's limit, keeps about one block mapped.
+        // a cgroup's limit, keeps about two windows mapped. One call per
+        // window, not per block.
         let done = (lo as u64 + n * row_bytes) as usize;
-        map.release(released, done - released)
-            .map_err(|e| Error::io_failed("cannot release rows of", &task.path, e))?;
-        released = done;
+        if done - released >= prefetch::WINDOW {
+            map.release(released, done - released)
+                .map_err(|e| Error::io_failed("cannot release rows of", &task.path, e))?;
+            released = done;
+        }
         row += n;
         if let Some((counters, slot)) = progress {
             counters.store(slot, row - task.range.start);
@@ -421,6 +437,8 @@ fn run_windowed(
     let aligned = offset.is_multiple_of(itemsize);
     let mut in_bounce: Vec<u64> = Vec::new();
     let mut bounce: Vec<u64> = Vec::new();
+    let mut out_ahead = Prefetch::new(len);
+    let mut in_ahead = Prefetch::new(usize::try_from(task.range.len() * in_row_bytes).unwrap_or(0));
     let mut stream = Writeback {
         file,
         path: &task.path,
@@ -439,6 +457,13 @@ fn run_windowed(
         let n = block_rows.min(task.range.end - row);
         let lo = ((row - task.range.start) * row_bytes) as usize;
         let hi = lo + (n * row_bytes) as usize;
+        if let Some(region) = region.as_ref() {
+            out_ahead.before(region, lo, hi);
+        }
+        if let Some((map, _, in_row_bytes, _)) = input.as_ref() {
+            let a = ((row - task.range.start) * in_row_bytes) as usize;
+            in_ahead.before(map, a, a + (n * in_row_bytes) as usize);
+        }
         let call = |kernel: &dyn Kernel, out: AnyRowsMut<'_>, in_bounce: &mut Vec<u64>| match &input
         {
             None => kernel.run(out),
@@ -555,11 +580,14 @@ fn run_windowed(
             // A block's input rows are never read again once it is
             // computed, whatever the output's writeback still holds (a
             // reduction's output is far smaller than its input).
+            // One call per window, not per block.
             let a = (input_released - task.range.start) * *in_row_bytes;
             let b = (row - task.range.start) * *in_row_bytes;
-            // Only memory is at stake: a failure costs nothing.
-            let _ = map.release(a as usize, (b - a) as usize);
-            input_released = row;
+            if b - a >= prefetch::WINDOW as u64 {
+                // Only memory is at stake: a failure costs nothing.
+                let _ = map.release(a as usize, (b - a) as usize);
+                input_released = row;
+            }
         }
         test_hooks::after_block(task, row);
     }

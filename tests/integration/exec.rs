@@ -36,10 +36,10 @@ fn example(name: &str) -> String {
         .into_owned()
 }
 
-/// `mmrun ARGS...` in `d` with `workers/python` on `PYTHONPATH`.
+/// `mmrun ARGS...` in `d` with the `mmrun` Python package (`python/`) on `PYTHONPATH`.
 fn exec_cmd(d: &Dir, args: &[&str]) -> Command {
     let mut c = d.cmd(args);
-    c.env("PYTHONPATH", repo().join("workers/python"));
+    c.env("PYTHONPATH", repo().join("python"));
     c
 }
 
@@ -374,7 +374,8 @@ fn worker_module_by_hand() {
         r#"import os, subprocess, sys
 import numpy as np
 code = """
-import numpy as np, mmrun_worker as w
+import numpy as np
+import mmrun.worker as w
 i = w.info()
 assert i["shape"] == (6, 4) and i["dtype"] == np.dtype("<u2") and i["seed"] == 2**100
 assert (w.row_start, w.row_end, w.worker, w.workers, w.format) == (2, 5, 1, 3, "raw")
@@ -401,7 +402,7 @@ assert slots[2, 0] == 3 and slots.sum() == 3, slots
 # In this process: outside mmrun, importing works and info() raises ProtocolError.
 for k in [k for k in os.environ if k.startswith("MMRUN_")]:
     del os.environ[k]
-import mmrun_worker as w
+import mmrun.worker as w
 try:
     w.info()
     raise AssertionError("info() outside mmrun")

@@ -31,3 +31,8 @@ mod convert;
 mod memory;
 // Readers never use a file a run changes; nothing rewritten without --force.
 mod integrity;
+// The mapped path over many windows: results against NumPy, populate and
+// madvise calls under strace.
+mod mapped_path;
+// Inputs answered as NumPy answers them, no panics, helpful messages, quiet and JSON output.
+mod agreement;

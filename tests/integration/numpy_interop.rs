@@ -1,7 +1,7 @@
 //! Interoperability with real NumPy: files mmrun writes open with
 //! `np.load(mmap_mode="r")` / `np.memmap`, compact headers are `np.save`'s
 //! bytes, every stream equals NumPy's expression for it
-//! (`workers/python/mmrun_reference.py`), the bytes never depend on the
+//! (`python/mmrun/reference.py`), the bytes never depend on the
 //! worker count or spawn mode, and files NumPy wrote are read, filled in
 //! place or refused exactly as design.md says.
 
@@ -25,7 +25,7 @@ fn py(py: &Path, dir: &Dir, body: &str) -> String {
     let code = format!(
         "import io, json, math, os, subprocess\n\
          import numpy as np\n\
-         import mmrun_reference as R\n\
+         import mmrun.reference as R\n\
          {body}"
     );
     python(py, dir.path(), &code)
@@ -516,7 +516,7 @@ m[123, 4] = np.nextafter(m[123, 4], np.float32(np.inf))
 m.flush()
 del m
 assert R.verify("w.npy", 3, "normal", block_elements=64) == 123
-ref = os.path.join(os.environ["PYTHONPATH"], "mmrun_reference.py")
+ref = os.path.join(os.environ["PYTHONPATH"], "mmrun", "reference.py")
 p = subprocess.run([sys.executable, ref, "w.npy", "--random", "normal", "--seed", "3"], capture_output=True, text=True)
 assert p.returncode == 1 and "row 123" in p.stdout, (p.returncode, p.stdout, p.stderr)
 p = subprocess.run([sys.executable, ref, "v.npy", "--random", "normal", "--seed", "3"], capture_output=True, text=True)

@@ -163,14 +163,14 @@ pub fn require_numpy(test: &str) -> Option<PathBuf> {
 }
 
 /// Runs a Python snippet with NumPy in `dir`; panics with its stderr on failure.
-/// `workers/python` is on `PYTHONPATH`. Returns stdout.
+/// The `mmrun` Python package (`python/`) is on `PYTHONPATH`. Returns stdout.
 pub fn python(py: &Path, dir: &Path, code: &str) -> String {
     let out = Command::new(py)
         .args(["-c", code])
         .current_dir(dir)
         .env(
             "PYTHONPATH",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("workers/python"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("python"),
         )
         .env("MMRUN_BIN", mmrun_bin())
         .output()

@@ -15,9 +15,9 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
 
-import mmrun_worker  # noqa: E402
+import mmrun.worker as mmrun_worker  # noqa: E402
 
 
 def parse_slice(text):

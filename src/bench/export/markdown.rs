@@ -7,7 +7,7 @@ use std::fmt::Write;
 use super::{ms, Exporter};
 use crate::bench::BenchReport;
 use crate::error::Result;
-use crate::report::human_bytes;
+use indicatif::HumanBytes;
 
 /// `--export-markdown`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,7 +35,7 @@ impl Exporter for MarkdownExporter {
         let _ = writeln!(
             out,
             "- run: {} per sample, {} measured round(s) after {} warm-up, {} workers, space reserved with {}",
-            human_bytes(p.bytes),
+            HumanBytes(p.bytes),
             p.repeat,
             p.warmup,
             p.spawn,
@@ -91,7 +91,7 @@ mod tests {
 
 - machine: Test CPU @ 3.00GHz, 8 CPUs, x86_64, Linux 6.1.0-test, page size 4096, THP madvise, host node1
 - file system: xfs (/dev/md0) on /scratch, options rw,relatime; bench directory /scratch/b
-- run: 4.0 MiB per sample, 2 measured round(s) after 1 warm-up, fork workers, space reserved with fallocate
+- run: 4.00 MiB per sample, 2 measured round(s) after 1 warm-up, fork workers, space reserved with fallocate
 - cache: warm (nothing dropped)
 - mmrun 0.1.0, release build
 

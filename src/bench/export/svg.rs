@@ -12,7 +12,7 @@ use std::fmt::Write;
 use super::Exporter;
 use crate::bench::{BenchReport, Line};
 use crate::error::Result;
-use crate::report::human_bytes;
+use indicatif::HumanBytes;
 
 /// `--plot`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -89,7 +89,7 @@ impl Exporter for SvgExporter {
         let e = &r.environment;
         let title = format!(
             "mmrun bench: {} per sample, {} on {}",
-            human_bytes(r.params.bytes),
+            HumanBytes(r.params.bytes),
             e.fs.fs_type,
             e.fs.dir.display()
         );

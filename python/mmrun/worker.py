@@ -42,6 +42,7 @@ __all__ = [
     "rows",
     "rng",
     "first_element",
+    "positioned_generator",
     "fill_uniform",
     "progress",
     "flush",
@@ -210,9 +211,17 @@ def rng():
     i = info()
     if i["seed"] is None:
         raise ProtocolError("MMRUN_SEED is not set")
-    dt = i["dtype"]
-    k = first_element()
-    bits = np.random.Philox(i["seed"])
+    return positioned_generator(i["seed"], first_element(), i["dtype"])
+
+
+def positioned_generator(seed, element, dtype):
+    """``np.random.Generator(np.random.Philox(seed))`` advanced so that its
+    next ``random(dtype=dtype)`` draw is element ``element`` (flat C-order
+    index) of ``Generator(Philox(seed)).random(shape, dtype)`` (see
+    :func:`rng`)."""
+    dt = np.dtype(dtype)
+    k = int(element)
+    bits = np.random.Philox(seed)
     gen = np.random.Generator(bits)
     if dt.kind == "f" and dt.itemsize == 4:
         word, odd = divmod(k, 2)
@@ -229,9 +238,9 @@ def rng():
 
 
 def _reference():
-    import mmrun_reference  # same directory; imported only for f2/integer/bool dtypes
+    from . import reference  # imported only for f2/integer/bool dtypes
 
-    return mmrun_reference
+    return reference
 
 
 def fill_uniform(block_elements=BLOCK_ELEMENTS):
@@ -239,7 +248,7 @@ def fill_uniform(block_elements=BLOCK_ELEMENTS):
 
     For native float32/float64 the bytes equal NumPy's
     ``Generator(Philox(seed)).random(shape, dtype)`` for any worker count;
-    other dtypes use ``mmrun_reference`` (the integer, bool and float16
+    other dtypes use ``mmrun.reference`` (the integer, bool and float16
     streams of design.md). Progress is reported per block. Returns the rows
     (``rows()``).
 

@@ -1,8 +1,8 @@
-"""A thin NumPy-side convenience over the ``mmrun`` command.
+"""The ``mmrun`` command line from Python, with NumPy-typed results.
 
-Every function runs the ``mmrun`` binary (``$MMRUN_BIN``, else ``mmrun`` on
-``PATH``) as a subprocess, without a shell, and returns what NumPy users
-want back::
+Every function runs the ``mmrun`` command (``$MMRUN_BIN``, else the one
+installed beside this interpreter, else ``mmrun`` on ``PATH``) as a
+subprocess, without a shell, and returns what NumPy users want back::
 
     import mmrun
 
@@ -22,40 +22,36 @@ as long options: ``npy_header="compact"`` becomes ``--npy-header compact``,
 ``no_lock=True`` becomes ``--no-lock``, ``False``/``None`` are left out.
 """
 
+from __future__ import annotations
+
 import json as _json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
 
-__all__ = ["MmrunError", "binary", "run", "create", "fill", "info", "open_array", "exec_"]
+from .errors import MmrunError, make as _make_error
+
+__all__ = ["MmrunError", "binary", "run", "create", "fill", "info", "open_array", "exec_",
+           "apply", "reduce", "convert", "verify", "commit"]
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 
-class MmrunError(RuntimeError):
-    """mmrun exited non-zero.
-
-    ``message`` is mmrun's error line (without the ``mmrun: error:``
-    prefix), ``code`` its exit status (negative: killed by that signal, as
-    ``subprocess`` reports it), ``stderr`` everything it wrote there and
-    ``argv`` the command line.
-    """
-
-    def __init__(self, message, code, stderr="", argv=()):
-        super().__init__(f"{message} (exit {code})")
-        self.message = message
-        self.code = code
-        self.stderr = stderr
-        self.argv = list(argv)
-
-
-def binary():
-    """The mmrun executable: ``$MMRUN_BIN``, else ``mmrun`` on ``PATH``."""
+def binary() -> str:
+    """The mmrun executable: ``$MMRUN_BIN``, else the ``mmrun`` installed
+    beside this interpreter (the package's command), else ``mmrun`` on ``PATH``."""
     b = os.environ.get("MMRUN_BIN")
     if b:
         return b
+    here = os.path.join(os.path.dirname(sys.executable), "mmrun")
+    if os.access(here, os.X_OK):
+        return here
     found = shutil.which("mmrun")
     if found is None:
         raise MmrunError("mmrun not found: set MMRUN_BIN or put mmrun on PATH", 127)
@@ -144,7 +140,7 @@ def run(argv, check=True):
     cmd = [binary()] + [os.fspath(a) for a in argv]
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if check and p.returncode != 0:
-        raise MmrunError(_error_message(p.stderr, p.returncode), p.returncode, p.stderr, cmd)
+        raise _make_error(_error_message(p.stderr, p.returncode), p.returncode, p.stderr, cmd)
     return p
 
 
@@ -227,5 +223,79 @@ def exec_(path, program_args, shape=None, dtype=None, workers=None, seed=None, f
     code = p.wait()
     stderr = "".join(err)
     if code != 0:
-        raise MmrunError(_error_message(stderr, code), code, stderr, cmd)
+        raise _make_error(_error_message(stderr, code), code, stderr, cmd)
     return _json.loads("".join(out))
+
+
+exec = exec_  # noqa: A001 - ``mmrun.exec(...)`` reads as the command's name
+
+
+def apply(path: PathLike, expr: str, *, out: Optional[PathLike] = None, dtype: Any = None,
+          rows: Any = None, cols: Any = None, workers: Optional[int] = None, force: bool = False,
+          **opts: Any) -> np.ndarray:
+    """``mmrun apply PATH --expr EXPR``: the expression over every element,
+    in place or into a new file ``out`` (``x.astype(dtype)`` of the
+    selection); returns the written file opened read-only
+    (``np.load(mmap_mode="r")``)."""
+    run(["apply", path, "--expr", expr] + _options(dict(
+        out=out, dtype=dtype, rows=rows, cols=None if cols is None else _rows_text(cols),
+        workers=workers, force=force, **opts)))
+    return np.load(out if out is not None else path, mmap_mode="r")
+
+
+def reduce(path: PathLike, op: str, axis: Union[int, str, None] = None, *, ddof: int = 0,
+           dtype: Any = None, out: Optional[PathLike] = None, workers: Optional[int] = None,
+           force: bool = False, **opts: Any) -> Any:
+    """``mmrun reduce PATH --op OP --axis AXIS``: ``sum``, ``mean``, ``min``,
+    ``max``, ``std`` or ``var`` as NumPy computes it.
+
+    ``axis=None`` (or ``"all"``) returns a NumPy scalar of NumPy's result
+    dtype (e.g. ``np.float32`` for the mean of float32), bit for bit what
+    mmrun computed. Another axis returns an array: the file ``out`` opened
+    read-only when given, else an in-memory ``np.ndarray``."""
+    ax = "all" if axis is None else str(axis)
+    opts = dict(ddof=ddof or None, dtype=dtype, workers=workers, **opts)
+    if ax == "all" and out is None:
+        report = _json.loads(run(["reduce", path, "--op", op, "--axis", ax, "--json", "-q"]
+                                 + _options(opts)).stdout)
+        r = report["results"]
+        raw = bytes.fromhex(r["bytes_hex"])
+        return np.frombuffer(raw, dtype=np.dtype(r["dtype"])).reshape(r["shape"])[()]
+    if out is not None:
+        run(["reduce", path, "--op", op, "--axis", ax, "--out", out, "-q"]
+            + _options(dict(force=force, **opts)))
+        return np.load(out, mmap_mode="r")
+    with tempfile.TemporaryDirectory(prefix="mmrun-reduce-") as d:
+        tmp = os.path.join(d, "result.npy")
+        run(["reduce", path, "--op", op, "--axis", ax, "--out", tmp, "-q"] + _options(opts))
+        return np.load(tmp)
+
+
+def convert(src: PathLike, out: PathLike, dtype: Any = None, *, force: bool = False,
+            **opts: Any) -> np.ndarray:
+    """``mmrun convert SRC OUT``: ``SRC.astype(dtype)`` as a native
+    little-endian C-order file, published atomically; returns it opened
+    read-only (``np.load(mmap_mode="r")``)."""
+    run(["convert", src, out] + _options(dict(dtype=dtype, force=force, **opts)))
+    return np.load(out, mmap_mode="r")
+
+
+def verify(path: PathLike, *, value: Any = None, arange: bool = False,
+           random: Optional[str] = None, seed: Optional[int] = None, rows: Any = None,
+           **opts: Any) -> Dict[str, Any]:
+    """``mmrun verify PATH --json``: whether the file holds ``value``,
+    ``arange=True`` or the ``random`` stream of ``seed``. Returns the
+    verdict (``ok``, ``first_row``, ``first_element``, ...): a mismatch is
+    ``ok == False``, a refused check raises."""
+    p = run(["verify", path, "--json"] + _options(dict(
+        value=value, arange=arange, random=random, seed=seed, rows=rows, **opts)), check=False)
+    if p.stdout.strip():
+        return _json.loads(p.stdout)
+    raise _make_error(_error_message(p.stderr, p.returncode), p.returncode, p.stderr,
+                      ["verify", os.fspath(path)])
+
+
+def commit(path: PathLike) -> Dict[str, Any]:
+    """``mmrun commit PATH --json``: publishes a pending distributed run's
+    file once every rank succeeded; returns what was published."""
+    return _json.loads(run(["commit", path, "--json"]).stdout)

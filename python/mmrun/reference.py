@@ -36,7 +36,7 @@ workers do; ``rows()`` uses it for a row range. ``verify()`` checks a file.
 
 Command line::
 
-    python mmrun_reference.py FILE (--random uniform|normal --seed S | --arange | --value V)
+    python -m mmrun.reference FILE (--random uniform|normal --seed S | --arange | --value V)
         [--raw --dtype T [--shape R,C] [--offset B]]
 
 prints ``ok`` or the first differing row and exits 0 or 1.
