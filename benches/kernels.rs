@@ -130,7 +130,7 @@ fn reduce_kernel(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("kernel/reduce");
     group.throughput(Throughput::Bytes(bytes.len() as u64));
-    let k = Reduce::new(params(Op::Mean, Axis::Inner { axis: 1 })).unwrap();
+    let k = Reduce::new(params(Op::Mean, Axis::Inner { axis: 1, extra: 0 })).unwrap();
     let mut out = vec![0f32; rows as usize];
     group.bench_function("mean-axis1/f32/1MiB", |b| {
         b.iter(|| {

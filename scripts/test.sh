@@ -2,6 +2,7 @@
 # Installs what mmrun's tests need and runs every test:
 #   - a Python virtual environment in .venv with NumPy and jsonschema (a system Python may
 #     refuse global pip installs; Debian needs python3-venv for venvs),
+#   - xfsprogs and btrfs-progs (loop-mounted file systems), a C compiler,
 #   - Open MPI and slurm-wlm (apt-get), with a single-node Slurm started
 #     for the distributed tests and stopped at the end,
 #   - formatting and lint checks, then `cargo test` (unit, property,
@@ -26,6 +27,11 @@ if ! .venv/bin/python -c 'import numpy, jsonschema' 2>/dev/null; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check 'numpy>=2' jsonschema
 fi
 command -v setpriv >/dev/null || apt_install util-linux
+# Loop-mounted XFS and Btrfs for tests/integration/filesystems.rs; cc builds
+# the NFS lock shim of tests/integration/clusters.rs.
+command -v mkfs.xfs >/dev/null || apt_install xfsprogs
+command -v mkfs.btrfs >/dev/null || apt_install btrfs-progs
+command -v cc >/dev/null || apt_install gcc
 command -v strace >/dev/null || apt_install strace
 export MMRUN_TEST_PYTHON="$PWD/.venv/bin/python"
 

@@ -259,10 +259,10 @@ struct ReduceArgs {
     file: PathBuf,
     #[command(flatten)]
     layout: LayoutArgs,
-    /// The reduction: sum, mean, min, max, std or var.
+    /// The reduction: sum, mean, min, max, std, var, prod, any, all, nansum, nanmin or nanmax.
     #[arg(long, value_parser = parse_op)]
     op: mmrun::kernels::reduce::Op,
-    /// NumPy's axis (0, 1, …, negative from the end), rows (all but axis 0) or all.
+    /// NumPy's axis (0, 1, …, negative from the end), a tuple (1,2), rows (all but axis 0) or all.
     #[arg(long, allow_hyphen_values = true)]
     axis: String,
     /// Delta degrees of freedom of std and var (divide by N - K).
@@ -377,6 +377,9 @@ enum OrderArg {
 struct CommitArgs {
     /// The target of the pending run.
     file: PathBuf,
+    /// Do not take the journal lock (a file system without locks).
+    #[arg(long)]
+    no_lock: bool,
     /// Print what was published as JSON.
     #[arg(long)]
     json: bool,
@@ -843,7 +846,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Bench(a) => bench(a),
         Command::Report(ReportCommand::Merge(a)) => merge_reports(a),
         Command::Commit(a) => {
-            let done = mmrun::coordinator::commit::commit(&a.file)?;
+            let done = mmrun::coordinator::commit::commit_with(&a.file, !a.no_lock)?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&done).expect("json"));
             }

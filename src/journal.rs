@@ -1,8 +1,8 @@
 //! The journal: the lock identity of a target and its owner record.
 //!
 //! Every run that writes a target — building a new file or working in place —
-//! first creates `.<name>.mmrun-journal` beside it and holds `flock(LOCK_EX)`
-//! on it. The journal is created under a private temporary name, locked and
+//! first creates `.<name>.mmrun-journal` beside it and holds an exclusive
+//! lock on its run byte (see [Locks](#locks)). The journal is created under a private temporary name, locked and
 //! given its owner record (pid, host, boot id, uid, job fingerprint) there,
 //! and only then hard-linked to its public name: so whoever finds the journal
 //! finds it locked and complete, and two runs can never both believe they
@@ -15,6 +15,23 @@
 //! synced, and synced themselves. `--resume` takes over a stale journal,
 //! appends its own owner record, and trusts "written" records only on the
 //! same host and boot.
+//!
+//! # Locks
+//!
+//! Only POSIX open-file-description byte-range locks, never `flock` (on the
+//! Linux NFS client `flock` is a whole-file `fcntl` lock, which conflicts
+//! with every byte lock of another open file; with `local_lock=flock` it
+//! excludes nothing across machines). Byte locks mean the same on a local
+//! disk, NFS v3/v4, Lustre, GPFS and BeeGFS:
+//!
+//! - byte [`RUN_BYTE`]: exclusive for a single-machine run, `create
+//!   --pending` while it builds the file, and `commit`; shared by every
+//!   rank of a distributed run while it runs;
+//! - byte [`RANK_BYTE_BASE`]` + r`: exclusive by rank `r`, so one rank
+//!   cannot run twice at once while different ranks run side by side.
+//!
+//! Where the file system refuses locks the command refuses (exit 2) naming
+//! the file system and `--no-lock`, instead of going on unprotected.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -24,7 +41,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::os::{self, LockOutcome};
+use crate::os::{self, ByteLock};
 use crate::plan::{RowRange, RowSet};
 
 /// Who holds a journal.
@@ -130,13 +147,52 @@ pub fn partial_path(target: &Path) -> PathBuf {
     sibling(target, ".mmrun-partial")
 }
 
-/// A held journal. Dropping it releases the lock and leaves the file (a run
-/// that did not finish keeps its journal); [`Journal::remove`] deletes it.
+/// The journal byte every run locks: exclusively a single-machine run,
+/// `create --pending` and `commit`; shared by each rank while it runs.
+pub const RUN_BYTE: u64 = 0;
+
+/// Rank `r` of a distributed run locks byte `RANK_BYTE_BASE + r` exclusively.
+pub const RANK_BYTE_BASE: u64 = 1;
+
+/// The exit-2 error for a file system that refuses byte-range locks.
+pub fn locks_refused(path: &Path, errno: nix::errno::Errno) -> Error {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Error::refused(format!(
+        "{}: the {} file system refuses byte-range locks ({errno}), so mmrun cannot keep other runs out: mount it with locking (NFS without -o nolock, Lustre with -o flock) or pass --no-lock if nothing else uses this file",
+        path.display(),
+        os::filesystem_type(dir)
+    ))
+}
+
+/// Takes byte `index` of `file` (the journal at `path`): `Ok(true)` taken,
+/// `Ok(false)` held by another open file. Where the file system has no
+/// locks: refused when `lock`, else `Ok(true)` (`--no-lock`).
+pub fn lock_byte(
+    file: &File,
+    path: &Path,
+    index: u64,
+    exclusive: bool,
+    lock: bool,
+) -> Result<bool> {
+    match os::try_lock_byte(file, index, exclusive) {
+        Ok(ByteLock::Taken) => Ok(true),
+        Ok(ByteLock::Held) => Ok(false),
+        Ok(ByteLock::Unsupported(errno)) if lock => Err(locks_refused(path, errno)),
+        Ok(ByteLock::Unsupported(_)) => Ok(true),
+        Err(e) => Err(Error::io_refused("cannot lock", path, e)),
+    }
+}
+
+/// A held journal. Dropping it closes the file, which releases its locks,
+/// and leaves the file (a run that did not finish keeps its journal);
+/// [`Journal::remove`] deletes it.
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
     file: File,
-    _lock: Option<nix::fcntl::Flock<File>>,
 }
 
 /// What to do with a stale journal found at the target.
@@ -244,43 +300,23 @@ impl Journal {
             let _ = fs::remove_file(&tmp);
             let mut file = create_excl(&tmp)
                 .map_err(|e| Error::io_refused("cannot create journal", &tmp, e))?;
-            let held = if lock {
-                let clone = file
-                    .try_clone()
-                    .map_err(|e| Error::io_refused("cannot lock", &tmp, e))?;
-                match os::try_lock_exclusive(clone) {
-                    Ok(LockOutcome::Locked(l)) => Some(l),
-                    Ok(LockOutcome::Unsupported(_)) => {
-                        tracing::warn!(
-                            "the file system of {} has no locks: going on without one",
-                            tmp.display()
-                        );
-                        None
-                    }
-                    Ok(LockOutcome::Held(_)) => None,
-                    Err(e) => return Err(Error::io_refused("cannot lock", &tmp, e)),
+            if lock {
+                // Nobody else knows the private name: the lock is always
+                // free, unless the file system refuses locks.
+                if let Err(e) = lock_byte(&file, &path, RUN_BYTE, true, true) {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(e);
                 }
-            } else {
-                None
-            };
+            }
             file.write_all(owner_line(owner).as_bytes())
                 .map_err(|e| Error::io_refused("cannot write journal", &tmp, e))?;
             let linked = fs::hard_link(&tmp, &path);
             let _ = fs::remove_file(&tmp);
             match linked {
-                Ok(()) => {
-                    return Ok((
-                        Journal {
-                            path,
-                            file,
-                            _lock: held,
-                        },
-                        None,
-                    ))
-                }
+                Ok(()) => return Ok((Journal { path, file }, None)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    drop(held);
-                    match Self::inspect_existing(&path, target, stale)? {
+                    drop(file);
+                    match Self::inspect_existing(&path, target, stale, lock)? {
                         Found::Retry => continue,
                         Found::Resume(j, prev) => return Ok((j, Some(*prev))),
                     }
@@ -294,8 +330,10 @@ impl Journal {
         )))
     }
 
-    /// Looks at a journal someone else created.
-    fn inspect_existing(path: &Path, target: &Path, stale: Stale) -> Result<Found> {
+    /// Looks at a journal someone else created. `lock` false (`--no-lock`,
+    /// or a command that only reads) goes on where the file system refuses
+    /// locks.
+    fn inspect_existing(path: &Path, target: &Path, stale: Stale, lock: bool) -> Result<Found> {
         let open = |write: bool| {
             OpenOptions::new()
                 .read(true)
@@ -308,31 +346,21 @@ impl Journal {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Retry),
             Err(e) => return Err(Error::io_refused("cannot open journal", path, e)),
         };
+        let mut file = file;
         let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
-        let (mut file, lock) = match os::try_lock_exclusive(file)
-            .map_err(|e| Error::io_refused("cannot lock", path, e))?
-        {
-            LockOutcome::Held(mut f) => {
-                let who = read_journal(&mut f)
-                    .map(|p| format!("pid {} on host {}", p.owner.pid, p.owner.host))
-                    .unwrap_or_else(|| "another mmrun".into());
-                return Err(Error::busy(format!(
-                    "{} is in use by {who}",
-                    target.display()
-                )));
-            }
-            LockOutcome::Locked(l) => {
-                // Locked an inode its owner just unlinked? Then start over.
-                if fs::metadata(path).map(|m| m.ino()).ok() != Some(ino) {
-                    return Ok(Found::Retry);
-                }
-                let f = l
-                    .try_clone()
-                    .map_err(|e| Error::io_refused("cannot read", path, e))?;
-                (f, Some(l))
-            }
-            LockOutcome::Unsupported(f) => (f, None),
-        };
+        if !lock_byte(&file, path, RUN_BYTE, true, lock)? {
+            let who = read_journal(&mut file)
+                .map(|p| format!("pid {} on host {}", p.owner.pid, p.owner.host))
+                .unwrap_or_else(|| "another mmrun".into());
+            return Err(Error::busy(format!(
+                "{} is in use by {who}",
+                target.display()
+            )));
+        }
+        // Locked an inode its owner just unlinked? Then start over.
+        if fs::metadata(path).map(|m| m.ino()).ok() != Some(ino) {
+            return Ok(Found::Retry);
+        }
         let previous = read_journal(&mut file);
         if let Some(o) = previous
             .as_ref()
@@ -360,7 +388,10 @@ impl Journal {
                         path.display()
                     ))
                 })?;
-                let journal = Journal { path: path.to_path_buf(), file, _lock: lock };
+                let journal = Journal {
+                    path: path.to_path_buf(),
+                    file,
+                };
                 Ok(Found::Resume(journal, Box::new(previous)))
             }
             Stale::Discard => {
@@ -450,14 +481,7 @@ impl Journal {
             .open(&path)
             .map_err(|e| Error::io_refused("cannot open rank record", &path, e))?;
         let previous = read_journal(&mut file);
-        Ok((
-            Journal {
-                path,
-                file,
-                _lock: None,
-            },
-            previous,
-        ))
+        Ok((Journal { path, file }, previous))
     }
 
     /// Records a rank's partition as done (after its data was synced), and
@@ -492,7 +516,7 @@ pub fn check_unused(target: &Path) -> Result<()> {
         return Ok(());
     }
     // Refuse never hands back a journal to resume: Ok means it vanished.
-    Journal::inspect_existing(&path, target, Stale::Refuse).map(|_| ())
+    Journal::inspect_existing(&path, target, Stale::Refuse, false).map(|_| ())
 }
 
 /// Checks `target` (its real path) may be read by a command that only
@@ -513,30 +537,22 @@ pub fn check_readable(target: &Path) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io_refused("cannot open journal", &path, e)),
         };
+        let mut file = file;
         let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
-        let (mut file, _lock) = match os::try_lock_exclusive(file)
-            .map_err(|e| Error::io_refused("cannot lock", &path, e))?
-        {
-            LockOutcome::Held(mut f) => {
-                let who = read_journal(&mut f)
-                    .map(|p| format!("pid {} on host {}", p.owner.pid, p.owner.host))
-                    .unwrap_or_else(|| "another mmrun".into());
-                return Err(Error::busy(format!(
-                    "{} is in use by {who}: try again when it is done",
-                    target.display()
-                )));
-            }
-            LockOutcome::Locked(l) => {
-                if fs::metadata(&path).map(|m| m.ino()).ok() != Some(ino) {
-                    continue;
-                }
-                let f = l
-                    .try_clone()
-                    .map_err(|e| Error::io_refused("cannot read", &path, e))?;
-                (f, Some(l))
-            }
-            LockOutcome::Unsupported(f) => (f, None),
-        };
+        // A shared probe: it conflicts with a writing run's exclusive lock
+        // (where the file system has no locks, the journal alone decides).
+        if !lock_byte(&file, &path, RUN_BYTE, false, false)? {
+            let who = read_journal(&mut file)
+                .map(|p| format!("pid {} on host {}", p.owner.pid, p.owner.host))
+                .unwrap_or_else(|| "another mmrun".into());
+            return Err(Error::busy(format!(
+                "{} is in use by {who}: try again when it is done",
+                target.display()
+            )));
+        }
+        if fs::metadata(&path).map(|m| m.ino()).ok() != Some(ino) {
+            continue;
+        }
         let previous = read_journal(&mut file);
         let owner = previous.as_ref().map(|p| &p.owner);
         if let Some(o) = owner.filter(|o| o.pending) {
@@ -611,20 +627,21 @@ pub fn remove_rank_records(target: &Path) -> Result<()> {
     }
 }
 
-/// A pending distributed run's journal, locked shared (a rank) or
-/// exclusive (`commit`).
+/// A pending distributed run's journal, its run byte locked shared (a
+/// rank) or exclusive (`commit`) until the value is dropped.
 #[derive(Debug)]
 pub struct PendingRun {
     /// The journal file, locked.
-    pub file: nix::fcntl::Flock<File>,
+    pub file: File,
     /// The owner record of `create --pending`.
     pub owner: Owner,
 }
 
 /// Opens the pending journal of `target`: `exclusive` for commit, shared
 /// for ranks. A held lock is exit 75; no journal or one that is not pending
-/// is exit 2.
-pub fn open_pending(target: &Path, exclusive: bool) -> Result<PendingRun> {
+/// is exit 2; a file system without locks is exit 2 unless `lock` is false
+/// (`--no-lock`).
+pub fn open_pending(target: &Path, exclusive: bool, lock: bool) -> Result<PendingRun> {
     let path = journal_path(target);
     let file = OpenOptions::new()
         .read(true)
@@ -638,28 +655,20 @@ pub fn open_pending(target: &Path, exclusive: bool) -> Result<PendingRun> {
             )),
             _ => Error::io_refused("cannot open journal", &path, e),
         })?;
-    let arg = if exclusive {
-        nix::fcntl::FlockArg::LockExclusiveNonblock
-    } else {
-        nix::fcntl::FlockArg::LockSharedNonblock
-    };
-    let mut locked = nix::fcntl::Flock::lock(file, arg).map_err(|(_, e)| {
-        if e == nix::errno::Errno::EWOULDBLOCK {
-            Error::busy(if exclusive {
-                format!(
-                    "{}: ranks of the distributed run are still running",
-                    target.display()
-                )
-            } else {
-                format!(
-                    "{}: mmrun commit or another command holds it",
-                    target.display()
-                )
-            })
+    let mut locked = file;
+    if !lock_byte(&locked, &path, RUN_BYTE, exclusive, lock)? {
+        return Err(Error::busy(if exclusive {
+            format!(
+                "{}: ranks of the distributed run are still running",
+                target.display()
+            )
         } else {
-            Error::io_refused("cannot lock", &path, e)
-        }
-    })?;
+            format!(
+                "{}: mmrun commit or another command holds it",
+                target.display()
+            )
+        }));
+    }
     let previous = read_journal(&mut locked);
     match previous {
         Some(p) if p.owner.pending => Ok(PendingRun { file: locked, owner: p.owner }),
@@ -699,7 +708,7 @@ mod tests {
         let target = dir.path().join("x.npy");
         let owner = Owner::this_process("f".into());
         let (j, _) = Journal::acquire(&target, &owner, true, Stale::Refuse).unwrap();
-        // Same process, new open file description: flock conflicts.
+        // Same process, new open file description: OFD locks conflict.
         let e = Journal::acquire(&target, &owner, true, Stale::Refuse).unwrap_err();
         assert_eq!(e.kind(), crate::error::ErrorKind::Busy);
         assert!(

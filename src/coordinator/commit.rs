@@ -34,6 +34,12 @@ fn parse_record_name(name: &str) -> Option<(u64, u64)> {
 
 /// Publishes the pending run at `target` if every rank is done.
 pub fn commit(target: &Path) -> Result<CommitSummary> {
+    commit_with(target, true)
+}
+
+/// [`commit`]; `lock` false (`--no-lock`) goes on where the file system
+/// refuses locks.
+pub fn commit_with(target: &Path, lock: bool) -> Result<CommitSummary> {
     let name = target
         .file_name()
         .ok_or_else(|| Error::refused(format!("{} does not name a file", target.display())))?;
@@ -44,7 +50,7 @@ pub fn commit(target: &Path) -> Result<CommitSummary> {
     let dir = fs::canonicalize(parent)
         .map_err(|e| Error::io_refused("cannot access directory", parent, e))?;
     let real = dir.join(name);
-    let pending = open_pending(&real, true)?;
+    let pending = open_pending(&real, true, lock)?;
     let records_dir = journal::journal_dir(&real);
     let mut by_size: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     let mut fingerprints: BTreeMap<String, Vec<u64>> = BTreeMap::new();

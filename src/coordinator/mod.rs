@@ -515,9 +515,12 @@ impl Runner {
         F: FnOnce(&Layout) -> Result<Work>,
     {
         let t0 = Instant::now();
-        let prepared = self.prepare()?;
-        let layout = prepared.layout.clone();
+        let mut prepared = self.prepare()?;
+        let mut layout = prepared.layout.clone();
         let work = make(&layout)?;
+        // What the user sees: the array's own shape, even where ranks split
+        // an element-wise kernel's work inside rows (a flat view below).
+        let shown = layout.clone();
         if let (Work::Kernel(k), Spawn::Exec) = (&work, self.spawn) {
             crate::kernels::check_rebuildable(k.as_ref())?;
         }
@@ -543,6 +546,16 @@ impl Runner {
                 "--pending builds a new file: give --shape (and --force to replace one)",
             ));
         }
+        if self.pending && !self.dry_run {
+            let most = max_row_ranks(&layout, self.align.max(DISTRIBUTED_ALIGN))?;
+            if most < layout.rows().min(1024) {
+                tracing::warn!(
+                    "{}: fill and apply split it across any number of ranks; exec'd programs and per-row reductions need whole rows per rank, which start at 64 KiB boundaries for at most {most} rank(s) ({} bytes per row)",
+                    self.target.path.display(),
+                    layout.row_bytes()?
+                );
+            }
+        }
         let mut plan_rows = if has_work {
             rows
         } else {
@@ -554,7 +567,20 @@ impl Runner {
                     "--rows cannot be combined with --distributed",
                 ));
             }
-            plan_rows = rank_partition(&layout, rank, self.align)?;
+            let elementwise = matches!(&work, Work::Kernel(k) if k.elementwise());
+            let (part_layout, part) = rank_partition(&layout, rank, self.align, elementwise)?;
+            if part_layout != layout {
+                tracing::info!(
+                    "whole rows of {} bytes cannot be split at 64 KiB: ranks split the elements instead",
+                    layout.row_bytes()?
+                );
+                if let Some(input) = prepared.input.as_mut() {
+                    input.layout = flat_view(&input.layout);
+                }
+                prepared.layout = part_layout.clone();
+                layout = part_layout;
+            }
+            plan_rows = part;
         }
         let row_bytes = layout.row_bytes()?;
         let plan = Plan::split(
@@ -567,7 +593,7 @@ impl Runner {
         let dir = prepared.real.parent().unwrap_or(Path::new("."));
         let mut summary = RunSummary {
             path: self.target.path.clone(),
-            layout: layout.clone(),
+            layout: shown,
             created: matches!(prepared.mode, Mode::New { .. }),
             rows,
             workers_requested: requested,
@@ -659,6 +685,9 @@ impl Runner {
         } else {
             Stale::Refuse
         };
+        if matches!(prepared.mode, Mode::InPlace { .. }) {
+            check_cow_space(&prepared.real, summary.bytes, &summary.filesystem)?;
+        }
         let (mut journal, previous) = Journal::acquire(&prepared.real, &owner, self.lock, stale)?;
         let partial = journal::partial_path(&prepared.real);
         let trusted = match &previous {
@@ -796,10 +825,10 @@ impl Runner {
         watch: &mut os::SignalWatch,
         t0: Instant,
     ) -> Result<()> {
-        let pending = journal::open_pending(&prepared.real, false)?;
-        if !os::try_lock_byte(&pending.file, rank.rank)
-            .map_err(|e| Error::failed(format!("cannot lock rank {}: {e}", rank.rank)))?
-        {
+        let pending = journal::open_pending(&prepared.real, false, self.lock)?;
+        let journal_path = journal::journal_path(&prepared.real);
+        let rank_byte = journal::RANK_BYTE_BASE + rank.rank;
+        if !journal::lock_byte(&pending.file, &journal_path, rank_byte, true, self.lock)? {
             return Err(Error::busy(format!(
                 "{}: rank {} of {} is already running",
                 prepared.real.display(),
@@ -1575,33 +1604,89 @@ impl supervise::Observer for RunObserver<'_> {
     }
 }
 
-/// Rank `rank`'s rows: partition `rank.rank` of `rank.size`, boundaries at
-/// rows whose byte offset is a multiple of 64 KiB (or `--align`, if larger).
+/// `layout` seen as one row per element: shape `(size,)`, same bytes.
+fn flat_view(layout: &Layout) -> Layout {
+    Layout {
+        shape: vec![layout.shape.iter().product()],
+        ..layout.clone()
+    }
+}
+
+/// Rank `rank`'s part: partition `rank.rank` of `rank.size`, boundaries at
+/// byte offsets that are multiples of 64 KiB (or `--align`, if larger).
 /// Two nodes writing back the same page of a shared file system lose data,
-/// so a layout that cannot be split that way is refused.
-fn rank_partition(layout: &Layout, rank: Rank, align: u64) -> Result<RowRange> {
+/// so boundaries are never anywhere else.
+///
+/// Whole rows are split where the row size allows; otherwise an
+/// `elementwise` kernel (fill, apply) splits the elements, so a rank may own
+/// partial rows at its edges: the returned layout is then the flat view
+/// ([`flat_view`]) and the range counts elements. Kernels that need whole
+/// rows (exec'd programs, per-row reductions) are refused, naming the rank
+/// counts that do split the file.
+fn rank_partition(
+    layout: &Layout,
+    rank: Rank,
+    align: u64,
+    elementwise: bool,
+) -> Result<(Layout, RowRange)> {
     let align = align.max(DISTRIBUTED_ALIGN);
-    let all = RowRange::new(0, layout.rows());
-    let part = Plan::split(
-        all,
-        rank.size as usize,
+    let split = |l: &Layout| -> Result<Option<RowRange>> {
+        let all = RowRange::new(0, l.rows());
+        let part = Plan::split(
+            all,
+            rank.size as usize,
+            l.data_offset,
+            l.row_bytes()?,
+            align,
+        );
+        if part.workers() > 1 && part.alignment != crate::plan::Alignment::Aligned {
+            return Ok(None);
+        }
+        Ok(Some(
+            part.ranges
+                .get(rank.rank as usize)
+                .copied()
+                .unwrap_or(RowRange::new(all.end, all.end)),
+        ))
+    };
+    if let Some(r) = split(layout)? {
+        return Ok((layout.clone(), r));
+    }
+    if elementwise {
+        let flat = flat_view(layout);
+        if let Some(r) = split(&flat)? {
+            return Ok((flat, r));
+        }
+    }
+    let rows = max_row_ranks(layout, align)?;
+    Err(Error::refused(format!(
+        "the rows of this file cannot be split into {} partitions at {align}-byte aligned offsets (data at byte {}, {} bytes per row): nodes would share pages; {}",
+        rank.size,
         layout.data_offset,
         layout.row_bytes()?,
-        align,
-    );
-    if part.workers() > 1 && part.alignment != crate::plan::Alignment::Aligned {
-        return Err(Error::refused(format!(
-            "the rows of this file cannot be split into {} partitions at {align}-byte aligned offsets (data at byte {}, {} bytes per row): nodes would share pages; convert it first (mmrun create --pending lays out .npy files so ranks can split them), or use fewer ranks",
-            rank.size,
-            layout.data_offset,
-            layout.row_bytes()?
-        )));
+        if elementwise {
+            "its elements cannot be split either: use fewer ranks".to_string()
+        } else {
+            format!("this command needs whole rows per rank, so at most {rows} rank(s) can run it")
+        }
+    )))
+}
+
+/// The most ranks whose whole-row partitions of `layout` start at
+/// `align`-byte aligned offsets (1 when none do).
+pub fn max_row_ranks(layout: &Layout, align: u64) -> Result<u64> {
+    let rows = layout.rows();
+    let Some((first, period)) =
+        crate::plan::aligned_rows(layout.data_offset, layout.row_bytes()?, align)
+    else {
+        return Ok(1);
+    };
+    // Inner boundaries can be the aligned rows in 1..rows.
+    let first = if first == 0 { period } else { first };
+    if first >= rows {
+        return Ok(1);
     }
-    Ok(part
-        .ranges
-        .get(rank.rank as usize)
-        .copied()
-        .unwrap_or(RowRange::new(all.end, all.end)))
+    Ok((rows - 1 - first) / period + 2)
 }
 
 /// The exit-75 error for a target that does not exist yet because a
@@ -1615,7 +1700,7 @@ pub fn pending_elsewhere(path: &Path) -> Option<Error> {
     if !journal::journal_path(&real).exists() {
         return None;
     }
-    match journal::open_pending(&real, false) {
+    match journal::open_pending(&real, false, true) {
         Ok(p) => Some(Error::busy(format!(
             "{}: pending distributed run created by pid {} on host {}: run mmrun commit, or --force to discard",
             path.display(),
@@ -1663,18 +1748,23 @@ fn new_layout(new: &NewFile, pending: bool) -> Result<(Layout, Vec<u8>)> {
     // Check the size first so a huge shape is refused as an overflow.
     let bare = Layout::new(Format::Npy { major: 1 }, new.dtype, new.shape.clone(), 0)?;
     let header = if pending && new.header == HeaderStyle::Page {
-        // Ranks split the file at 64 KiB-aligned row starts: put the data
-        // where such rows exist (4096 or 8192; NumPy reads headers up to
-        // 10000 bytes, so no further), or refuse now rather than at the ranks.
-        let row_bytes = bare.row_bytes()?;
-        let offset = [PAGE_DATA_OFFSET, 2 * PAGE_DATA_OFFSET]
-            .into_iter()
-            .find(|&off| bare.rows() <= 1 || crate::plan::aligned_rows(off, row_bytes, DISTRIBUTED_ALIGN).is_some())
-            .ok_or_else(|| {
-                Error::refused(format!(
-                    "rows of {row_bytes} bytes can never start at 64 KiB-aligned offsets in a .npy file NumPy reads (data at 4096 or 8192): ranks could not split it; use --raw, or a row size that is not a multiple of 16 KiB"
-                ))
-            })?;
+        // Ranks split the file at 64 KiB-aligned offsets: element-wise
+        // kernels anywhere between elements (the data at 4096 or 8192 is
+        // aligned for every dtype), kernels that need whole rows only at
+        // rows that start there. Put the data where most ranks can split
+        // whole rows (4096 or 8192; NumPy reads headers up to 10000 bytes).
+        let mut offset = PAGE_DATA_OFFSET;
+        let mut best = 0;
+        for off in [PAGE_DATA_OFFSET, 2 * PAGE_DATA_OFFSET] {
+            let l = Layout {
+                data_offset: off,
+                ..bare.clone()
+            };
+            let n = max_row_ranks(&l, DISTRIBUTED_ALIGN)?;
+            if n > best {
+                (offset, best) = (off, n);
+            }
+        }
         npy::encode_padded(new.dtype, &new.shape, offset).map_err(|e| Error::refused(e.0))?
     } else {
         npy::encode_header(new.dtype, &new.shape, new.header).map_err(|e| Error::refused(e.0))?
@@ -1686,6 +1776,26 @@ fn new_layout(new: &NewFile, pending: bool) -> Result<(Layout, Vec<u8>)> {
         header.len() as u64,
     )?;
     Ok((layout, header))
+}
+
+/// Refuses an in-place run on a copy-on-write file system (Btrfs, ZFS,
+/// bcachefs) without room for the rows it rewrites: there every rewritten
+/// block is written somewhere new, so a file whose blocks were all reserved
+/// still runs out of space, and a worker storing into its mapping then dies
+/// of SIGBUS halfway. Refused before any work, the file stays unchanged.
+/// (Files marked NOCOW, `chattr +C`, need no room; they are refused alike.)
+fn check_cow_space(target: &Path, bytes: u64, filesystem: &str) -> Result<()> {
+    if !matches!(filesystem, "btrfs" | "zfs" | "bcachefs") {
+        return Ok(());
+    }
+    let dir = target.parent().unwrap_or(Path::new("."));
+    match os::available_bytes(dir) {
+        Some(avail) if avail < bytes => Err(Error::refused(format!(
+            "{}: {filesystem} copies every block rewritten in place, so rewriting {bytes} bytes needs that much free space and {avail} bytes are available: free space first, or write a new file (mmrun apply FILE --expr EXPR --out NEW)",
+            target.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn space_error(target: &Path, need: u64, errno: Option<i32>) -> Error {

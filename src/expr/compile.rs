@@ -65,6 +65,14 @@ fn is_negative(s: Scalar) -> bool {
         || matches!(s, Scalar::I64(v) if v < 0)
 }
 
+/// NumPy's TypeError for a ufunc without a loop for the operands' types
+/// (floats in a bitwise operation).
+fn no_loop(name: &str) -> String {
+    format!(
+        "ufunc '{name}' not supported for the input types, and the inputs could not be safely coerced to any supported types according to the casting rule ''safe''"
+    )
+}
+
 fn err(col: usize, message: impl Into<String>) -> ExprError {
     ExprError {
         column: col,
@@ -347,6 +355,10 @@ impl Cx {
                 )),
                 v => Ok(v),
             },
+            NodeKind::Invert(a) => {
+                let a = self.node(a)?;
+                self.invert(a, col)
+            }
             NodeKind::Bin(op, a, b) => {
                 let cols = [a.col, b.col];
                 let a = self.node(a)?;
@@ -378,6 +390,53 @@ impl Cx {
             )),
             Val::T(t) => self.unary(Un::Neg, t, col).map(Val::T),
         }
+    }
+
+    /// `~a`: bitwise not of integers, logical not of bools; NumPy refuses
+    /// floats.
+    fn invert(&mut self, a: Val, col: usize) -> Result<Val, ExprError> {
+        match a {
+            Val::Py(p) => pyval::invert(p).map(Val::Py).map_err(|m| err(col, m)),
+            Val::T(t) if t.dt.is_float() => Err(err(col, no_loop("invert"))),
+            Val::T(t) if t.dt == DType::Bool => {
+                let f = self.constant(Scalar::Bool(false));
+                self.compare(CmpOp::Eq, Val::T(t), Val::T(f), col, [col, col])
+            }
+            Val::T(t) => self.unary(Un::Invert, t, col).map(Val::T),
+        }
+    }
+
+    /// `& | ^ << >>` with NumPy's types: integers and bools (`<<`/`>>` of
+    /// two bools run in int8), never floats.
+    fn bitwise(
+        &mut self,
+        op: BinOp,
+        a: Val,
+        b: Val,
+        col: usize,
+        cols: [usize; 2],
+    ) -> Result<Val, ExprError> {
+        let (name, aop) = match op {
+            BinOp::BitAnd => ("bitwise_and", Arith::BitAnd),
+            BinOp::BitOr => ("bitwise_or", Arith::BitOr),
+            BinOp::BitXor => ("bitwise_xor", Arith::BitXor),
+            BinOp::Shl => ("left_shift", Arith::Shl),
+            _ => ("right_shift", Arith::Shr),
+        };
+        let r = Self::result_dtype(&[a, b]);
+        if r.is_float() {
+            return Err(err(col, no_loop(name)));
+        }
+        let loop_dt = if r == DType::Bool && matches!(op, BinOp::Shl | BinOp::Shr) {
+            DType::I8
+        } else {
+            r
+        };
+        let ta = self.convert(a, r, IntFit::Check, cols[0])?;
+        let tb = self.convert(b, r, IntFit::Check, cols[1])?;
+        let ta = self.cast(ta, loop_dt, col)?;
+        let tb = self.cast(tb, loop_dt, col)?;
+        self.arith(aop, ta, tb, col).map(Val::T)
     }
 
     /// A unary kernel on `t`'s dtype (f16 lowered to f32).
@@ -432,6 +491,12 @@ impl Cx {
         if let (Val::Py(x), Val::Py(y)) = (a, b) {
             return pyval::binop(op, x, y).map(Val::Py).map_err(|m| err(col, m));
         }
+        if matches!(
+            op,
+            BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor | BinOp::Shl | BinOp::Shr
+        ) {
+            return self.bitwise(op, a, b, col, cols);
+        }
         // `array ** 2`, `** -1`, `** 0.5`: NumPy's fast scalar power.
         if let (BinOp::Pow, Val::T(t), Val::Py(e)) = (op, a, b) {
             if t.nd {
@@ -468,6 +533,7 @@ impl Cx {
             BinOp::Div => DType::F64,
             BinOp::FloorDiv | BinOp::Rem | BinOp::Pow if r == DType::Bool => DType::I8,
             BinOp::FloorDiv | BinOp::Rem | BinOp::Pow => r,
+            _ => unreachable!("bitwise operators are typed above"),
         };
         if op == BinOp::Pow && !loop_dt.is_float() {
             if let Val::Py(PyVal::Int(e)) = b {
@@ -506,6 +572,7 @@ impl Cx {
             BinOp::FloorDiv => Arith::FloorDiv,
             BinOp::Rem => Arith::Rem,
             BinOp::Pow => Arith::Pow,
+            _ => unreachable!("bitwise operators are typed above"),
         };
         self.arith(aop, ta, tb, col).map(Val::T)
     }
@@ -613,6 +680,75 @@ impl Cx {
             }
             Func::Clip => self.clip(args, col).map(Val::T),
             Func::Where => self.where_(args, col).map(Val::T),
+            Func::Cast(dt) => match args[0].0 {
+                // `np.int8(300)` is NumPy's OverflowError.
+                Val::Py(p) => {
+                    let s = py_to(p, dt, IntFit::Check).map_err(|m| err(args[0].1, m))?;
+                    Ok(Val::T(self.constant(s)))
+                }
+                Val::T(t) => self.cast(t, dt, col).map(Val::T),
+            },
+            Func::Arctan2 | Func::Hypot => {
+                let (a, b) = (args[0].0, args[1].0);
+                let r = Self::result_dtype(&[a, b]);
+                let ta = self.convert(a, r, IntFit::Check, args[0].1)?;
+                let tb = self.convert(b, r, IntFit::Check, args[1].1)?;
+                let fl = float_loop(r);
+                let ta = self.cast(ta, fl, col)?;
+                let tb = self.cast(tb, fl, col)?;
+                let op = if f == Func::Arctan2 {
+                    Arith::Atan2
+                } else {
+                    Arith::Hypot
+                };
+                self.arith(op, ta, tb, col).map(Val::T)
+            }
+            Func::IsNan | Func::IsFinite | Func::IsInf => {
+                let t = self.strong(args[0].0, args[0].1)?;
+                let t = if t.dt == DType::F16 {
+                    self.cast(t, DType::F32, col)?
+                } else {
+                    t
+                };
+                let inf = Val::Py(PyVal::Float(f64::INFINITY));
+                match f {
+                    // NaN is the one value unequal to itself; integers and
+                    // bools are never NaN or inf.
+                    Func::IsNan => self.compare(CmpOp::Ne, Val::T(t), Val::T(t), col, [col; 2]),
+                    _ if !t.dt.is_float() => {
+                        let op = if f == Func::IsFinite {
+                            CmpOp::Eq
+                        } else {
+                            CmpOp::Ne
+                        };
+                        self.compare(op, Val::T(t), Val::T(t), col, [col; 2])
+                    }
+                    _ => {
+                        let a = self.unary(Un::Abs, t, col)?;
+                        let op = if f == Func::IsFinite {
+                            CmpOp::Lt
+                        } else {
+                            CmpOp::Eq
+                        };
+                        self.compare(op, Val::T(a), inf, col, [col; 2])
+                    }
+                }
+            }
+            Func::Rint => {
+                let t = self.strong(args[0].0, args[0].1)?;
+                let w = self.cast(t, float_loop(t.dt), col)?;
+                self.unary(Un::Rint, w, col).map(Val::T)
+            }
+            Func::Sign => {
+                let t = self.strong(args[0].0, args[0].1)?;
+                if t.dt == DType::Bool {
+                    return Err(err(
+                        col,
+                        "ufunc 'sign' did not contain a loop with signature matching types <class 'numpy.dtypes.BoolDType'> -> None",
+                    ));
+                }
+                self.unary(Un::Sign, t, col).map(Val::T)
+            }
             _ => {
                 let t = self.strong(args[0].0, args[0].1)?;
                 let is_float = t.dt.is_float();
@@ -633,6 +769,7 @@ impl Cx {
                             Func::Log10 => Un::Log10,
                             Func::Sin => Un::Sin,
                             Func::Cos => Un::Cos,
+                            Func::Tanh => Un::Tanh,
                             _ => Un::Tan,
                         };
                         let w = self.cast(t, float_loop(t.dt), col)?;

@@ -59,6 +59,20 @@ pub(crate) enum Arith {
     MinH,
     /// `np.maximum` of f16.
     MaxH,
+    /// `np.arctan2` (floats).
+    Atan2,
+    /// `np.hypot` (floats).
+    Hypot,
+    /// `&` (integers, bool).
+    BitAnd,
+    /// `|` (integers, bool).
+    BitOr,
+    /// `^` (integers, bool).
+    BitXor,
+    /// `<<` (integers): a count past the width gives 0, as NumPy's loop.
+    Shl,
+    /// `>>` (integers): a count past the width gives 0 or -1.
+    Shr,
 }
 
 /// Unary kernels.
@@ -79,6 +93,11 @@ pub(crate) enum Un {
     Rint,
     Square,
     Recip,
+    Tanh,
+    /// `np.sign`: -1, 0 or 1 (NaN stays NaN, -0.0 gives 0.0).
+    Sign,
+    /// `~` on integers.
+    Invert,
 }
 
 /// Which of NumPy's `clip` loops a float clip follows.
@@ -316,6 +335,13 @@ pub(crate) trait Int: Elem + Ord {
     fn pow(a: Self, b: Self) -> Option<Self>;
     fn neg(a: Self) -> Self;
     fn abs(a: Self) -> Self;
+    fn band(a: Self, b: Self) -> Self;
+    fn bor(a: Self, b: Self) -> Self;
+    fn bxor(a: Self, b: Self) -> Self;
+    fn not(a: Self) -> Self;
+    fn shl(a: Self, b: Self) -> Self;
+    fn shr(a: Self, b: Self) -> Self;
+    fn sign(a: Self) -> Self;
 }
 
 macro_rules! int_common {
@@ -335,6 +361,32 @@ macro_rules! int_common {
         #[inline(always)]
         fn neg(a: Self) -> Self {
             a.wrapping_neg()
+        }
+        #[inline(always)]
+        fn band(a: Self, b: Self) -> Self {
+            a & b
+        }
+        #[inline(always)]
+        fn bor(a: Self, b: Self) -> Self {
+            a | b
+        }
+        #[inline(always)]
+        fn bxor(a: Self, b: Self) -> Self {
+            a ^ b
+        }
+        #[inline(always)]
+        fn not(a: Self) -> Self {
+            !a
+        }
+        /// `npy_lshift`: a count outside `0..bits` (negative too) gives 0.
+        #[inline(always)]
+        fn shl(a: Self, b: Self) -> Self {
+            let n = b as i128;
+            if (0..Self::BITS as i128).contains(&n) {
+                a.wrapping_shl(n as u32)
+            } else {
+                0
+            }
         }
     };
 }
@@ -388,6 +440,22 @@ macro_rules! int_signed {
             fn abs(a: Self) -> Self {
                 a.wrapping_abs()
             }
+            /// `npy_rshift`: a count outside `0..bits` gives the sign (0 or -1).
+            #[inline(always)]
+            fn shr(a: Self, b: Self) -> Self {
+                let n = b as i128;
+                if (0..Self::BITS as i128).contains(&n) {
+                    a >> n as u32
+                } else if a < 0 {
+                    -1
+                } else {
+                    0
+                }
+            }
+            #[inline(always)]
+            fn sign(a: Self) -> Self {
+                a.signum()
+            }
         }
     )* };
 }
@@ -413,6 +481,19 @@ macro_rules! int_unsigned {
             fn abs(a: Self) -> Self {
                 a
             }
+            #[inline(always)]
+            fn shr(a: Self, b: Self) -> Self {
+                let n = b as i128;
+                if n < Self::BITS as i128 {
+                    a >> n as u32
+                } else {
+                    0
+                }
+            }
+            #[inline(always)]
+            fn sign(a: Self) -> Self {
+                (a != 0) as Self
+            }
         }
     )* };
 }
@@ -432,6 +513,8 @@ pub(crate) trait Float: Elem {
     fn minh(a: Self, b: Self) -> Self;
     fn maxh(a: Self, b: Self) -> Self;
     fn un(op: Un, a: Self) -> Self;
+    fn atan2(a: Self, b: Self) -> Self;
+    fn hypot(a: Self, b: Self) -> Self;
     fn clip_scalar(x: Self, lo: Self, hi: Self) -> Self;
     fn clip_array(x: Self, lo: Self, hi: Self) -> Self;
 }
@@ -552,7 +635,29 @@ macro_rules! float_impl {
                     Un::Rint => a.round_ties_even(),
                     Un::Square => a * a,
                     Un::Recip => 1.0 / a,
+                    Un::Tanh => a.tanh(),
+                    Un::Sign => {
+                        if a > 0.0 {
+                            1.0
+                        } else if a < 0.0 {
+                            -1.0
+                        } else if a == 0.0 {
+                            0.0
+                        } else {
+                            a
+                        }
+                    }
+                    // Never emitted for floats (NumPy refuses `~` on them).
+                    Un::Invert => a,
                 }
+            }
+            #[inline(always)]
+            fn atan2(a: Self, b: Self) -> Self {
+                a.atan2(b)
+            }
+            #[inline(always)]
+            fn hypot(a: Self, b: Self) -> Self {
+                a.hypot(b)
             }
             #[inline(always)]
             fn clip_scalar(x: Self, lo: Self, hi: Self) -> Self {
@@ -621,12 +726,19 @@ fn int_bin<T: Int>(op: Arith, a: Opnd<T>, b: Opnd<T>, o: &mut [T]) -> Result<(),
                 return Err(neg_power());
             }
         }
-        Arith::Div => return Err("internal error: integer true division".into()),
+        Arith::BitAnd => map2k(a, b, o, T::band),
+        Arith::BitOr => map2k(a, b, o, T::bor),
+        Arith::BitXor => map2k(a, b, o, T::bxor),
+        Arith::Shl => map2k(a, b, o, T::shl),
+        Arith::Shr => map2k(a, b, o, T::shr),
+        Arith::Div | Arith::Atan2 | Arith::Hypot => {
+            return Err("internal error: integer float loop".into())
+        }
     }
     Ok(())
 }
 
-fn float_bin<T: Float>(op: Arith, a: Opnd<T>, b: Opnd<T>, o: &mut [T]) {
+fn float_bin<T: Float>(op: Arith, a: Opnd<T>, b: Opnd<T>, o: &mut [T]) -> Result<(), String> {
     match op {
         Arith::Add => map2k(a, b, o, T::add),
         Arith::Sub => map2k(a, b, o, T::sub),
@@ -639,7 +751,13 @@ fn float_bin<T: Float>(op: Arith, a: Opnd<T>, b: Opnd<T>, o: &mut [T]) {
         Arith::Max => map2k(a, b, o, T::max),
         Arith::MinH => map2k(a, b, o, T::minh),
         Arith::MaxH => map2k(a, b, o, T::maxh),
+        Arith::Atan2 => map2k(a, b, o, T::atan2),
+        Arith::Hypot => map2k(a, b, o, T::hypot),
+        Arith::BitAnd | Arith::BitOr | Arith::BitXor | Arith::Shl | Arith::Shr => {
+            return Err("internal error: bitwise float loop".into())
+        }
     }
+    Ok(())
 }
 
 fn bool_bin(op: Arith, a: Opnd<B8>, b: Opnd<B8>, o: &mut [B8]) -> Result<(), String> {
@@ -650,6 +768,9 @@ fn bool_bin(op: Arith, a: Opnd<B8>, b: Opnd<B8>, o: &mut [B8]) -> Result<(), Str
         Arith::Mul | Arith::Min | Arith::MinH => {
             map2k(a, b, o, |x, y| B8::from_bool(x.get() & y.get()))
         }
+        Arith::BitAnd => map2k(a, b, o, |x, y| B8::from_bool(x.get() & y.get())),
+        Arith::BitOr => map2k(a, b, o, |x, y| B8::from_bool(x.get() | y.get())),
+        Arith::BitXor => map2k(a, b, o, |x, y| B8::from_bool(x.get() ^ y.get())),
         _ => return Err("internal error: bool arithmetic".into()),
     }
     Ok(())
@@ -662,7 +783,10 @@ fn float_un<T: Float>(op: Un, a: &[T], o: &mut [T]) {
             match op { $( Un::$v => map1(a, o, |x| T::un(Un::$v, x)), )* }
         };
     }
-    go!(Neg, Abs, Sqrt, Exp, Log, Log2, Log10, Sin, Cos, Tan, Floor, Ceil, Rint, Square, Recip);
+    go!(
+        Neg, Abs, Sqrt, Exp, Log, Log2, Log10, Sin, Cos, Tan, Floor, Ceil, Rint, Square, Recip,
+        Tanh, Sign, Invert
+    );
 }
 
 fn int_un<T: Int>(op: Un, a: &[T], o: &mut [T]) -> Result<(), String> {
@@ -671,6 +795,8 @@ fn int_un<T: Int>(op: Un, a: &[T], o: &mut [T]) -> Result<(), String> {
         Un::Abs => map1(a, o, T::abs),
         Un::Square => map1(a, o, |x| T::mul(x, x)),
         Un::Floor | Un::Ceil | Un::Rint => map1(a, o, |x| x),
+        Un::Sign => map1(a, o, T::sign),
+        Un::Invert => map1(a, o, T::not),
         _ => return Err("internal error: integer transcendental".into()),
     }
     Ok(())
@@ -827,13 +953,13 @@ pub(crate) fn exec_into(
                 opnd(a, ctx, regs)?,
                 opnd(b, ctx, regs)?,
                 out_slice(out, len)?,
-            ),
+            )?,
             DType::F64 => float_bin::<f64>(
                 op,
                 opnd(a, ctx, regs)?,
                 opnd(b, ctx, regs)?,
                 out_slice(out, len)?,
-            ),
+            )?,
             _ => with_int!(dt, T => int_bin::<T>(
                 op,
                 opnd(a, ctx, regs)?,

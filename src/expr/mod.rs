@@ -209,7 +209,14 @@ impl<'a> Column<'a> {
     /// Views `bytes` (aligned for `dtype`, a whole number of elements) as a
     /// column; `None` if they are not.
     pub fn from_bytes(dtype: DType, bytes: &'a [u8]) -> Option<Column<'a>> {
-        use bytemuck::try_cast_slice as c;
+        // An empty slice may sit at any address: typed without a cast.
+        fn c<T: bytemuck::Pod>(b: &[u8]) -> Result<&[T], bytemuck::PodCastError> {
+            if b.is_empty() {
+                Ok(&[])
+            } else {
+                bytemuck::try_cast_slice(b)
+            }
+        }
         Some(match dtype {
             DType::Bool => Column::Bool(bytes),
             DType::U8 => Column::U8(bytes),
@@ -268,7 +275,14 @@ impl<'a> ColumnMut<'a> {
     /// Views `bytes` (aligned for `dtype`, a whole number of elements) as a
     /// mutable column; `None` if they are not.
     pub fn from_bytes(dtype: DType, bytes: &'a mut [u8]) -> Option<ColumnMut<'a>> {
-        use bytemuck::try_cast_slice_mut as c;
+        // An empty slice may sit at any address: typed without a cast.
+        fn c<T: bytemuck::Pod>(b: &mut [u8]) -> Result<&mut [T], bytemuck::PodCastError> {
+            if b.is_empty() {
+                Ok(&mut [])
+            } else {
+                bytemuck::try_cast_slice_mut(b)
+            }
+        }
         Some(match dtype {
             DType::Bool => ColumnMut::Bool(bytes),
             DType::U8 => ColumnMut::U8(bytes),

@@ -10,11 +10,15 @@
 
 use super::pyval::PyVal;
 use super::ExprError;
+use crate::layout::DType;
 
-/// Deepest nesting accepted, so hostile input cannot overflow the stack.
+/// Deepest nesting accepted, so hostile input cannot overflow the stack:
+/// parentheses, calls and unary operators, and also every operator of a
+/// chain (`x+x+…+x` is a tree as deep as it is long, which every later
+/// pass walks recursively).
 const MAX_DEPTH: usize = 200;
 
-/// Most tokens accepted: no expression a person writes comes near it.
+/// Most tokens accepted: bounds the tree's size whatever its shape.
 const MAX_TOKENS: usize = 4096;
 
 /// A variable of the expression.
@@ -42,6 +46,11 @@ pub(crate) enum BinOp {
     FloorDiv,
     Rem,
     Pow,
+    BitAnd,
+    BitOr,
+    BitXor,
+    Shl,
+    Shr,
 }
 
 /// A comparison operator.
@@ -103,12 +112,50 @@ pub(crate) enum Func {
     Max,
     Clip,
     Where,
+    Tanh,
+    /// `np.rint`: like `round`, but integers go through the float loop.
+    Rint,
+    Sign,
+    IsNan,
+    IsFinite,
+    IsInf,
+    Arctan2,
+    Hypot,
+    /// A NumPy scalar type called as a function (`np.float32(x)`), or
+    /// `x.astype(T)`: NumPy's unsafe cast.
+    Cast(DType),
+}
+
+/// The dtype NumPy's scalar type `name` (`float32`, `uint8`, `bool_`…)
+/// stands for, as a function or as `astype`'s argument.
+fn scalar_type(name: &str) -> Option<DType> {
+    Some(match name {
+        "bool_" | "bool" => DType::Bool,
+        "int8" | "byte" => DType::I8,
+        "int16" | "short" => DType::I16,
+        "int32" | "intc" => DType::I32,
+        "int64" | "long" | "longlong" | "intp" => DType::I64,
+        "uint8" | "ubyte" => DType::U8,
+        "uint16" | "ushort" => DType::U16,
+        "uint32" | "uintc" => DType::U32,
+        "uint64" | "ulong" | "ulonglong" | "uintp" => DType::U64,
+        "float16" | "half" => DType::F16,
+        "float32" | "single" => DType::F32,
+        "float64" | "double" => DType::F64,
+        _ => return None,
+    })
+}
+
+/// `np.NAME` or `numpy.NAME`: NAME, else `None`.
+fn unprefixed(name: &str) -> Option<&str> {
+    name.strip_prefix("np.")
+        .or_else(|| name.strip_prefix("numpy."))
 }
 
 impl Func {
     fn from_name(name: &str) -> Option<Func> {
         Some(match name {
-            "abs" => Func::Abs,
+            "abs" | "absolute" => Func::Abs,
             "sqrt" => Func::Sqrt,
             "exp" => Func::Exp,
             "log" => Func::Log,
@@ -120,10 +167,18 @@ impl Func {
             "floor" => Func::Floor,
             "ceil" => Func::Ceil,
             "round" => Func::Round,
-            "min" => Func::Min,
-            "max" => Func::Max,
+            "rint" => Func::Rint,
+            "min" | "minimum" => Func::Min,
+            "max" | "maximum" => Func::Max,
             "clip" => Func::Clip,
             "where" => Func::Where,
+            "tanh" => Func::Tanh,
+            "sign" => Func::Sign,
+            "isnan" => Func::IsNan,
+            "isfinite" => Func::IsFinite,
+            "isinf" => Func::IsInf,
+            "arctan2" => Func::Arctan2,
+            "hypot" => Func::Hypot,
             _ => return None,
         })
     }
@@ -131,7 +186,7 @@ impl Func {
     /// Number of arguments the function takes.
     pub(crate) fn arity(self) -> usize {
         match self {
-            Func::Min | Func::Max => 2,
+            Func::Min | Func::Max | Func::Arctan2 | Func::Hypot => 2,
             Func::Clip | Func::Where => 3,
             _ => 1,
         }
@@ -154,6 +209,8 @@ pub(crate) enum NodeKind {
     Var(Var),
     Neg(Box<Node>),
     Pos(Box<Node>),
+    /// `~a`.
+    Invert(Box<Node>),
     Bin(BinOp, Box<Node>, Box<Node>),
     Cmp(CmpOp, Box<Node>, Box<Node>),
     Call(Func, Vec<Node>),
@@ -163,6 +220,8 @@ pub(crate) enum NodeKind {
 enum Tok {
     Num(PyVal),
     Name(String),
+    /// A string literal (only as `astype`'s argument).
+    Str(String),
     Op(&'static str),
     End,
 }
@@ -180,8 +239,9 @@ fn err(col: usize, message: impl Into<String>) -> ExprError {
     }
 }
 
-const OPERATORS: [&str; 17] = [
-    "**", "//", "<=", ">=", "==", "!=", "+", "-", "*", "/", "%", "<", ">", "(", ")", ",", "=",
+const OPERATORS: [&str; 23] = [
+    "**", "//", "<=", ">=", "==", "!=", "<<", ">>", "+", "-", "*", "/", "%", "<", ">", "(", ")",
+    ",", "=", "&", "|", "^", "~",
 ];
 
 fn tokenize(text: &str) -> Result<Vec<Token>, ExprError> {
@@ -207,13 +267,47 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ExprError> {
         }
         if c.is_alphabetic() || c == '_' {
             let start = p;
-            while p < chars.len() && (chars[p].is_alphanumeric() || chars[p] == '_') {
+            let word = |p: &mut usize| {
+                while *p < chars.len() && (chars[*p].is_alphanumeric() || chars[*p] == '_') {
+                    *p += 1;
+                }
+            };
+            word(&mut p);
+            // `np.NAME` and `numpy.NAME` are one name.
+            let head: String = chars[start..p].iter().collect();
+            if (head == "np" || head == "numpy")
+                && chars.get(p) == Some(&'.')
+                && chars
+                    .get(p + 1)
+                    .is_some_and(|c| c.is_alphabetic() || *c == '_')
+            {
                 p += 1;
+                word(&mut p);
             }
             out.push(Token {
                 tok: Tok::Name(chars[start..p].iter().collect()),
                 col,
             });
+            continue;
+        }
+        if c == '\'' || c == '"' {
+            let end = chars[p + 1..]
+                .iter()
+                .position(|&q| q == c)
+                .ok_or_else(|| err(col, "string literal is never closed"))?;
+            out.push(Token {
+                tok: Tok::Str(chars[p + 1..p + 1 + end].iter().collect()),
+                col,
+            });
+            p += end + 2;
+            continue;
+        }
+        if c == '.' {
+            out.push(Token {
+                tok: Tok::Op("."),
+                col,
+            });
+            p += 1;
             continue;
         }
         let rest: String = chars[p..chars.len().min(p + 2)].iter().collect();
@@ -229,6 +323,12 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ExprError> {
             }
             None => return Err(err(col, format!("unexpected character '{c}'"))),
         }
+    }
+    if out.len() > MAX_TOKENS {
+        return Err(err(
+            out[MAX_TOKENS].col,
+            format!("expression is too long (more than {MAX_TOKENS} tokens)"),
+        ));
     }
     out.push(Token {
         tok: Tok::End,
@@ -379,6 +479,7 @@ fn describe(tok: &Tok) -> String {
     match tok {
         Tok::Num(_) => "number".into(),
         Tok::Name(n) => format!("'{n}'"),
+        Tok::Str(_) => "string".into(),
         Tok::Op(o) => format!("'{o}'"),
         Tok::End => "end of expression".into(),
     }
@@ -407,14 +508,19 @@ impl Parser {
     fn enter(&mut self) -> Result<(), ExprError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(err(self.peek().col, "expression is nested too deeply"));
+            return Err(err(
+                self.peek().col,
+                format!(
+                    "expression is nested too deeply or too long (more than {MAX_DEPTH} levels of operations)"
+                ),
+            ));
         }
         Ok(())
     }
 
     fn expr(&mut self) -> Result<Node, ExprError> {
         self.enter()?;
-        let left = self.arith()?;
+        let left = self.bitor()?;
         let cmp = |o: &str| match o {
             "<" => Some(CmpOp::Lt),
             "<=" => Some(CmpOp::Le),
@@ -426,7 +532,7 @@ impl Parser {
         };
         let node = if let Some(op) = self.peek_op().and_then(cmp) {
             let col = self.next().col;
-            let right = self.arith()?;
+            let right = self.bitor()?;
             if self.peek_op().and_then(cmp).is_some() {
                 return Err(err(
                     self.peek().col,
@@ -444,57 +550,77 @@ impl Parser {
         Ok(node)
     }
 
-    fn arith(&mut self) -> Result<Node, ExprError> {
-        let mut left = self.term()?;
+    /// A left-associative chain of the binary operators `ops` over
+    /// operands `next` parses; every operator counts as a level of depth.
+    fn chain(
+        &mut self,
+        ops: &[(&str, BinOp)],
+        next: fn(&mut Self) -> Result<Node, ExprError>,
+    ) -> Result<Node, ExprError> {
+        let mut left = next(self)?;
+        let mut levels = 0;
         while let Some(op) = self.peek_op() {
-            let op = match op {
-                "+" => BinOp::Add,
-                "-" => BinOp::Sub,
-                _ => break,
+            let Some(&(_, op)) = ops.iter().find(|(o, _)| *o == op) else {
+                break;
             };
+            self.enter()?;
+            levels += 1;
             let col = self.next().col;
-            let right = self.term()?;
+            let right = next(self)?;
             left = Node {
                 col,
                 kind: NodeKind::Bin(op, Box::new(left), Box::new(right)),
             };
         }
+        self.depth -= levels;
         Ok(left)
     }
 
+    fn bitor(&mut self) -> Result<Node, ExprError> {
+        self.chain(&[("|", BinOp::BitOr)], Self::bitxor)
+    }
+
+    fn bitxor(&mut self) -> Result<Node, ExprError> {
+        self.chain(&[("^", BinOp::BitXor)], Self::bitand)
+    }
+
+    fn bitand(&mut self) -> Result<Node, ExprError> {
+        self.chain(&[("&", BinOp::BitAnd)], Self::shift)
+    }
+
+    fn shift(&mut self) -> Result<Node, ExprError> {
+        self.chain(&[("<<", BinOp::Shl), (">>", BinOp::Shr)], Self::arith)
+    }
+
+    fn arith(&mut self) -> Result<Node, ExprError> {
+        self.chain(&[("+", BinOp::Add), ("-", BinOp::Sub)], Self::term)
+    }
+
     fn term(&mut self) -> Result<Node, ExprError> {
-        let mut left = self.factor()?;
-        while let Some(op) = self.peek_op() {
-            let op = match op {
-                "*" => BinOp::Mul,
-                "/" => BinOp::Div,
-                "//" => BinOp::FloorDiv,
-                "%" => BinOp::Rem,
-                _ => break,
-            };
-            let col = self.next().col;
-            let right = self.factor()?;
-            left = Node {
-                col,
-                kind: NodeKind::Bin(op, Box::new(left), Box::new(right)),
-            };
-        }
-        Ok(left)
+        self.chain(
+            &[
+                ("*", BinOp::Mul),
+                ("/", BinOp::Div),
+                ("//", BinOp::FloorDiv),
+                ("%", BinOp::Rem),
+            ],
+            Self::factor,
+        )
     }
 
     fn factor(&mut self) -> Result<Node, ExprError> {
         match self.peek_op() {
-            Some(o @ ("-" | "+")) => {
+            Some(o @ ("-" | "+" | "~")) => {
                 self.enter()?;
                 let col = self.next().col;
                 let arg = Box::new(self.factor()?);
                 self.depth -= 1;
                 Ok(Node {
                     col,
-                    kind: if o == "-" {
-                        NodeKind::Neg(arg)
-                    } else {
-                        NodeKind::Pos(arg)
+                    kind: match o {
+                        "-" => NodeKind::Neg(arg),
+                        "+" => NodeKind::Pos(arg),
+                        _ => NodeKind::Invert(arg),
                     },
                 })
             }
@@ -503,7 +629,7 @@ impl Parser {
     }
 
     fn power(&mut self) -> Result<Node, ExprError> {
-        let base = self.primary()?;
+        let base = self.postfix()?;
         if self.peek_op() == Some("**") {
             self.enter()?;
             let col = self.next().col;
@@ -515,6 +641,65 @@ impl Parser {
             });
         }
         Ok(base)
+    }
+
+    /// A primary followed by `.astype(T)` calls.
+    fn postfix(&mut self) -> Result<Node, ExprError> {
+        let mut node = self.primary()?;
+        let mut levels = 0;
+        while self.peek_op() == Some(".") {
+            self.enter()?;
+            levels += 1;
+            let dot = self.next().col;
+            let t = self.next();
+            match t.tok {
+                Tok::Name(m) if m == "astype" => {}
+                Tok::Name(m) => {
+                    return Err(err(
+                        t.col,
+                        format!("unknown method '{m}' (only .astype(T) is supported)"),
+                    ))
+                }
+                _ => return Err(err(dot, "expected a method name after '.'")),
+            }
+            let open = self.next();
+            if open.tok != Tok::Op("(") {
+                return Err(err(open.col, "call it as .astype(T)"));
+            }
+            let arg = self.next();
+            let dt = match &arg.tok {
+                Tok::Str(s) => s
+                    .parse::<DType>()
+                    .map_err(|e| err(arg.col, e.to_string()))?,
+                Tok::Name(n) => {
+                    let base = unprefixed(n);
+                    base.and_then(scalar_type)
+                        .or_else(|| match n.as_str() {
+                            "float" => Some(DType::F64),
+                            "int" => Some(DType::I64),
+                            "bool" => Some(DType::Bool),
+                            _ => scalar_type(n).filter(|_| !n.contains('.') && n != "bool_"),
+                        })
+                        .ok_or_else(|| err(arg.col, format!("'{n}' is not a dtype")))?
+                }
+                other => {
+                    return Err(err(
+                        arg.col,
+                        format!(
+                            "expected a dtype ('f8', np.float32, float), found {}",
+                            describe(other)
+                        ),
+                    ))
+                }
+            };
+            self.expect_close(open.col)?;
+            node = Node {
+                col: dot,
+                kind: NodeKind::Call(Func::Cast(dt), vec![node]),
+            };
+        }
+        self.depth -= levels;
+        Ok(node)
     }
 
     fn primary(&mut self) -> Result<Node, ExprError> {
@@ -559,7 +744,23 @@ impl Parser {
     fn name(&mut self, name: String, col: usize) -> Result<Node, ExprError> {
         let called = self.peek_op() == Some("(");
         let simple = |kind| Ok(Node { col, kind });
-        if let Some(func) = Func::from_name(&name) {
+        let prefixed = unprefixed(&name);
+        if let Some(base @ ("min" | "max")) = prefixed {
+            return Err(err(
+                col,
+                format!(
+                    "{name} reduces an array (use np.{base}imum(a, b) for the element-wise {base}imum, or mmrun reduce --op {base})"
+                ),
+            ));
+        }
+        let base = prefixed.unwrap_or(&name);
+        let func = Func::from_name(base).or_else(|| {
+            // `np.bool_(x)`, `float32(x)`; bare `bool` is Python's, not an array cast.
+            scalar_type(base)
+                .filter(|_| prefixed.is_some() || base != "bool")
+                .map(Func::Cast)
+        });
+        if let Some(func) = func {
             if !called {
                 return Err(err(
                     col,
@@ -600,17 +801,30 @@ impl Parser {
                 kind: NodeKind::Call(func, args),
             });
         }
-        let kind = match name.as_str() {
-            "x" => NodeKind::Var(Var::X),
-            "i" => NodeKind::Var(Var::I),
-            "j" => NodeKind::Var(Var::J),
-            "k" => NodeKind::Var(Var::K),
-            "n" => NodeKind::Var(Var::N),
-            "True" => NodeKind::Lit(PyVal::Bool(true)),
-            "False" => NodeKind::Lit(PyVal::Bool(false)),
-            "nan" => NodeKind::Lit(PyVal::Float(f64::NAN)),
-            "inf" => NodeKind::Lit(PyVal::Float(f64::INFINITY)),
-            _ => return Err(err(col, format!("unknown name '{name}'"))),
+        let kind = match prefixed {
+            Some("nan" | "NaN" | "NAN") => NodeKind::Lit(PyVal::Float(f64::NAN)),
+            Some("inf" | "Inf" | "infty") => NodeKind::Lit(PyVal::Float(f64::INFINITY)),
+            Some("pi") => NodeKind::Lit(PyVal::Float(std::f64::consts::PI)),
+            Some("e") => NodeKind::Lit(PyVal::Float(std::f64::consts::E)),
+            Some(_) => {
+                return Err(err(
+                    col,
+                    format!("unknown name '{name}' (mmrun supports {})", SUPPORTED),
+                ))
+            }
+            None => match name.as_str() {
+                "x" => NodeKind::Var(Var::X),
+                "i" => NodeKind::Var(Var::I),
+                "j" => NodeKind::Var(Var::J),
+                "k" => NodeKind::Var(Var::K),
+                "n" => NodeKind::Var(Var::N),
+                "True" => NodeKind::Lit(PyVal::Bool(true)),
+                "False" => NodeKind::Lit(PyVal::Bool(false)),
+                "nan" => NodeKind::Lit(PyVal::Float(f64::NAN)),
+                "inf" => NodeKind::Lit(PyVal::Float(f64::INFINITY)),
+                "pi" => NodeKind::Lit(PyVal::Float(std::f64::consts::PI)),
+                _ => return Err(err(col, format!("unknown name '{name}'"))),
+            },
         };
         if called {
             return Err(err(col, format!("'{name}' is not a function")));
@@ -619,17 +833,14 @@ impl Parser {
     }
 }
 
+/// The NumPy names `--expr` knows, for the message on an unknown `np.` name.
+const SUPPORTED: &str = "np.abs sqrt exp log log2 log10 sin cos tan tanh floor ceil round rint \
+sign isnan isfinite isinf arctan2 hypot minimum maximum clip where, the scalar types \
+(np.float32(x) ...), nan inf pi e";
+
 /// Parses `text` into a syntax tree.
 pub(crate) fn parse(text: &str) -> Result<Node, ExprError> {
     let toks = tokenize(text)?;
-    // Bounds the tree for every later (recursive) pass: a flat `x+x+…+x`
-    // nests one level per operator without ever deepening the parser.
-    if let Some(t) = toks.get(MAX_TOKENS) {
-        return Err(err(
-            t.col,
-            format!("the expression is too long (over {MAX_TOKENS} tokens)"),
-        ));
-    }
     if matches!(toks[0].tok, Tok::End) {
         return Err(err(1, "empty expression"));
     }

@@ -100,6 +100,9 @@ fn float_pow(a: f64, b: f64) -> Result<f64, String> {
 
 /// Python's `a <op> b` for two literal values.
 pub(crate) fn binop(op: BinOp, a: PyVal, b: PyVal) -> Result<PyVal, String> {
+    if let Some(r) = bitwise(op, a, b) {
+        return r;
+    }
     if let (Some(x), Some(y)) = (a.as_int(), b.as_int()) {
         let r = match op {
             BinOp::Add => x.checked_add(y),
@@ -140,6 +143,7 @@ pub(crate) fn binop(op: BinOp, a: PyVal, b: PyVal) -> Result<PyVal, String> {
                     None => None,
                 }
             }
+            _ => unreachable!("bitwise operators are handled above"),
         };
         return r.map(PyVal::Int).ok_or_else(|| TOO_LARGE.to_string());
     }
@@ -167,8 +171,57 @@ pub(crate) fn binop(op: BinOp, a: PyVal, b: PyVal) -> Result<PyVal, String> {
             float_divmod(x, y).1
         }
         BinOp::Pow => float_pow(x, y)?,
+        _ => unreachable!("bitwise operators are handled above"),
     };
     Ok(PyVal::Float(r))
+}
+
+/// Python's `& | ^ << >>` (`None` for the other operators): on bools
+/// `& | ^` give a bool, everything else works on integers; floats are
+/// refused with Python's message.
+fn bitwise(op: BinOp, a: PyVal, b: PyVal) -> Option<Result<PyVal, String>> {
+    let sym = match op {
+        BinOp::BitAnd => "&",
+        BinOp::BitOr => "|",
+        BinOp::BitXor => "^",
+        BinOp::Shl => "<<",
+        BinOp::Shr => ">>",
+        _ => return None,
+    };
+    if let (PyVal::Bool(x), PyVal::Bool(y)) = (a, b) {
+        match op {
+            BinOp::BitAnd => return Some(Ok(PyVal::Bool(x & y))),
+            BinOp::BitOr => return Some(Ok(PyVal::Bool(x | y))),
+            BinOp::BitXor => return Some(Ok(PyVal::Bool(x ^ y))),
+            _ => {}
+        }
+    }
+    let (Some(x), Some(y)) = (a.as_int(), b.as_int()) else {
+        return Some(Err(format!(
+            "unsupported operand type(s) for {sym}: Python floats have no bitwise operations"
+        )));
+    };
+    Some(match op {
+        BinOp::BitAnd => Ok(PyVal::Int(x & y)),
+        BinOp::BitOr => Ok(PyVal::Int(x | y)),
+        BinOp::BitXor => Ok(PyVal::Int(x ^ y)),
+        _ if y < 0 => Err("ValueError: negative shift count".into()),
+        BinOp::Shl if x == 0 => Ok(PyVal::Int(0)),
+        BinOp::Shl => u32::try_from(y)
+            .ok()
+            .filter(|&n| n < 127 && (x << n) >> n == x)
+            .map(|n| PyVal::Int(x << n))
+            .ok_or_else(|| TOO_LARGE.to_string()),
+        _ => Ok(PyVal::Int(x >> y.min(127))),
+    })
+}
+
+/// Python's `~v`.
+pub(crate) fn invert(v: PyVal) -> Result<PyVal, String> {
+    match v.as_int() {
+        Some(i) => Ok(PyVal::Int(!i)),
+        None => Err("bad operand type for unary ~: 'float'".into()),
+    }
 }
 
 /// Python's `-v`.

@@ -39,6 +39,9 @@ pub struct Apply {
     identity: Compiled,
     /// Elements per axis-1 index (the product of the axes after axis 1).
     inner: u64,
+    /// No --rows or --cols: every element is rewritten, so blocks need not
+    /// be whole rows ([`Kernel::elementwise`]).
+    whole: bool,
     scratch: Mutex<Option<Scratch>>,
     identity_scratch: Mutex<Option<Scratch>>,
 }
@@ -71,7 +74,10 @@ impl Apply {
             ));
         }
         let inner = params.shape.iter().skip(2).product::<u64>();
+        let rows = params.shape.first().copied().unwrap_or(1);
+        let whole = params.cols.is_none() && params.rows == RowRange::new(0, rows);
         Ok(Apply {
+            whole,
             params,
             expr,
             identity,
@@ -125,6 +131,10 @@ impl Kernel for Apply {
         self.expr.reads_x()
     }
 
+    fn elementwise(&self) -> bool {
+        self.whole
+    }
+
     fn run(&self, rows: AnyRowsMut<'_>) -> std::result::Result<(), String> {
         let dtype = rows.dtype();
         let item = dtype.itemsize() as usize;
@@ -134,7 +144,7 @@ impl Kernel for Apply {
         self.with_scratch(bytes.len() / item.max(1), |scratch, _| {
             for (i, row) in bytes.chunks_mut(row_bytes.max(1)).enumerate() {
                 let r = first_row + i as u64;
-                if r < self.params.rows.start || r >= self.params.rows.end {
+                if !self.whole && (r < self.params.rows.start || r >= self.params.rows.end) {
                     continue;
                 }
                 let seg = &mut row[a as usize * item..b as usize * item];
@@ -165,7 +175,8 @@ impl Kernel for Apply {
             {
                 let r = first_row + i as u64;
                 let n0 = r * row_len;
-                let selected = r >= self.params.rows.start && r < self.params.rows.end;
+                let selected =
+                    self.whole || (r >= self.params.rows.start && r < self.params.rows.end);
                 // Pieces of the row: before the columns, the columns, after.
                 let pieces = [(0, a, false), (a, b, selected), (b, row_len, false)];
                 for (lo, hi, use_expr) in pieces {

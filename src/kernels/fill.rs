@@ -173,6 +173,10 @@ impl Kernel for Fill {
         }
     }
 
+    fn elementwise(&self) -> bool {
+        true
+    }
+
     fn overwrites_blocks(&self) -> bool {
         true
     }

@@ -146,7 +146,14 @@ impl<'a> AnyRowsMut<'a> {
         row_len: u64,
         col: Option<u64>,
     ) -> Self {
-        use bytemuck::cast_slice_mut as c;
+        // An empty block (a zero-size array) may sit at any address.
+        fn c<T: bytemuck::Pod>(b: &mut [u8]) -> &mut [T] {
+            if b.is_empty() {
+                &mut []
+            } else {
+                bytemuck::cast_slice_mut(b)
+            }
+        }
         fn rows<T>(
             data: &mut [T],
             first_row: u64,
@@ -260,6 +267,16 @@ pub trait Kernel: Send + Sync {
     /// Whether the kernel reads the existing values (so blocks must be
     /// loaded before `run` when they are staged through a bounce buffer).
     fn reads_input(&self) -> bool {
+        false
+    }
+
+    /// Whether the kernel's value at each element depends only on the
+    /// element's flat index (and its own or its input's value there), never
+    /// on which elements share its block or row. Ranks of a distributed
+    /// run may then split such a kernel's work inside rows, at 64 KiB
+    /// boundaries: the kernel is given blocks of a flat view (one element
+    /// per row) whose `first_row` is the flat index.
+    fn elementwise(&self) -> bool {
         false
     }
 

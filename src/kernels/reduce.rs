@@ -51,6 +51,18 @@ pub enum Op {
     Std,
     /// `np.var` with `ddof`.
     Var,
+    /// `np.prod`.
+    Prod,
+    /// `np.any`: a bool, whether any element is nonzero (NaN counts).
+    Any,
+    /// `np.all`: a bool, whether every element is nonzero.
+    All,
+    /// `np.nansum`: NaN counts as zero.
+    NanSum,
+    /// `np.nanmin`: NaN ignored (all-NaN gives NaN).
+    NanMin,
+    /// `np.nanmax`.
+    NanMax,
 }
 
 impl Op {
@@ -63,6 +75,12 @@ impl Op {
             Op::Max => "max",
             Op::Std => "std",
             Op::Var => "var",
+            Op::Prod => "prod",
+            Op::Any => "any",
+            Op::All => "all",
+            Op::NanSum => "nansum",
+            Op::NanMin => "nanmin",
+            Op::NanMax => "nanmax",
         }
     }
 
@@ -73,7 +91,8 @@ impl Op {
     pub fn result_dtype(self, input: DType) -> DType {
         use DType::*;
         match self {
-            Op::Sum => match input {
+            Op::Any | Op::All => Bool,
+            Op::Sum | Op::Prod | Op::NanSum => match input {
                 Bool | I8 | I16 | I32 | I64 => I64,
                 U8 | U16 | U32 | U64 => U64,
                 f => f,
@@ -85,13 +104,14 @@ impl Op {
                     F64
                 }
             }
-            Op::Min | Op::Max => input,
+            Op::Min | Op::Max | Op::NanMin | Op::NanMax => input,
         }
     }
 
     fn kind(self, input: DType) -> Kind {
         match self {
             Op::Var | Op::Std => Kind::V,
+            Op::Any | Op::All => Kind::I,
             _ if input.is_float() => Kind::F,
             _ => Kind::I,
         }
@@ -102,8 +122,15 @@ impl Op {
         match self {
             Op::Min => "minimum",
             Op::Max => "maximum",
+            Op::NanMin => "fmin",
+            Op::NanMax => "fmax",
             _ => "add",
         }
+    }
+
+    /// Whether the operation has no identity (an empty reduction is refused).
+    fn needs_elements(self) -> bool {
+        matches!(self, Op::Min | Op::Max | Op::NanMin | Op::NanMax)
     }
 }
 
@@ -117,9 +144,15 @@ impl std::str::FromStr for Op {
             "max" => Op::Max,
             "std" => Op::Std,
             "var" => Op::Var,
+            "prod" => Op::Prod,
+            "any" => Op::Any,
+            "all" => Op::All,
+            "nansum" => Op::NanSum,
+            "nanmin" => Op::NanMin,
+            "nanmax" => Op::NanMax,
             _ => {
                 return Err(Error::refused(format!(
-                    "unknown --op '{s}' (sum, mean, min, max, std or var)"
+                    "unknown --op '{s}' (sum, mean, min, max, std, var, prod, any, all, nansum, nanmin or nanmax)"
                 )))
             }
         })
@@ -136,17 +169,67 @@ pub enum Axis {
     All,
     /// Every axis but 0: one value per row.
     Rows,
-    /// Axis `axis` ≥ 1: within each row.
+    /// Axis `axis` ≥ 1 (and the `extra` axes after it, for a tuple of
+    /// consecutive axes such as `--axis 1,2`): within each row.
     Inner {
         /// The axis, counted in the file's shape (so ≥ 1).
         axis: usize,
+        /// How many further consecutive axes are reduced with it.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        extra: usize,
     },
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Axis {
     /// Parses `--axis`: an integer as NumPy takes it (negative counts from
-    /// the end), `rows` or `all`.
+    /// the end), `rows`, `all`, or a tuple of axes (`1,2` or `(0, 1)`) as
+    /// NumPy's `axis=(1, 2)`: axis 0 alone, every axis, or consecutive axes
+    /// after 0 (other tuples are refused).
     pub fn parse(text: &str, ndim: usize) -> Result<Axis> {
+        let t = text.trim();
+        if t.contains(',') || t.starts_with('(') {
+            let inner = t.trim_start_matches('(').trim_end_matches(')');
+            let mut axes = Vec::new();
+            for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                axes.push(match Axis::parse(part, ndim)? {
+                    Axis::Zero => 0,
+                    Axis::Inner { axis, .. } => axis,
+                    _ => {
+                        return Err(Error::refused(format!(
+                            "--axis '{text}': a tuple holds integers only"
+                        )))
+                    }
+                });
+            }
+            axes.sort_unstable();
+            if axes.windows(2).any(|w| w[0] == w[1]) {
+                return Err(Error::refused(format!(
+                    "--axis '{text}': duplicate value in 'axis'"
+                )));
+            }
+            let consecutive = axes.windows(2).all(|w| w[1] == w[0] + 1);
+            return match axes[..] {
+                [] => Err(Error::refused(format!(
+                    "--axis '{text}' is not an axis (an integer, a tuple such as 1,2, rows or all)"
+                ))),
+                _ if axes.len() == ndim => Ok(Axis::All),
+                [0] => Ok(Axis::Zero),
+                [first, .., last] if first >= 1 && consecutive && last + 1 == ndim && first == 1 => {
+                    Ok(Axis::Rows)
+                }
+                [first, ..] if first >= 1 && consecutive => Ok(Axis::Inner {
+                    axis: first,
+                    extra: axes.len() - 1,
+                }),
+                _ => Err(Error::refused(format!(
+                    "--axis '{text}': mmrun reduces axis 0 alone, every axis, or consecutive axes after 0 (such as 1,2); reduce in two steps for this tuple"
+                ))),
+            };
+        }
         match text {
             "all" => return Ok(Axis::All),
             "rows" if ndim == 0 => {
@@ -170,7 +253,10 @@ impl Axis {
         }
         Ok(match k {
             0 => Axis::Zero,
-            k => Axis::Inner { axis: k as usize },
+            k => Axis::Inner {
+                axis: k as usize,
+                extra: 0,
+            },
         })
     }
 
@@ -185,10 +271,10 @@ impl Axis {
             Axis::Zero => shape.iter().skip(1).copied().collect(),
             Axis::All => Vec::new(),
             Axis::Rows => vec![shape.first().copied().unwrap_or(1)],
-            Axis::Inner { axis } => shape
+            Axis::Inner { axis, extra } => shape
                 .iter()
                 .enumerate()
-                .filter(|&(i, _)| i != axis)
+                .filter(|&(i, _)| i < axis || i > axis + extra)
                 .map(|(_, &d)| d)
                 .collect(),
         }
@@ -200,7 +286,7 @@ impl Axis {
             Axis::Zero => shape.first().copied().unwrap_or(1),
             Axis::All => shape.iter().product(),
             Axis::Rows => shape.iter().skip(1).product(),
-            Axis::Inner { axis } => shape[axis],
+            Axis::Inner { axis, extra } => shape[axis..=axis + extra].iter().product(),
         }
     }
 }
@@ -225,8 +311,8 @@ pub struct ReduceParams {
 impl ReduceParams {
     /// Checks what NumPy would refuse, before any worker starts.
     pub fn check(&self) -> Result<()> {
-        if let Axis::Inner { axis } = self.axis {
-            if axis >= self.shape.len() {
+        if let Axis::Inner { axis, extra } = self.axis {
+            if axis == 0 || axis.saturating_add(extra) >= self.shape.len() {
                 return Err(Error::refused(format!(
                     "axis {axis} is out of bounds for array of dimension {}",
                     self.shape.len()
@@ -234,8 +320,7 @@ impl ReduceParams {
             }
         }
         let outputs: u64 = self.axis.out_shape(&self.shape).iter().product();
-        if matches!(self.op, Op::Min | Op::Max) && self.axis.count(&self.shape) == 0 && outputs > 0
-        {
+        if self.op.needs_elements() && self.axis.count(&self.shape) == 0 && outputs > 0 {
             return Err(Error::refused(format!(
                 "zero-size array to reduction operation {} which has no identity",
                 self.op.ufunc()
@@ -291,10 +376,11 @@ impl States {
         }
     }
 
-    fn identity(kind: Kind, width: usize) -> States {
+    fn identity(op: Op, kind: Kind, width: usize) -> States {
+        let one = matches!(op, Op::Prod | Op::All);
         match kind {
-            Kind::F => States::F(vec![0.0; width]),
-            Kind::I => States::I(vec![0; width]),
+            Kind::F => States::F(vec![if one { 1.0 } else { 0.0 }; width]),
+            Kind::I => States::I(vec![one as i128; width]),
             Kind::V => States::V(vec![[0.0; 2]; width]),
         }
     }
@@ -481,11 +567,22 @@ impl Elem for f16 {
     }
 }
 
+/// `b` viewed as elements of `T`. An empty slice (a zero-size array, or a
+/// block with no elements) may sit at any address, which `cast_slice`
+/// refuses for types wider than a byte: it is typed without a cast.
+fn typed_slice<T: bytemuck::Pod>(b: &[u8]) -> &[T] {
+    if b.is_empty() {
+        &[]
+    } else {
+        bytemuck::cast_slice(b)
+    }
+}
+
 /// Calls `$f::<T>(typed slice, args…)` with the slice of `$bytes` typed by
 /// `$dtype`: one dispatch per block, never per element.
 macro_rules! typed {
     ($dtype:expr, $bytes:expr, $f:ident ( $($arg:expr),* )) => {{
-        use bytemuck::cast_slice as c;
+        use self::typed_slice as c;
         match $dtype {
             DType::Bool | DType::U8 => $f::<u8>($bytes, $($arg),*),
             DType::I8 => $f::<i8>(c($bytes), $($arg),*),
@@ -522,6 +619,46 @@ fn fmax(a: f64, b: f64) -> f64 {
     }
 }
 
+/// `np.fmin`: NaN ignored unless both are NaN; on ties the left operand.
+#[inline(always)]
+fn nanmin(a: f64, b: f64) -> f64 {
+    if b.is_nan() || (!a.is_nan() && a <= b) {
+        a
+    } else {
+        b
+    }
+}
+
+#[inline(always)]
+fn nanmax(a: f64, b: f64) -> f64 {
+    if b.is_nan() || (!a.is_nan() && a >= b) {
+        a
+    } else {
+        b
+    }
+}
+
+/// An element as an integer state: its truth for `any`/`all`, its value
+/// otherwise.
+#[inline(always)]
+fn ival<T: Elem>(op: Op, v: T) -> i128 {
+    match op {
+        Op::Any | Op::All => (v.f() != 0.0) as i128,
+        _ => v.i(),
+    }
+}
+
+/// An element as a float state: NaN is zero for `nansum`.
+#[inline(always)]
+fn fval<T: Elem>(op: Op, v: T) -> f64 {
+    let f = v.f();
+    if op == Op::NanSum && f.is_nan() {
+        0.0
+    } else {
+        f
+    }
+}
+
 /// Chan et al.'s combine of two (mean, M2) pairs over `na` and `nb`
 /// elements.
 #[inline(always)]
@@ -552,6 +689,9 @@ impl State for f64 {
         match op {
             Op::Min => a.iter_mut().zip(b).for_each(|(x, &y)| *x = fmin(*x, y)),
             Op::Max => a.iter_mut().zip(b).for_each(|(x, &y)| *x = fmax(*x, y)),
+            Op::NanMin => a.iter_mut().zip(b).for_each(|(x, &y)| *x = nanmin(*x, y)),
+            Op::NanMax => a.iter_mut().zip(b).for_each(|(x, &y)| *x = nanmax(*x, y)),
+            Op::Prod => a.iter_mut().zip(b).for_each(|(x, &y)| *x *= y),
             _ => a.iter_mut().zip(b).for_each(|(x, &y)| *x += y),
         }
     }
@@ -572,8 +712,16 @@ impl State for f64 {
 impl State for i128 {
     fn combine(op: Op, a: &mut [i128], b: &[i128], _: u64, _: u64) {
         match op {
-            Op::Min => a.iter_mut().zip(b).for_each(|(x, &y)| *x = (*x).min(y)),
-            Op::Max => a.iter_mut().zip(b).for_each(|(x, &y)| *x = (*x).max(y)),
+            Op::Min | Op::NanMin | Op::All => {
+                a.iter_mut().zip(b).for_each(|(x, &y)| *x = (*x).min(y))
+            }
+            Op::Max | Op::NanMax | Op::Any => {
+                a.iter_mut().zip(b).for_each(|(x, &y)| *x = (*x).max(y))
+            }
+            Op::Prod => a
+                .iter_mut()
+                .zip(b)
+                .for_each(|(x, &y)| *x = (*x).saturating_mul(y)),
             _ => a.iter_mut().zip(b).for_each(|(x, &y)| *x += y),
         }
     }
@@ -655,11 +803,18 @@ fn state_of_run<T: Elem>(op: Op, kind: Kind, x: &[T]) -> St {
         Kind::F => St::F(match op {
             Op::Min => x.iter().fold(f64::INFINITY, |a, &v| fmin(a, v.f())),
             Op::Max => x.iter().fold(f64::NEG_INFINITY, |a, &v| fmax(a, v.f())),
+            Op::NanMin => x.iter().fold(f64::NAN, |a, &v| nanmin(a, v.f())),
+            Op::NanMax => x.iter().fold(f64::NAN, |a, &v| nanmax(a, v.f())),
+            Op::Prod => x.iter().fold(1.0, |a, &v| a * v.f()),
+            Op::NanSum => pairwise(x, |v| fval(Op::NanSum, v)),
             _ => pairwise(x, |v| v.f()),
         }),
         Kind::I => St::I(match op {
-            Op::Min => x.iter().map(|&v| v.i()).min().unwrap_or(0),
-            Op::Max => x.iter().map(|&v| v.i()).max().unwrap_or(0),
+            Op::Min | Op::NanMin => x.iter().map(|&v| v.i()).min().unwrap_or(0),
+            Op::Max | Op::NanMax => x.iter().map(|&v| v.i()).max().unwrap_or(0),
+            Op::Any => x.iter().any(|&v| v.f() != 0.0) as i128,
+            Op::All => x.iter().all(|&v| v.f() != 0.0) as i128,
+            Op::Prod => x.iter().fold(1i128, |a, &v| a.saturating_mul(v.i())),
             // Runs of up to 2^32 elements of 32 bits or less fit in i64.
             _ if std::mem::size_of::<T>() <= 4 && x.len() < 1 << 31 => {
                 x.iter().map(|&v| v.i() as i64).sum::<i64>() as i128
@@ -690,10 +845,25 @@ fn states_of_strided<T: Elem>(op: Op, kind: Kind, x: &[T], inner: usize, out: &m
             let mut acc: Vec<f64> = match op {
                 Op::Min => vec![f64::INFINITY; inner],
                 Op::Max => vec![f64::NEG_INFINITY; inner],
+                Op::NanMin | Op::NanMax => vec![f64::NAN; inner],
+                Op::Prod => vec![1.0; inner],
                 _ => vec![0.0; inner],
             };
             for run in x.chunks_exact(inner) {
                 match op {
+                    Op::NanMin => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = nanmin(*a, v.f())),
+                    Op::NanMax => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = nanmax(*a, v.f())),
+                    Op::Prod => acc.iter_mut().zip(run).for_each(|(a, &v)| *a *= v.f()),
+                    Op::NanSum => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a += fval(Op::NanSum, v)),
                     Op::Min => acc
                         .iter_mut()
                         .zip(run)
@@ -709,12 +879,33 @@ fn states_of_strided<T: Elem>(op: Op, kind: Kind, x: &[T], inner: usize, out: &m
         }
         Kind::I => {
             let mut acc: Vec<i128> = match op {
-                Op::Min => vec![i128::MAX; inner],
-                Op::Max => vec![i128::MIN; inner],
+                Op::Min | Op::NanMin => vec![i128::MAX; inner],
+                Op::Max | Op::NanMax => vec![i128::MIN; inner],
+                Op::Prod | Op::All => vec![1; inner],
                 _ => vec![0; inner],
             };
             for run in x.chunks_exact(inner) {
                 match op {
+                    Op::All => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = (*a).min(ival(op, v))),
+                    Op::Any => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = (*a).max(ival(op, v))),
+                    Op::Prod => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = (*a).saturating_mul(v.i())),
+                    Op::NanMin => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = (*a).min(v.i())),
+                    Op::NanMax => acc
+                        .iter_mut()
+                        .zip(run)
+                        .for_each(|(a, &v)| *a = (*a).max(v.i())),
                     Op::Min => acc
                         .iter_mut()
                         .zip(run)
@@ -786,9 +977,12 @@ fn finish(op: Op, st: St, count: u64, ddof: u64) -> Value {
     }
 }
 
-/// Stores `v` as element `at` of `out` (bytes of `dtype`), or says why it
-/// does not fit.
-fn store(v: Value, dtype: DType, out: &mut [u8], at: usize) -> std::result::Result<(), String> {
+/// Stores `v` as element `at` of `out` (bytes of `dtype`) and returns the
+/// value stored (a float rounded to `dtype`), or says why it does not fit.
+/// A float result beyond the float dtype's range is ±inf, as in NumPy; an
+/// integer one is an error (NumPy would wrap; the exact accumulator knows
+/// better).
+fn store(v: Value, dtype: DType, out: &mut [u8], at: usize) -> std::result::Result<Value, String> {
     let size = dtype.itemsize() as usize;
     let dst = &mut out[at * size..(at + 1) * size];
     let too_big = || format!("{v} does not fit in {}", dtype.numpy_name());
@@ -799,17 +993,17 @@ fn store(v: Value, dtype: DType, out: &mut [u8], at: usize) -> std::result::Resu
                 Value::I(i) => i as f64,
             };
             dst.copy_from_slice(&x.to_le_bytes());
+            return Ok(Value::F(x));
         }
         DType::F32 => {
             let x = match v {
                 Value::F(x) => x,
                 Value::I(i) => i as f64,
             };
+            // Rounds as NumPy does: past the largest float32 is ±inf.
             let y = x as f32;
-            if y.is_infinite() && x.is_finite() {
-                return Err(too_big());
-            }
             dst.copy_from_slice(&y.to_le_bytes());
+            return Ok(Value::F(y as f64));
         }
         DType::F16 => {
             let x = match v {
@@ -817,10 +1011,8 @@ fn store(v: Value, dtype: DType, out: &mut [u8], at: usize) -> std::result::Resu
                 Value::I(i) => i as f64,
             };
             let y = f16::from_f64(x);
-            if y.is_infinite() && x.is_finite() {
-                return Err(too_big());
-            }
             dst.copy_from_slice(&y.to_le_bytes());
+            return Ok(Value::F(y.to_f64()));
         }
         DType::Bool => {
             dst[0] = match v {
@@ -841,7 +1033,7 @@ fn store(v: Value, dtype: DType, out: &mut [u8], at: usize) -> std::result::Resu
             dst.copy_from_slice(&i.to_le_bytes()[..size]);
         }
     }
-    Ok(())
+    Ok(v)
 }
 
 /// `v` as Python prints a float (`repr`): shortest round-trip digits,
@@ -897,10 +1089,10 @@ impl Reduce {
         let row_shape = params.shape.get(1..).unwrap_or(&[]);
         let row_len: u64 = row_shape.iter().product();
         let (outer, n, inner) = match params.axis {
-            Axis::Inner { axis } => (
+            Axis::Inner { axis, extra } => (
                 row_shape[..axis - 1].iter().product::<u64>() as usize,
-                row_shape[axis - 1] as usize,
-                row_shape[axis..].iter().product::<u64>() as usize,
+                row_shape[axis - 1..axis + extra].iter().product::<u64>() as usize,
+                row_shape[axis + extra..].iter().product::<u64>() as usize,
             ),
             _ => (1, row_len as usize, 1),
         };
@@ -1064,9 +1256,21 @@ fn subtree<T: Elem, S: State>(
 fn scan_typed<T: Elem>(data: &[T], k: &Reduce, first_row: u64, rows: u64) {
     let op = k.params.op;
     match (k.params.axis, k.kind) {
+        (Axis::Zero, Kind::F) if op == Op::NanSum => {
+            k.scan_rows::<T, f64>(data, first_row, rows, |r, o| {
+                o.iter_mut()
+                    .zip(r)
+                    .for_each(|(o, &v)| *o = fval(Op::NanSum, v))
+            })
+        }
         (Axis::Zero, Kind::F) => k.scan_rows::<T, f64>(data, first_row, rows, |r, o| {
             o.iter_mut().zip(r).for_each(|(o, &v)| *o = v.f())
         }),
+        (Axis::Zero, Kind::I) if matches!(op, Op::Any | Op::All) => {
+            k.scan_rows::<T, i128>(data, first_row, rows, move |r, o| {
+                o.iter_mut().zip(r).for_each(|(o, &v)| *o = ival(op, v))
+            })
+        }
         (Axis::Zero, Kind::I) => k.scan_rows::<T, i128>(data, first_row, rows, |r, o| {
             o.iter_mut().zip(r).for_each(|(o, &v)| *o = v.i())
         }),
@@ -1211,7 +1415,7 @@ impl Forest {
     /// Adds one node, merging it with its sibling (and up) when present.
     pub fn insert(&mut self, mut node: Node) -> Result<()> {
         let width = self.params.width();
-        let expect = States::identity(self.kind, 0);
+        let expect = States::identity(self.params.op, self.kind, 0);
         if node.states.len() != width
             || std::mem::discriminant(&node.states) != std::mem::discriminant(&expect)
             || node.level >= 64
@@ -1271,7 +1475,7 @@ impl Forest {
         let width = self.params.width();
         let unit = self.params.unit();
         if self.rows == 0 {
-            return Ok((States::identity(self.kind, width), 0));
+            return Ok((States::identity(self.params.op, self.kind, width), 0));
         }
         let level = 64 - (self.rows - 1).leading_zeros();
         let (states, rows) = self.value(0, level)?.expect("rows > 0");
@@ -1320,7 +1524,7 @@ impl Forest {
         let mut values = Vec::with_capacity(sts.len());
         for (i, st) in sts.into_iter().enumerate() {
             let v = finish(p.op, st, per_element, p.ddof);
-            store(v, p.out_dtype, &mut bytes, i).map_err(|e| match p.axis {
+            let v = store(v, p.out_dtype, &mut bytes, i).map_err(|e| match p.axis {
                 Axis::Zero => Error::failed(format!(
                     "element {i} of the {} over axis 0: {e}",
                     p.op.name()

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use memmap2::{MmapMut, MmapOptions};
 use nix::errno::Errno;
-use nix::fcntl::{fallocate, FallocateFlags, Flock, FlockArg};
+use nix::fcntl::{fallocate, FallocateFlags};
 
 /// A writable shared mapping of one byte range of a file.
 #[derive(Debug)]
@@ -186,25 +186,49 @@ pub fn available_bytes(path: &Path) -> Option<u64> {
     Some(st.blocks_available() as u64 * st.fragment_size() as u64)
 }
 
-/// Result of trying to lock a file.
-#[derive(Debug)]
-pub enum LockOutcome {
-    /// The lock is ours until the value is dropped.
-    Locked(Flock<File>),
-    /// Another open file description holds it.
-    Held(File),
-    /// The file system has no locks (ENOLCK, ENOSYS, EOPNOTSUPP).
-    Unsupported(File),
+/// What trying a byte-range lock found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteLock {
+    /// Taken: held by this open file description until it is closed (or
+    /// the byte is locked again with another mode).
+    Taken,
+    /// Another open file description holds a conflicting lock.
+    Held,
+    /// The file system refuses byte-range locks (ENOLCK, ENOSYS,
+    /// EOPNOTSUPP, or EINVAL from a kernel without OFD locks).
+    Unsupported(Errno),
 }
 
-/// Tries to take `flock(LOCK_EX)` without waiting.
-pub fn try_lock_exclusive(file: File) -> io::Result<LockOutcome> {
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(l) => Ok(LockOutcome::Locked(l)),
-        Err((f, Errno::EWOULDBLOCK)) => Ok(LockOutcome::Held(f)),
-        Err((f, Errno::ENOLCK | Errno::ENOSYS | Errno::EOPNOTSUPP)) => {
-            Ok(LockOutcome::Unsupported(f))
+/// Tries to take an open-file-description lock on byte `index` of `file`
+/// without waiting: shared (`F_RDLCK`) or exclusive (`F_WRLCK`).
+///
+/// mmrun locks only with these POSIX byte-range locks, never `flock`: the
+/// Linux NFS client emulates `flock` as a whole-file `fcntl` lock (so it
+/// would conflict with any byte lock of another open file), while byte
+/// locks mean the same on local disks, NFS v3/v4 (NLM / NFSv4 locks),
+/// Lustre (`-o flock`), GPFS and BeeGFS. OFD locks belong to the open file
+/// description, so two opens in one process conflict like two processes.
+pub fn try_lock_byte(file: &File, index: u64, exclusive: bool) -> io::Result<ByteLock> {
+    let start =
+        libc::off_t::try_from(index).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `flock` is a plain C struct for which all-zero bytes are a
+    // valid value; every field the kernel reads is set below.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = if exclusive {
+        libc::F_WRLCK
+    } else {
+        libc::F_RDLCK
+    } as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = start;
+    lock.l_len = 1;
+    match nix::fcntl::fcntl(file, nix::fcntl::FcntlArg::F_OFD_SETLK(&lock)) {
+        Ok(_) => Ok(ByteLock::Taken),
+        Err(Errno::EAGAIN | Errno::EACCES) => Ok(ByteLock::Held),
+        Err(e @ (Errno::ENOLCK | Errno::ENOSYS | Errno::EOPNOTSUPP | Errno::EINVAL)) => {
+            Ok(ByteLock::Unsupported(e))
         }
-        Err((_, e)) => Err(e.into()),
+        Err(Errno::EINTR) => try_lock_byte(file, index, exclusive),
+        Err(e) => Err(e.into()),
     }
 }

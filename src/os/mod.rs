@@ -25,7 +25,7 @@ pub mod progress;
 pub mod python;
 pub mod results;
 
-pub use file::{available_bytes, reserve, try_lock_exclusive, LockOutcome, SharedRegion};
+pub use file::{available_bytes, reserve, try_lock_byte, ByteLock, SharedRegion};
 
 /// Signals the coordinator takes through its descriptor instead of handlers.
 pub const WATCHED: [Signal; 5] = [
@@ -306,30 +306,6 @@ pub fn hostname() -> String {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "unknown".into())
-}
-
-/// Takes an open-file-description write lock on byte `index` of `file`
-/// without waiting: `Ok(true)` when taken (held until the file is closed),
-/// `Ok(false)` when another open file description holds it. A rank locks
-/// its own byte of the pending journal, so the same rank cannot run twice
-/// at once while different ranks run side by side.
-pub fn try_lock_byte(file: &std::fs::File, index: u64) -> io::Result<bool> {
-    // SAFETY: `flock` is a plain C struct for which all-zero bytes are a
-    // valid value; every field that matters is set below.
-    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-    lock.l_type = libc::F_WRLCK as libc::c_short;
-    lock.l_whence = libc::SEEK_SET as libc::c_short;
-    lock.l_start = index as libc::off_t;
-    lock.l_len = 1;
-    match nix::fcntl::fcntl(file, nix::fcntl::FcntlArg::F_OFD_SETLK(&lock)) {
-        Ok(_) => Ok(true),
-        Err(Errno::EAGAIN | Errno::EACCES) => Ok(false),
-        Err(Errno::ENOLCK | Errno::ENOSYS | Errno::EOPNOTSUPP | Errno::EINVAL) => {
-            tracing::warn!("the file system has no byte-range locks: going on without one");
-            Ok(true)
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// The type of the file system holding `path`, by its statfs magic number:

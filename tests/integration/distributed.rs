@@ -26,43 +26,43 @@ use crate::util::{self, mmrun_bin, Dir};
 /// Launchers share the machine (and Slurm its two CPUs): one test at a time.
 static LOCK: Mutex<()> = Mutex::new(());
 
-fn serial() -> MutexGuard<'static, ()> {
+pub(crate) fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Deadline of one launcher command (a job here takes a few seconds).
-const STEP: Duration = Duration::from_secs(60);
+pub(crate) const STEP: Duration = Duration::from_secs(60);
 
 /// Slurm job name of every job these tests submit (`scancel -n` on a timeout).
-const JOB_NAME: &str = "mmrun-test";
+pub(crate) const JOB_NAME: &str = "mmrun-test";
 
 /// The 64 KiB rank alignment of design.md.
 const ALIGN: u64 = 64 * 1024;
 
 /// A finished command.
-struct Run {
-    what: String,
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) what: String,
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
-    fn code(&self) -> Option<i32> {
+    pub(crate) fn code(&self) -> Option<i32> {
         self.status.code()
     }
 
-    fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         self.status.success()
     }
 
     /// Panics with the command's output unless it exited 0.
-    fn ok(self) -> Self {
+    pub(crate) fn ok(self) -> Self {
         assert!(self.success(), "{} failed: {}", self.what, self.describe());
         self
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let how = match (self.status.code(), self.status.signal()) {
             (Some(c), _) => format!("exit {c}"),
             (None, Some(s)) => format!("signal {s}"),
@@ -86,7 +86,7 @@ fn read_back(mut f: File) -> String {
 
 /// Runs `cmd` in its own process group with a deadline; on timeout kills the
 /// group (and this suite's Slurm jobs) and panics with what it printed.
-fn run(what: &str, mut cmd: Command, timeout: Duration) -> Run {
+pub(crate) fn run(what: &str, mut cmd: Command, timeout: Duration) -> Run {
     let out = tempfile::tempfile().unwrap();
     let err = tempfile::tempfile().unwrap();
     cmd.stdin(Stdio::null())
@@ -128,7 +128,7 @@ fn run(what: &str, mut cmd: Command, timeout: Duration) -> Run {
 
 /// Removes every variable that would make a process believe it already is a
 /// rank (or change mmrun's behaviour) from what `cmd` inherits.
-fn clean_env(cmd: &mut Command) {
+pub(crate) fn clean_env(cmd: &mut Command) {
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
         if ["SLURM_", "OMPI_", "PMI_", "PMIX_", "MMRUN_", "__MMRUN_"]
@@ -141,14 +141,14 @@ fn clean_env(cmd: &mut Command) {
 }
 
 /// `mmrun ARGS` in `dir`, outside any launcher.
-fn mmrun(dir: &Dir, args: &[&str]) -> Run {
+pub(crate) fn mmrun(dir: &Dir, args: &[&str]) -> Run {
     let mut c = dir.cmd(args);
     clean_env(&mut c);
     run(&format!("mmrun {}", args.join(" ")), c, STEP)
 }
 
 /// `mmrun create --pending FILE --shape SHAPE --dtype DTYPE`.
-fn create_pending(dir: &Dir, file: &str, shape: &str, dtype: &str) {
+pub(crate) fn create_pending(dir: &Dir, file: &str, shape: &str, dtype: &str) {
     mmrun(
         dir,
         &[
@@ -165,7 +165,7 @@ fn create_pending(dir: &Dir, file: &str, shape: &str, dtype: &str) {
 }
 
 /// Commits and checks that nothing of the pending run is left beside FILE.
-fn commit(dir: &Dir, file: &str) {
+pub(crate) fn commit(dir: &Dir, file: &str) {
     mmrun(dir, &["commit", file]).ok();
     for leftover in [
         format!(".{file}.mmrun-partial"),
@@ -182,7 +182,13 @@ fn commit(dir: &Dir, file: &str) {
 
 /// Asserts that `file` is byte for byte what a local `mmrun fill --random
 /// uniform --seed SEED` writes.
-fn assert_same_as_local_fill(dir: &Dir, file: &str, shape: &str, dtype: &str, seed: &str) {
+pub(crate) fn assert_same_as_local_fill(
+    dir: &Dir,
+    file: &str,
+    shape: &str,
+    dtype: &str,
+    seed: &str,
+) {
     let local = format!("local-{file}");
     mmrun(
         dir,
@@ -255,7 +261,7 @@ fn assert_partitions(
 
 /// Rows of the exec tests: 4096 one-byte elements each, so 16 rows are 64 KiB.
 const EXEC_ROWS: u64 = 192;
-const EXEC_SHAPE: &str = "192,4096";
+pub(crate) const EXEC_SHAPE: &str = "192,4096";
 
 /// A `sh` worker for a `u1` file of 4096-byte rows: writes byte `row % 251`
 /// over each of its rows (with `dd` at `MMRUN_DATA_OFFSET`) and logs
@@ -291,7 +297,7 @@ fn sh_worker(dir: &Dir) -> (String, String) {
 }
 
 /// The published exec file holds byte `row % 251` in every row.
-fn assert_exec_pattern(dir: &Dir, file: &str) {
+pub(crate) fn assert_exec_pattern(dir: &Dir, file: &str) {
     let bytes = fs::read(dir.join(file)).unwrap();
     let data = &bytes[bytes.len() - (EXEC_ROWS as usize) * 4096..];
     for (r, row) in data.chunks(4096).enumerate() {
@@ -348,7 +354,7 @@ fn assert_worker_log(log: &str, ranks: u64, rows: u64) {
 // ---------------------------------------------------------------- Open MPI
 
 /// Whether Open MPI's `mpirun` is here (else reports it missing).
-fn open_mpi(test: &str) -> bool {
+pub(crate) fn open_mpi(test: &str) -> bool {
     let found = Command::new("mpirun")
         .arg("--version")
         .stdin(Stdio::null())
@@ -368,7 +374,7 @@ fn open_mpi(test: &str) -> bool {
 }
 
 /// `mpirun -n N --oversubscribe` (allowed as root) in `dir`, running mmrun.
-fn mpirun(dir: &Dir, n: u32) -> Command {
+pub(crate) fn mpirun(dir: &Dir, n: u32) -> Command {
     let mut c = Command::new("mpirun");
     clean_env(&mut c);
     c.current_dir(dir.path())
@@ -559,7 +565,7 @@ fn conf_from_env_file() -> Option<PathBuf> {
     })
 }
 
-fn slurm_cmd(conf: &Path, prog: &str) -> Command {
+pub(crate) fn slurm_cmd(conf: &Path, prog: &str) -> Command {
     let mut c = Command::new(prog);
     clean_env(&mut c);
     c.env("SLURM_CONF", conf);
@@ -607,7 +613,7 @@ fn start_slurm() -> Result<PathBuf, String> {
 
 /// The test cluster's `SLURM_CONF`, starting it once if needed; `None` after
 /// reporting it missing.
-fn slurm(test: &str) -> Option<PathBuf> {
+pub(crate) fn slurm(test: &str) -> Option<PathBuf> {
     match SLURM.get_or_init(start_slurm) {
         Ok(conf) => Some(conf.clone()),
         Err(why) => {

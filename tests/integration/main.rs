@@ -19,12 +19,20 @@ mod reliability;
 mod soak;
 // Rank mode under real launchers (mpirun, srun).
 mod distributed;
+// Clusters as they are: NFS lock semantics (LD_PRELOAD shim), any shape on any rank count.
+mod clusters;
+// Loop-mounted XFS and Btrfs, a small tmpfs: fill, apply, resume, full disk.
+mod filesystems;
 // The JSON run report and its schema, progress, logs, and mmrun bench.
 mod report;
 // mmrun apply against NumPy's evaluation of the same assignment.
 mod apply;
 // mmrun reduce against NumPy: ops, axes, dtypes, identical bytes for any split.
 mod reduce;
+// mmrun apply --expr with NumPy's spellings (np. prefixes, bitwise, casts).
+mod expr_vocab;
+// mmrun reduce on zero-size arrays and overflowing floats, against NumPy.
+mod reduce_numpy;
 // mmrun convert against NumPy's astype and can_cast.
 mod convert;
 // Files four times larger than the memory limit of their cgroup.

@@ -177,7 +177,10 @@ fn result_dtypes_are_numpys() {
 
 #[test]
 fn axes_parse_as_numpy_takes_them() {
-    assert_eq!(Axis::parse("-1", 2).unwrap(), Axis::Inner { axis: 1 });
+    assert_eq!(
+        Axis::parse("-1", 2).unwrap(),
+        Axis::Inner { axis: 1, extra: 0 }
+    );
     assert_eq!(Axis::parse("0", 3).unwrap(), Axis::Zero);
     assert_eq!(Axis::parse("-3", 3).unwrap(), Axis::Zero);
     assert!(Axis::parse("2", 2)
@@ -185,15 +188,39 @@ fn axes_parse_as_numpy_takes_them() {
         .to_string()
         .contains("out of bounds for array of dimension 2"));
     assert!(Axis::parse("x", 2).is_err());
-    assert_eq!(Axis::Inner { axis: 1 }.out_shape(&[4, 5, 6]), vec![4, 6]);
+    assert_eq!(
+        Axis::Inner { axis: 1, extra: 0 }.out_shape(&[4, 5, 6]),
+        vec![4, 6]
+    );
     assert_eq!(Axis::Zero.out_shape(&[4, 5, 6]), vec![5, 6]);
+    // Tuples, as NumPy's axis=(…).
+    assert_eq!(
+        Axis::parse("1,2", 4).unwrap(),
+        Axis::Inner { axis: 1, extra: 1 }
+    );
+    assert_eq!(Axis::parse("(-1, -2)", 3).unwrap(), Axis::Rows);
+    assert_eq!(Axis::parse("0,1", 2).unwrap(), Axis::All);
+    assert_eq!(Axis::parse("(0,)", 3).unwrap(), Axis::Zero);
+    assert_eq!(
+        Axis::Inner { axis: 1, extra: 1 }.out_shape(&[4, 5, 6, 7]),
+        vec![4, 7]
+    );
+    assert!(Axis::parse("1,1", 3).is_err());
+    assert!(Axis::parse("0,2", 3).is_err());
+    assert!(Axis::parse("1,3", 4).is_err());
+    assert!(Axis::parse("1,5", 4).is_err());
 }
 
 #[test]
-fn results_that_do_not_fit_are_errors() {
+fn integer_results_that_do_not_fit_are_errors_floats_overflow_to_inf() {
     let mut buf = [0u8; 4];
     assert!(store(Value::I(1 << 40), DType::I32, &mut buf, 0).is_err());
-    assert!(store(Value::F(1e39), DType::F32, &mut buf, 0).is_err());
+    // Floats overflow to inf, as NumPy's do; the stored value is returned.
+    assert_eq!(
+        store(Value::F(1e39), DType::F32, &mut buf, 0),
+        Ok(Value::F(f64::INFINITY))
+    );
+    assert_eq!(f32::from_le_bytes(buf), f32::INFINITY);
     assert!(store(Value::F(f64::INFINITY), DType::F32, &mut buf, 0).is_ok());
     assert!(store(Value::F(f64::NAN), DType::I32, &mut buf, 0).is_err());
     store(Value::I(-7), DType::I32, &mut buf, 0).unwrap();
