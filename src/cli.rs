@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use mmrun::coordinator::read::Reading;
 use mmrun::coordinator::{NewFile, Program, RunSummary};
 use mmrun::plan::RowRange;
 use mmrun::progress::ProgressMode;
@@ -477,6 +478,12 @@ struct RunArgs {
     /// Finish what an interrupted run of the same command left (new or in place).
     #[arg(long, conflicts_with = "force")]
     resume: bool,
+    /// Work on an existing raw file in place: --raw --dtype --shape --offset describe it instead of building a new one.
+    #[arg(long, conflicts_with = "force")]
+    in_place: bool,
+    /// Declare that running the work twice over the same rows is harmless, so in-place exec (and apply reading x) may be retried and resumed.
+    #[arg(long)]
+    idempotent: bool,
     /// Sync and record finished rows as durable this often (also on SIGUSR1).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     checkpoint_every: Option<Duration>,
@@ -733,6 +740,36 @@ impl LayoutArgs {
             force,
             create_only,
         })
+    }
+}
+
+/// The seed of a run on `file`: `given`, or under `--resume` the one the
+/// interrupted run recorded in its journal (a `given` one must match it),
+/// or else one drawn from the OS.
+fn run_seed(file: &std::path::Path, resume: bool, given: Option<u128>) -> Result<u128> {
+    let recorded = if resume {
+        let real = std::fs::canonicalize(file).ok().or_else(|| {
+            let parent = match file.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => std::path::Path::new("."),
+            };
+            Some(std::fs::canonicalize(parent).ok()?.join(file.file_name()?))
+        });
+        match real {
+            Some(real) => mmrun::journal::recorded_seed(&real)?,
+            None => None,
+        }
+    } else {
+        None
+    };
+    match (given, recorded) {
+        (Some(g), Some(r)) if g != r => Err(Error::refused(format!(
+            "{}: the interrupted run used seed {r}, not {g} (another job fingerprint): leave out --seed to resume it, or use --force without --resume to start over",
+            file.display()
+        ))),
+        (Some(g), _) => Ok(g),
+        (None, Some(r)) => Ok(r),
+        (None, None) => draw_seed(),
     }
 }
 
@@ -1027,6 +1064,7 @@ fn convert_input(a: &ConvertArgs) -> Result<Layout> {
 fn convert(a: ConvertArgs) -> Result<()> {
     use mmrun::kernels::convert::{Convert, ConvertParams};
     use std::os::unix::fs::MetadataExt;
+    let reading = Reading::start(&a.input)?;
     let in_layout = convert_input(&a)?;
     let out_dtype = match &a.dtype {
         Some(d) => parse_dtype(d)?,
@@ -1070,7 +1108,7 @@ fn convert(a: ConvertArgs) -> Result<()> {
             offset: 0,
         });
     }
-    let runner = a.run.runner(target)?;
+    let runner = a.run.runner(target)?.reading(reading);
     a.run.finish("convert", || {
         runner.run(|layout| {
             let k: Box<dyn Kernel> = Box::new(Convert::new(params, layout.dtype)?);
@@ -1143,6 +1181,7 @@ fn apply(a: ApplyArgs) -> Result<()> {
             })
         }
         Some(out) => {
+            Reading::start(&a.file)?;
             let mut f =
                 File::open(&a.file).map_err(|e| Error::io_refused("cannot open", &a.file, e))?;
             let in_layout = Layout::read(&a.file, &mut f, input.raw.as_ref())?;
@@ -1226,11 +1265,7 @@ fn reduce(a: ReduceArgs) -> Result<()> {
             "reduce reads an existing file: --shape only describes a raw file (with --raw)",
         ));
     }
-    if !a.file.exists() {
-        if let Some(e) = mmrun::coordinator::pending_elsewhere(&a.file) {
-            return Err(e);
-        }
-    }
+    Reading::start(&a.file)?;
     let mut f = File::open(&a.file).map_err(|e| Error::io_refused("cannot open", &a.file, e))?;
     let in_layout = Layout::read(&a.file, &mut f, input.raw.as_ref())?;
     in_layout.check_workable(&a.file)?;
@@ -1538,6 +1573,7 @@ fn fill_kind(
 fn verify(a: VerifyArgs) -> Result<()> {
     let target = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
     let kind = fill_kind(&a.value, a.arange, a.random, a.seed)?;
+    let reading = Reading::start(&a.file)?;
     let mut probe =
         File::open(&a.file).map_err(|e| Error::io_refused("cannot open", &a.file, e))?;
     let rows = match a.rows {
@@ -1545,6 +1581,8 @@ fn verify(a: VerifyArgs) -> Result<()> {
         None => None,
     };
     let (layout, verdict) = mmrun::verify::verify(&a.file, target.raw.as_ref(), kind, rows)?;
+    // A verdict on a file that changed under it is no verdict.
+    reading.check()?;
     if a.json {
         let doc = serde_json::json!({
             "schema_version": report::SCHEMA_VERSION,
@@ -1709,15 +1747,18 @@ fn fill(a: FillArgs) -> Result<()> {
     let target = a
         .layout
         .target(&a.file, a.force, a.npy_header.into(), false)?;
+    let target = a.run.in_place(target)?;
     if a.run.distributed && a.random.is_some() && a.seed.is_none() {
         return Err(Error::refused(
             "--distributed --random needs --seed: every rank must draw the same stream",
         ));
     }
-    // A random fill without --seed draws one, echoed in the summary.
+    // A random fill without --seed draws one, echoed in the summary (or
+    // takes the one the interrupted run recorded, under --resume).
     let seed = match (a.random, a.seed) {
-        (Some(_), None) => Some(draw_seed()?),
-        (_, s) => s.filter(|_| a.random.is_some()),
+        (Some(_), None) => Some(run_seed(&a.file, a.run.resume, None)?),
+        (Some(_), Some(s)) => Some(run_seed(&a.file, a.run.resume, Some(s))?),
+        (None, _) => None,
     };
     let kind = fill_kind(&a.value, a.arange, a.random, seed)?;
     let runner = a.run.runner(target)?.rows(a.rows).seed(seed);
@@ -1733,15 +1774,13 @@ fn exec(a: ExecArgs) -> Result<()> {
     let target = a
         .layout
         .target(&a.file, a.force, a.npy_header.into(), false)?;
+    let target = a.run.in_place(target)?;
     if a.run.distributed && a.seed.is_none() {
         return Err(Error::refused(
             "exec --distributed needs --seed: every rank must pass its workers the same MMRUN_SEED",
         ));
     }
-    let seed = match a.seed {
-        Some(s) => s,
-        None => draw_seed()?,
-    };
+    let seed = run_seed(&a.file, a.run.resume && !a.run.distributed, a.seed)?;
     let program = Program {
         argv: a.command.clone(),
         keep_launcher_env: a.keep_launcher_env,
@@ -1753,6 +1792,27 @@ fn exec(a: ExecArgs) -> Result<()> {
 }
 
 impl RunArgs {
+    /// `target` as `--in-place` asks: an existing raw file that the layout
+    /// options describe, never a new one.
+    fn in_place(&self, mut target: Target) -> Result<Target> {
+        if !self.in_place {
+            return Ok(target);
+        }
+        if target.raw.is_none() {
+            return Err(Error::refused(
+                "--in-place describes an existing raw file: add --raw (a .npy file is worked on in place when --shape is left out)",
+            ));
+        }
+        if !target.path.exists() {
+            return Err(Error::refused(format!(
+                "{} does not exist: --in-place works on an existing file (leave it out to build one)",
+                target.path.display()
+            )));
+        }
+        target.expect_dtype = target.create.take().map(|n| n.dtype);
+        Ok(target)
+    }
+
     /// This rank under `--distributed` (from the options or the launcher).
     fn rank(&self) -> Result<Option<mmrun::distributed::Rank>> {
         if !self.distributed {
@@ -1829,6 +1889,7 @@ impl RunArgs {
             .fail_fast(self.fail_fast)
             .pin(self.pin)
             .resume(self.resume)
+            .idempotent(self.idempotent)
             .checkpoint_every(self.checkpoint_every)
             .progress(match self.progress {
                 ProgressArg::Auto => ProgressMode::Auto,

@@ -62,6 +62,23 @@ pub struct Owner {
     /// Whether the journal marks a pending distributed run.
     #[serde(default)]
     pub pending: bool,
+    /// The command line that started the run, without `--resume` and
+    /// `--force` and quoted for a POSIX shell, so a refusal can say which
+    /// command finishes or discards it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// The job's seed (decimal), recorded before any worker starts so
+    /// `--resume` can reuse a seed mmrun drew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+    /// Whether the work reads the rows it writes in place and was not
+    /// declared idempotent: `--resume` alone would apply it twice.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub once: bool,
+    /// Whether the run builds a new file beside the target (the target
+    /// keeps its old content until the rename).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebuild: bool,
 }
 
 impl Owner {
@@ -75,8 +92,30 @@ impl Owner {
             uid: nix::unistd::getuid().as_raw(),
             fingerprint,
             pending: false,
+            command: Some(shell_line(
+                std::env::args().filter(|a| a != "--resume" && a != "--force"),
+            )),
+            seed: None,
+            once: false,
+            rebuild: false,
         }
     }
+}
+
+/// `args` as one POSIX shell command line: words that need it are put in
+/// single quotes.
+fn shell_line(args: impl Iterator<Item = String>) -> String {
+    let quote = |w: String| {
+        let plain = !w.is_empty()
+            && w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./:,=@%+".contains(&b));
+        if plain {
+            w
+        } else {
+            format!("'{}'", w.replace('\'', "'\\''"))
+        }
+    };
+    args.map(quote).collect::<Vec<_>>().join(" ")
 }
 
 /// `.<name><suffix>` beside `target`.
@@ -478,6 +517,98 @@ pub fn check_unused(target: &Path) -> Result<()> {
     }
     // Refuse never hands back a journal to resume: Ok means it vanished.
     Journal::inspect_existing(&path, target, Stale::Refuse, false).map(|_| ())
+}
+
+/// Checks `target` (its real path) may be read by a command that only
+/// reads it: no run holds it (else exit 75, naming the holder), no
+/// interrupted run left its rows half written (exit 2, naming the command
+/// that finishes or discards it) and no pending distributed run is building
+/// it (exit 2). The stale journal of an interrupted rebuild (`--shape
+/// --force`) is no obstacle: the target was never touched.
+pub fn check_readable(target: &Path) -> Result<()> {
+    let path = journal_path(target);
+    for _ in 0..16 {
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io_refused("cannot open journal", &path, e)),
+        };
+        let mut file = file;
+        let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
+        // A shared probe: it conflicts with a writing run's exclusive lock
+        // (where the file system has no locks, the journal alone decides).
+        if !lock_byte(&file, &path, RUN_BYTE, false, false)? {
+            let who = read_journal(&mut file)
+                .map(|p| format!("pid {} on host {}", p.owner.pid, p.owner.host))
+                .unwrap_or_else(|| "another mmrun".into());
+            return Err(Error::busy(format!(
+                "{} is in use by {who}: try again when it is done",
+                target.display()
+            )));
+        }
+        if fs::metadata(&path).map(|m| m.ino()).ok() != Some(ino) {
+            continue;
+        }
+        let previous = read_journal(&mut file);
+        let owner = previous.as_ref().map(|p| &p.owner);
+        if let Some(o) = owner.filter(|o| o.pending) {
+            return Err(Error::refused(format!(
+                "{}: a pending distributed run (created by pid {} on host {}) is building it: read it after mmrun commit {}",
+                target.display(),
+                o.pid,
+                o.host,
+                target.display()
+            )));
+        }
+        if owner.is_some_and(|o| o.rebuild) {
+            // An interrupted rebuild never touched the target: it is whole.
+            return Ok(());
+        }
+        let how = match owner.and_then(|o| o.command.as_deref().map(|c| (c, o.once))) {
+            Some((c, false)) => format!("finish it with {c} --resume, or discard the journal with {c} --force"),
+            Some((c, true)) => format!("its work reads the rows it writes, so only {c} --resume --idempotent finishes it, if running it twice over the same rows is harmless; {c} --force discards the journal"),
+            None => "rerun its command with --resume to finish it, or with --force to discard it".into(),
+        };
+        return Err(Error::refused(format!(
+            "{}: an interrupted run may have left it half written (journal {}): {how}",
+            target.display(),
+            path.display()
+        )));
+    }
+    Err(Error::busy(format!(
+        "{} keeps changing hands: try again",
+        target.display()
+    )))
+}
+
+/// The seed an interrupted run recorded in the journal of `target` (its
+/// real path), for `--resume` without `--seed`: `Ok(None)` when there is
+/// no journal or it recorded none.
+pub fn recorded_seed(target: &Path) -> Result<Option<u128>> {
+    let path = journal_path(target);
+    let mut file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io_refused("cannot open journal", &path, e)),
+    };
+    let seed = read_journal(&mut file).and_then(|p| p.owner.seed);
+    match seed {
+        None => Ok(None),
+        Some(s) => s.parse().map(Some).map_err(|_| {
+            Error::refused(format!(
+                "{}: the journal records seed {s:?}, which is not a number",
+                path.display()
+            ))
+        }),
+    }
 }
 
 /// Removes a distributed run's rank records and their directory.

@@ -52,36 +52,57 @@ pub fn verify(
     if row_bytes == 0 {
         return Ok((layout, verdict));
     }
+    // A row wider than a block is compared a block of its elements at a
+    // time, so memory stays bounded whatever the shape.
+    let wide = row_bytes > BLOCK_BYTES;
     let block_rows = (BLOCK_BYTES / row_bytes).max(1);
-    let mut found = vec![0u8; (block_rows * row_bytes) as usize];
-    let mut expect: Vec<u64> = vec![0; (block_rows * row_bytes).div_ceil(8) as usize];
+    let span = if wide {
+        (BLOCK_BYTES / itemsize as u64).max(1) * itemsize as u64
+    } else {
+        block_rows * row_bytes
+    };
+    let mut found = vec![0u8; span as usize];
+    let mut expect: Vec<u64> = vec![0; span.div_ceil(8) as usize];
     let mut row = rows.start;
     while row < rows.end {
         let n = block_rows.min(rows.end - row);
-        let len = (n * row_bytes) as usize;
-        file.read_exact_at(&mut found[..len], layout.data_offset + row * row_bytes)
-            .map_err(|e| {
-                Error::failed(format!(
-                    "cannot read rows {row}..{} of {}: {e}",
-                    row + n,
-                    path.display()
-                ))
-            })?;
-        let bytes = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut expect)[..len];
-        kernel
-            .run(AnyRowsMut::from_bytes(layout.dtype, bytes, row, row_len))
-            .map_err(Error::failed)?;
-        if let Some(pos) = found[..len]
-            .iter()
-            .zip(bytes.iter())
-            .position(|(a, b)| a != b)
-        {
-            let element = pos / itemsize;
-            let at = row * row_len + element as u64;
-            verdict.first_difference = Some((row + element as u64 / row_len.max(1), at));
-            break;
+        let total = n * row_bytes;
+        let mut a = 0u64;
+        while a < total {
+            let len = span.min(total - a) as usize;
+            file.read_exact_at(&mut found[..len], layout.data_offset + row * row_bytes + a)
+                .map_err(|e| {
+                    Error::failed(format!(
+                        "cannot read rows {row}..{} of {}: {e}",
+                        row + n,
+                        path.display()
+                    ))
+                })?;
+            let bytes = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut expect)[..len];
+            let block = if wide {
+                AnyRowsMut::part_of_row(layout.dtype, bytes, row, row_len, a / itemsize as u64)
+            } else {
+                AnyRowsMut::from_bytes(layout.dtype, bytes, row, row_len)
+            };
+            kernel.run(block).map_err(Error::failed)?;
+            if let Some(pos) = found[..len]
+                .iter()
+                .zip(expect_bytes(&expect, len))
+                .position(|(a, b)| a != b)
+            {
+                let element = (a as usize + pos) / itemsize;
+                let at = row * row_len + element as u64;
+                verdict.first_difference = Some((row + element as u64 / row_len.max(1), at));
+                return Ok((layout, verdict));
+            }
+            a += len as u64;
         }
         row += n;
     }
     Ok((layout, verdict))
+}
+
+/// The first `len` bytes of the expected block.
+fn expect_bytes(expect: &[u64], len: usize) -> impl Iterator<Item = &u8> {
+    bytemuck::cast_slice::<u64, u8>(expect)[..len].iter()
 }

@@ -22,6 +22,7 @@
 
 pub mod commit;
 pub mod program;
+pub mod read;
 pub mod scan;
 pub mod supervise;
 
@@ -208,6 +209,8 @@ pub struct Runner {
     input: Option<(PathBuf, Option<RawSpec>)>,
     schedule: Schedule,
     pin: bool,
+    reads: Vec<read::Reading>,
+    idempotent: bool,
 }
 
 /// How rows are handed to workers.
@@ -276,6 +279,8 @@ struct Prepared {
     layout: Layout,
     mode: Mode,
     input: Option<InputFile>,
+    /// The input file, read under the read discipline.
+    input_reading: Option<read::Reading>,
 }
 
 #[derive(Debug)]
@@ -322,7 +327,25 @@ impl Runner {
             input: None,
             schedule: Schedule::Static,
             pin: false,
+            reads: Vec::new(),
+            idempotent: false,
         }
+    }
+
+    /// A file the run's work reads (besides an [`Runner::input`]), started
+    /// under the read discipline: the run fails (exit 1) and publishes
+    /// nothing if it changed while the workers read it.
+    pub fn reading(mut self, r: read::Reading) -> Self {
+        self.reads.push(r);
+        self
+    }
+
+    /// Declares the work idempotent: running it twice over the same rows
+    /// gives the same bytes as once, so an in-place run that reads the rows
+    /// it writes may still be retried and resumed (`--idempotent`).
+    pub fn idempotent(mut self, on: bool) -> Self {
+        self.idempotent = on;
+        self
     }
 
     /// Worker count.
@@ -532,14 +555,14 @@ impl Runner {
         if requested == 0 {
             return Err(Error::refused("--workers must be at least 1"));
         }
-        let not_idempotent = match &work {
-            Work::Kernel(k) => k.reads_input() && matches!(prepared.mode, Mode::InPlace { .. }),
-            _ => false,
-        };
-        if not_idempotent && (self.resume || self.retries > 0) {
-            return Err(Error::refused(
-                "this kernel reads the values it overwrites in place, so a retried or resumed range would be applied twice: use --out instead of --retries/--resume",
-            ));
+        if !self.idempotent
+            && not_idempotent_work(&work, &prepared)
+            && (self.resume || self.retries > 0)
+        {
+            return Err(Error::refused(match work {
+                Work::Program(..) => "an in-place exec worker may read the rows it writes, so a retried or resumed range could be applied twice: build a new file with --shape, or add --idempotent if running it twice over the same rows is harmless",
+                _ => "this expression reads the values it overwrites in place, so a retried or resumed range would be applied twice: use --out OUT, or add --idempotent if that is harmless",
+            }));
         }
         if self.pending && !matches!(prepared.mode, Mode::New { .. }) {
             return Err(Error::refused(
@@ -662,7 +685,12 @@ impl Runner {
     ) -> Result<()> {
         let layout = &prepared.layout;
         let fingerprint = fingerprint(layout, summary.rows, &work, self.seed, &prepared.mode);
-        let owner = Owner::this_process(fingerprint);
+        let mut owner = Owner::this_process(fingerprint);
+        // The seed is the run's: recorded before any worker starts, so a
+        // drawn one survives a failure for --resume.
+        owner.seed = self.seed.map(|s| s.to_string());
+        owner.once = !self.idempotent && not_idempotent_work(&work, prepared);
+        owner.rebuild = matches!(prepared.mode, Mode::New { .. });
         // Signals are taken through the watch from here on, so an interrupt
         // while space is being reserved cannot leave a stale journal.
         let mut watch = os::SignalWatch::new()
@@ -731,7 +759,12 @@ impl Runner {
             Mode::InPlace { .. } => prepared.real.clone(),
             _ => partial.clone(),
         };
-        let kept = match prepared.mode {
+        let mut kept = match prepared.mode {
+            Mode::InPlace { .. } if !self.idempotent && not_idempotent_work(&work, prepared) => format!(
+                "rows of {} may be partly written; the journal {} records which are done (--resume --idempotent finishes them if the work may run twice over the same rows; --force discards the journal)",
+                prepared.real.display(),
+                journal.path().display()
+            ),
             Mode::InPlace { .. } => format!(
                 "rows of {} may be partly written; the journal {} records which are done (--resume finishes them)",
                 prepared.real.display(),
@@ -742,6 +775,9 @@ impl Runner {
                 partial.display()
             ),
         };
+        if let Some(seed) = self.seed {
+            kept.push_str(&format!("; seed {seed}"));
+        }
         let ran = self.run_tasks(
             summary,
             prepared,
@@ -770,6 +806,14 @@ impl Runner {
             matches!(prepared.mode, Mode::InPlace { .. }),
         )?;
         drop(file);
+        // Nothing computed from an input that changed is published.
+        if let Err(e) = self.check_reads(prepared) {
+            if let Mode::New { .. } = prepared.mode {
+                let _ = fs::remove_file(&partial);
+                let _ = journal.remove();
+            }
+            return Err(e);
+        }
         if self.pending {
             journal.mark_pending(&owner, &prepared.real)?;
             sync_dir(&prepared.real)?;
@@ -882,6 +926,7 @@ impl Runner {
         file.sync_data()
             .map_err(|e| Error::io_failed("cannot sync", &partial, e))?;
         check_size(file, &prepared.layout, &partial, false)?;
+        self.check_reads(prepared)?;
         record.record_done(partition)?;
         drop(pending);
         summary.flush_s = t2.elapsed().as_secs_f64();
@@ -947,7 +992,7 @@ impl Runner {
             worker_exe: &exe,
             kill_after: self.kill_after,
             concurrency,
-            retries: if not_idempotent_work(work, prepared) {
+            retries: if !self.idempotent && not_idempotent_work(work, prepared) {
                 0
             } else {
                 self.retries
@@ -995,6 +1040,14 @@ impl Runner {
             ));
         }
         Ok(())
+    }
+
+    /// Fails if a file the run read changed while it was read.
+    fn check_reads(&self, prepared: &Prepared) -> Result<()> {
+        self.reads
+            .iter()
+            .chain(prepared.input_reading.as_ref())
+            .try_for_each(read::Reading::check)
     }
 
     /// How `rows` are handed to `workers` under the run's schedule: one
@@ -1181,6 +1234,7 @@ impl Runner {
             self.prepare_target()?
         };
         if let Some((path, raw)) = &self.input {
+            prepared.input_reading = Some(read::Reading::start(path)?);
             let mut file =
                 File::open(path).map_err(|e| Error::io_refused("cannot open", path, e))?;
             let layout = Layout::read(path, &mut file, raw.as_ref())?;
@@ -1229,17 +1283,29 @@ impl Runner {
                         path.display()
                     )));
                 }
-                let describe_raw = t.raw.is_some() && !t.create_only && !t.force;
-                if let Some(new) = t.create.as_ref().filter(|_| !describe_raw) {
-                    if !t.force {
+                if let Some(new) = &t.create {
+                    // --resume finishes an interrupted rebuild that --force
+                    // started; it never replaces a file on its own.
+                    let resuming = self.resume && journal::journal_path(&real).exists();
+                    if !t.force && !resuming {
                         // Only fill, exec and create in place take --shape.
                         let in_place = if t.create_only {
                             ""
+                        } else if t.raw.is_some() {
+                            ", or add --in-place to work on it with this layout"
                         } else {
                             ", or leave out --shape to work on it in place"
                         };
                         return Err(Error::refused(format!(
                             "{} already exists: use --force to replace it{in_place}",
+                            path.display()
+                        )));
+                    }
+                    // As cp and rm without -f: a file its user may not write
+                    // is not replaced.
+                    if nix::unistd::access(&real, nix::unistd::AccessFlags::W_OK).is_err() {
+                        return Err(Error::refused(format!(
+                            "{} is not writable by you: --force does not replace it (its owner can make it writable with chmod u+w)",
                             path.display()
                         )));
                     }
@@ -1252,6 +1318,7 @@ impl Runner {
                             keep_mode: Some(meta.permissions().mode() & 0o7777),
                         },
                         input: None,
+                        input_reading: None,
                     });
                 }
                 let mut file = OpenOptions::new()
@@ -1273,6 +1340,7 @@ impl Runner {
                     layout,
                     mode: Mode::InPlace { file },
                     input: None,
+                    input_reading: None,
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -1313,6 +1381,7 @@ impl Runner {
                         keep_mode: None,
                     },
                     input: None,
+                    input_reading: None,
                 })
             }
             Err(e) => Err(Error::io_refused("cannot access", path, e)),
@@ -1366,6 +1435,7 @@ impl Runner {
             layout,
             mode: Mode::Rank { file },
             input: None,
+            input_reading: None,
         })
     }
 
@@ -1449,8 +1519,12 @@ impl Runner {
 /// Whether a retried or resumed range would compute a different result
 /// (an in-place kernel that reads what it overwrites).
 fn not_idempotent_work(work: &Work, prepared: &Prepared) -> bool {
-    matches!(work, Work::Kernel(k) if k.reads_input())
-        && matches!(prepared.mode, Mode::InPlace { .. })
+    let reads = match work {
+        Work::Kernel(k) => k.reads_input(),
+        Work::Program(..) => true,
+        Work::Create => false,
+    };
+    reads && matches!(prepared.mode, Mode::InPlace { .. })
 }
 
 /// The coordinator's observer: records written rows in the journal, makes

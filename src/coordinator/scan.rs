@@ -2,21 +2,18 @@
 //! (a reduction across rows), and nothing on disk changes.
 //!
 //! A scan takes no journal: it writes nothing, so it needs no write
-//! permission and cannot leave anything stale. What it must not do is read
-//! a file while an mmrun run is writing it, so it refuses a target with a
-//! journal (a run in progress or pending: exit 75; an interrupted one whose
-//! rows may be half written: exit 2), and after
-//! the workers finish it checks again — a journal that appeared, or a
-//! changed length or modification time, means the bytes read may be a mix
-//! of old and new, and the scan fails instead of returning a result.
+//! permission and cannot leave anything stale. It reads under the read
+//! discipline of [`super::read`]: a file a run holds or left half written
+//! is refused, and a file that changed while the workers read it fails the
+//! scan instead of returning a result.
 
-use std::fs::{self, File};
-use std::time::{Instant, SystemTime};
+use std::fs::File;
+use std::time::Instant;
 
+use super::read::Reading;
 use super::supervise::{self, Observer};
-use super::{failure_error, pending_elsewhere, RunSummary, Runner};
+use super::{failure_error, RunSummary, Runner};
 use crate::error::{Error, ErrorKind, Result};
-use crate::journal;
 use crate::kernels::Kernel;
 use crate::layout::Layout;
 use crate::os;
@@ -33,17 +30,6 @@ pub struct Scanned {
     pub summary: RunSummary,
     /// Each task's result, in row order of the tasks.
     pub results: Vec<Vec<u8>>,
-}
-
-/// The length and modification time of a file: what a concurrent writer
-/// outside mmrun would change.
-fn stamp(file: &File) -> Option<(u64, SystemTime)> {
-    let m = file.metadata().ok()?;
-    Some((m.len(), m.modified().ok()?))
-}
-
-fn busy_check(real: &std::path::Path) -> Result<()> {
-    journal::check_unused(real)
 }
 
 /// Shows progress; a scan records nothing.
@@ -69,16 +55,8 @@ impl Runner {
     {
         let t0 = Instant::now();
         let path = &self.target.path;
-        if fs::symlink_metadata(path).is_err() {
-            // A pending distributed run's target does not exist yet.
-            if let Some(e) = pending_elsewhere(path) {
-                return Err(e);
-            }
-        }
-        let real = fs::canonicalize(path).map_err(|e| Error::io_refused("cannot open", path, e))?;
-        if real.is_dir() {
-            return Err(Error::refused(format!("{} is a directory", path.display())));
-        }
+        let reading = Reading::start(path)?;
+        let real = reading.real().to_path_buf();
         let mut file = File::open(&real).map_err(|e| Error::io_refused("cannot open", path, e))?;
         let layout = Layout::read(path, &mut file, self.target.raw.as_ref())?;
         layout.check_workable(path)?;
@@ -90,8 +68,6 @@ impl Runner {
             crate::kernels::check_rebuildable(kernel.as_ref())?;
         }
         self.check_spawnable(true, false)?;
-        busy_check(&real)?;
-        let before = stamp(&file);
         let requested = self.workers.resolve();
         if requested == 0 {
             return Err(Error::refused("--workers must be at least 1"));
@@ -157,17 +133,8 @@ impl Runner {
             Err(e) => return Err(e.with_summary(summary)),
         };
         // Only now is the result known to come from one version of the file.
-        let changed = busy_check(&real)
-            .err()
-            .map(|e| e.message().to_string())
-            .or_else(|| {
-                (stamp(&file) != before)
-                    .then(|| format!("{} changed while it was read", path.display()))
-            });
-        if let Some(why) = changed {
-            return Err(
-                Error::failed(format!("{why}: the result is discarded")).with_summary(summary)
-            );
+        for r in self.reads.iter().chain([&reading]) {
+            r.check().map_err(|e| e.with_summary(summary.clone()))?;
         }
         Ok(Scanned { summary, results })
     }

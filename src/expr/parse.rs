@@ -835,6 +835,13 @@ sign isnan isfinite isinf arctan2 hypot minimum maximum clip where, the scalar t
 /// Parses `text` into a syntax tree.
 pub(crate) fn parse(text: &str) -> Result<Node, ExprError> {
     let toks = tokenize(text)?;
+    // Bounds the tree for every later (recursive) pass whatever its shape.
+    if let Some(t) = toks.get(MAX_TOKENS) {
+        return Err(err(
+            t.col,
+            format!("the expression is too long (over {MAX_TOKENS} tokens)"),
+        ));
+    }
     if matches!(toks[0].tok, Tok::End) {
         return Err(err(1, "empty expression"));
     }

@@ -181,6 +181,10 @@ impl Kernel for Fill {
         true
     }
 
+    fn splits_rows(&self) -> bool {
+        true
+    }
+
     fn run(&self, rows: AnyRowsMut<'_>) -> std::result::Result<(), String> {
         use AnyRowsMut as A;
         match (&self.kind, self.scalar) {

@@ -31,6 +31,8 @@ pub struct RowsMut<'a, T> {
     data: &'a mut [T],
     first_row: u64,
     row_len: u64,
+    /// For part of one row ([`RowsMut::part_of_row`]): its first column.
+    first_col: u64,
 }
 
 impl<'a, T> RowsMut<'a, T> {
@@ -42,6 +44,20 @@ impl<'a, T> RowsMut<'a, T> {
             data,
             first_row,
             row_len,
+            first_col: 0,
+        }
+    }
+
+    /// Wraps `data`, the elements of global row `row` from column
+    /// `first_col` on: part of one row too long for one block, for a kernel
+    /// that [`Kernel::splits_rows`]. [`RowsMut::rows`] is then 0.
+    pub fn part_of_row(data: &'a mut [T], row: u64, row_len: u64, first_col: u64) -> Self {
+        debug_assert!(first_col + data.len() as u64 <= row_len);
+        RowsMut {
+            data,
+            first_row: row,
+            row_len,
+            first_col,
         }
     }
 
@@ -64,7 +80,7 @@ impl<'a, T> RowsMut<'a, T> {
 
     /// Global flat index of the first element.
     pub fn first_element(&self) -> u64 {
-        self.first_row * self.row_len
+        self.first_row * self.row_len + self.first_col
     }
 
     /// All elements of the block, row-major.
@@ -107,6 +123,29 @@ impl<'a> AnyRowsMut<'a> {
     /// Panics if `bytes` is not aligned for `dtype` or not a whole number of
     /// elements: callers (the worker) guarantee both.
     pub fn from_bytes(dtype: DType, bytes: &'a mut [u8], first_row: u64, row_len: u64) -> Self {
+        Self::from_bytes_at(dtype, bytes, first_row, row_len, None)
+    }
+
+    /// Views `bytes` as the elements of row `row` from column `first_col`
+    /// on (see [`RowsMut::part_of_row`]); the same conditions as
+    /// [`AnyRowsMut::from_bytes`].
+    pub fn part_of_row(
+        dtype: DType,
+        bytes: &'a mut [u8],
+        row: u64,
+        row_len: u64,
+        first_col: u64,
+    ) -> Self {
+        Self::from_bytes_at(dtype, bytes, row, row_len, Some(first_col))
+    }
+
+    fn from_bytes_at(
+        dtype: DType,
+        bytes: &'a mut [u8],
+        first_row: u64,
+        row_len: u64,
+        col: Option<u64>,
+    ) -> Self {
         // An empty block (a zero-size array) may sit at any address.
         fn c<T: bytemuck::Pod>(b: &mut [u8]) -> &mut [T] {
             if b.is_empty() {
@@ -115,19 +154,30 @@ impl<'a> AnyRowsMut<'a> {
                 bytemuck::cast_slice_mut(b)
             }
         }
+        fn rows<T>(
+            data: &mut [T],
+            first_row: u64,
+            row_len: u64,
+            col: Option<u64>,
+        ) -> RowsMut<'_, T> {
+            match col {
+                None => RowsMut::new(data, first_row, row_len),
+                Some(k) => RowsMut::part_of_row(data, first_row, row_len, k),
+            }
+        }
         match dtype {
-            DType::Bool => AnyRowsMut::Bool(RowsMut::new(bytes, first_row, row_len)),
-            DType::U8 => AnyRowsMut::U8(RowsMut::new(bytes, first_row, row_len)),
-            DType::I8 => AnyRowsMut::I8(RowsMut::new(c(bytes), first_row, row_len)),
-            DType::I16 => AnyRowsMut::I16(RowsMut::new(c(bytes), first_row, row_len)),
-            DType::I32 => AnyRowsMut::I32(RowsMut::new(c(bytes), first_row, row_len)),
-            DType::I64 => AnyRowsMut::I64(RowsMut::new(c(bytes), first_row, row_len)),
-            DType::U16 => AnyRowsMut::U16(RowsMut::new(c(bytes), first_row, row_len)),
-            DType::U32 => AnyRowsMut::U32(RowsMut::new(c(bytes), first_row, row_len)),
-            DType::U64 => AnyRowsMut::U64(RowsMut::new(c(bytes), first_row, row_len)),
-            DType::F16 => AnyRowsMut::F16(RowsMut::new(c(bytes), first_row, row_len)),
-            DType::F32 => AnyRowsMut::F32(RowsMut::new(c(bytes), first_row, row_len)),
-            DType::F64 => AnyRowsMut::F64(RowsMut::new(c(bytes), first_row, row_len)),
+            DType::Bool => AnyRowsMut::Bool(rows(bytes, first_row, row_len, col)),
+            DType::U8 => AnyRowsMut::U8(rows(bytes, first_row, row_len, col)),
+            DType::I8 => AnyRowsMut::I8(rows(c(bytes), first_row, row_len, col)),
+            DType::I16 => AnyRowsMut::I16(rows(c(bytes), first_row, row_len, col)),
+            DType::I32 => AnyRowsMut::I32(rows(c(bytes), first_row, row_len, col)),
+            DType::I64 => AnyRowsMut::I64(rows(c(bytes), first_row, row_len, col)),
+            DType::U16 => AnyRowsMut::U16(rows(c(bytes), first_row, row_len, col)),
+            DType::U32 => AnyRowsMut::U32(rows(c(bytes), first_row, row_len, col)),
+            DType::U64 => AnyRowsMut::U64(rows(c(bytes), first_row, row_len, col)),
+            DType::F16 => AnyRowsMut::F16(rows(c(bytes), first_row, row_len, col)),
+            DType::F32 => AnyRowsMut::F32(rows(c(bytes), first_row, row_len, col)),
+            DType::F64 => AnyRowsMut::F64(rows(c(bytes), first_row, row_len, col)),
         }
     }
 }
@@ -236,6 +286,14 @@ pub trait Kernel: Send + Sync {
     /// through the mapping (no page fault, no zeroing per page). A kernel
     /// that reads `x`, or writes only some columns, must keep the default.
     fn overwrites_blocks(&self) -> bool {
+        false
+    }
+
+    /// Whether each element the kernel writes depends only on its flat
+    /// index ([`RowsMut::first_element`] and the slice), so a block may be
+    /// part of one row: a row wider than a block is then split, and a
+    /// worker's memory stays bounded whatever the shape.
+    fn splits_rows(&self) -> bool {
         false
     }
 

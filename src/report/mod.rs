@@ -68,6 +68,18 @@ pub fn plan_text(s: &RunSummary) -> String {
     out
 }
 
+/// Each failed attempt whose rows were started again, described.
+pub fn retries(s: &RunSummary) -> Vec<String> {
+    s.workers
+        .iter()
+        .enumerate()
+        .filter(|(i, w)| {
+            !w.outcome.succeeded() && s.workers[i + 1..].iter().any(|l| l.rows == w.rows)
+        })
+        .map(|(_, w)| w.describe())
+        .collect()
+}
+
 /// The one-paragraph summary printed on stderr after a run.
 pub fn summary_text(s: &RunSummary) -> String {
     let l = &s.layout;
@@ -99,6 +111,9 @@ pub fn summary_text(s: &RunSummary) -> String {
     );
     if let Some(seed) = &s.seed {
         text.push_str(&format!("; seed {seed}"));
+    }
+    for r in retries(s) {
+        text.push_str(&format!("; retried after {r}"));
     }
     if s.plan.workers() < s.workers_requested && s.plan.workers() > 0 {
         text.push_str(&format!(
@@ -156,6 +171,7 @@ pub fn run_json(command: &str, s: &RunSummary, error: Option<&crate::Error>) -> 
         "throughput_gbps": if busy > 0.0 { s.bytes as f64 / busy / 1e9 } else { 0.0 },
         "results": s.results,
         "workers": s.workers,
+        "retries": retries(s),
         "outcome": outcome,
         "error": error.map(|e| e.message().to_string()),
         "exit_code": error.map_or(crate::exit_code::SUCCESS, crate::Error::exit_code),

@@ -458,6 +458,10 @@ fn run_windowed(
     // row may be one element while its input row is thousands.
     let in_row_bytes = input.as_ref().map_or(0, |i| i.2);
     let block_rows = (BLOCK_BYTES / row_bytes.max(in_row_bytes)).max(1);
+    // A row wider than a block is split where the kernel allows it (a
+    // block is then one row, written a block of elements at a time).
+    let split_rows =
+        region.is_none() && input.is_none() && row_bytes > BLOCK_BYTES && kernel.splits_rows();
     let aligned = offset.is_multiple_of(itemsize);
     let mut in_bounce: Vec<u64> = Vec::new();
     let mut bounce: Vec<u64> = Vec::new();
@@ -539,6 +543,38 @@ fn run_windowed(
                 )
                 .map_err(rows_failed)?;
                 bytes.copy_from_slice(staged);
+            }
+            None if split_rows => {
+                // One row wider than a block: computed and written a block
+                // of its elements at a time, so the buffer stays small.
+                let span = (BLOCK_BYTES / itemsize).max(1) * itemsize;
+                let mut a = 0u64;
+                while a < row_bytes {
+                    let len = span.min(row_bytes - a);
+                    let staged = staging(&mut bounce, len as usize);
+                    kernel
+                        .run(AnyRowsMut::part_of_row(
+                            layout.dtype,
+                            staged,
+                            row,
+                            row_len,
+                            a / itemsize,
+                        ))
+                        .map_err(rows_failed)?;
+                    stream.check_len()?;
+                    let at = offset + lo as u64 + a;
+                    file.write_all_at(staged, at).map_err(|e| {
+                        Error::failed(format!(
+                            "I/O error on row {row} of {}: {e}",
+                            task.path.display()
+                        ))
+                    })?;
+                    a += len;
+                    if a < row_bytes {
+                        // The row's end is handed on below, with the block's.
+                        stream.done_to(None, at + len)?;
+                    }
+                }
             }
             None => {
                 let staged = staging(&mut bounce, hi - lo);
@@ -847,8 +883,26 @@ mod test_hooks {
         }
     }
 
+    /// `__MMRUN_TEST_WORKER_WAIT=PATH` makes every worker, before it
+    /// works, create `PATH.waiting` and wait until `PATH` exists: a test
+    /// can then change files while a run is certainly reading them.
+    #[cfg(debug_assertions)]
+    fn wait() {
+        let Some(path) = std::env::var_os("__MMRUN_TEST_WORKER_WAIT") else {
+            return;
+        };
+        let path = std::path::PathBuf::from(path);
+        let mut waiting = path.clone().into_os_string();
+        waiting.push(".waiting");
+        let _ = std::fs::write(&waiting, b"");
+        while !path.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     #[cfg(debug_assertions)]
     pub(super) fn before_work(task: &WorkerTask) {
+        wait();
         fault(task, None);
     }
 

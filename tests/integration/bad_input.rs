@@ -282,11 +282,30 @@ fn raw_size_not_matching_shape_itemsize_offset() {
     // maps it: see agreement.rs).
     for args in [
         &[
-            "fill", "x.raw", "--raw", "--dtype", "f4", "--shape", "3,3", "--value", "1",
+            "fill",
+            "x.raw",
+            "--raw",
+            "--dtype",
+            "f4",
+            "--shape",
+            "3,3",
+            "--value",
+            "1",
+            "--in-place",
         ][..],
         &[
-            "fill", "x.raw", "--raw", "--dtype", "f4", "--shape", "3,2", "--offset", "2",
-            "--value", "1",
+            "fill",
+            "x.raw",
+            "--raw",
+            "--dtype",
+            "f4",
+            "--shape",
+            "3,2",
+            "--offset",
+            "2",
+            "--value",
+            "1",
+            "--in-place",
         ],
         &["fill", "x.raw", "--raw", "--dtype", "f4", "--value", "1"],
         &["info", "x.raw", "--raw", "--dtype", "f4", "--shape", "3,3"],
@@ -817,21 +836,21 @@ pub(crate) fn npy_bytes(major: u8, dict: &str, hlen: Option<u32>, data: usize) -
 }
 
 /// Lets other users into the scratch directory (tempdirs are 0700).
-fn open_dir(d: &Dir, mode: u32) {
+pub(crate) fn open_dir(d: &Dir, mode: u32) {
     fs::set_permissions(d.path(), fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// Runs mmrun as an unprivileged user: `setpriv` to nobody when root, or
 /// directly when the tests already run unprivileged (the modes the tests
 /// set deny the owner too).
-struct Nobody {
+pub(crate) struct Nobody {
     setpriv: bool,
     bin: PathBuf,
     _bin_dir: Option<Dir>,
 }
 
 impl Nobody {
-    fn new(test: &str) -> Option<Nobody> {
+    pub(crate) fn new(test: &str) -> Option<Nobody> {
         if !is_root() {
             return Some(Nobody {
                 setpriv: false,
@@ -879,7 +898,7 @@ impl Nobody {
         })
     }
 
-    fn run(&self, d: &Dir, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, d: &Dir, args: &[&str]) -> Output {
         let mut c = if self.setpriv {
             let mut c = Command::new("setpriv");
             c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])

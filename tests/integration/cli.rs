@@ -180,8 +180,20 @@ fn fill_raw_in_place() {
         .collect();
     assert_eq!(vals, (0..30).collect::<Vec<i16>>());
     d.ok(&[
-        "fill", "r.bin", "--raw", "--shape", "10,3", "--dtype", "i2", "--offset", "6", "--value",
-        "-3", "--rows", "8:",
+        "fill",
+        "r.bin",
+        "--raw",
+        "--shape",
+        "10,3",
+        "--dtype",
+        "i2",
+        "--offset",
+        "6",
+        "--value",
+        "-3",
+        "--rows",
+        "8:",
+        "--in-place",
     ]);
     let b = fs::read(d.join("r.bin")).unwrap();
     let vals: Vec<i16> = b[6..]

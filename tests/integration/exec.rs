@@ -761,6 +761,7 @@ fn raw_in_place_environment_and_rows() {
         &[
             "exec",
             "r.dat",
+            "--in-place",
             "--raw",
             "--shape",
             "60,5",

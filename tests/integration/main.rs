@@ -39,6 +39,8 @@ mod convert;
 mod memory;
 // Signals around publishing, worker descriptors, reaping, stopping programs.
 mod supervisor;
+// Readers never use a file a run changes; nothing rewritten without --force.
+mod integrity;
 // The mapped path over many windows: results against NumPy, populate and
 // madvise calls under strace.
 mod mapped_path;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use crate::util::*;
 
 /// The cgroup's memory limit. The file is four times this.
-const LIMIT: u64 = 256 << 20;
+pub(crate) const LIMIT: u64 = 256 << 20;
 /// 16384 × 16384 float32: 1 GiB.
 const SIDE: u64 = 16384;
 const SEED: &str = "11";
@@ -34,18 +34,21 @@ const SEED: &str = "11";
 const RSS_BOUND_KIB: i64 = 96 << 10;
 
 /// A memory cgroup of our own, removed on drop.
-struct Cgroup {
+pub(crate) struct Cgroup {
     dir: PathBuf,
     v2: bool,
 }
 
 impl Cgroup {
     /// Creates a cgroup limited to `limit` bytes, or says why it cannot.
-    fn create(limit: u64) -> Result<Cgroup, String> {
+    pub(crate) fn create(limit: u64) -> Result<Cgroup, String> {
         if !is_root() {
             return Err("a memory cgroup (needs root)".into());
         }
-        let name = format!("mmrun-memory-test-{}", std::process::id());
+        // Tests of one binary run in parallel in one process: one name each.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("mmrun-memory-test-{}-{n}", std::process::id());
         let mut why = Vec::new();
         for (parent, v2) in candidate_parents() {
             let dir = parent.join(&name);
@@ -252,7 +255,7 @@ fn candidate_parents() -> Vec<(PathBuf, bool)> {
 /// A directory for 2 GiB of files on a disk: under the target directory,
 /// checked not to be tmpfs (whose pages cannot be reclaimed without swap,
 /// so a file there could never be bigger than the limit).
-fn disk_dir() -> Result<PathBuf, String> {
+pub(crate) fn disk_dir() -> Result<PathBuf, String> {
     let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
     fs::create_dir_all(base).map_err(|e| format!("{}: {e}", base.display()))?;
     let st = nix::sys::statfs::statfs(base).map_err(|e| format!("{}: {e}", base.display()))?;
@@ -264,7 +267,7 @@ fn disk_dir() -> Result<PathBuf, String> {
 
 /// Runs one mmrun command in the cgroup and asserts it was not OOM-killed
 /// and succeeded.
-fn run_limited(cg: &Cgroup, d: &Dir, args: &[&str]) -> Output {
+pub(crate) fn run_limited(cg: &Cgroup, d: &Dir, args: &[&str]) -> Output {
     cg.reset();
     let before = cg.oom_kills();
     let t = Instant::now();

@@ -318,7 +318,8 @@ fn a_file_being_written_is_not_read() {
     let d = Dir::new();
     d.ok(&["create", "p.npy", "--shape", "64,4", "--pending"]);
     let out = d.run(&["reduce", "p.npy", "--op", "sum", "--axis", "all"]);
-    assert_refused(&out, 75, "pending");
+    // A pending file is not published yet: exit 2, naming what publishes it.
+    assert_refused(&out, 2, "mmrun commit");
 }
 
 /// A scanning worker killed mid-way: without retries the run fails (exit 1)

@@ -190,6 +190,10 @@ impl Job {
         let mut a = vec!["fill".to_string(), name.to_string()];
         if self.in_place {
             a.extend(self.layout_args());
+            if self.raw {
+                // --shape describes the existing raw file, not a new one.
+                a.push("--in-place".into());
+            }
             if let Some((s, e)) = self.rows {
                 a.extend(["--rows".into(), format!("{s}:{e}")]);
             }
