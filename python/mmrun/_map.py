@@ -220,7 +220,7 @@ def map_rows(func: Callable[..., Any], path: Union[str, "os.PathLike[str]"], *,
             shutil.rmtree(rdir, ignore_errors=True)
         if not isinstance(e, MmrunError):
             raise
-        if "use --out instead of --retries/--resume" in e.message:
+        if "applied twice" in e.message:
             # The command line's advice, in this function's own words.
             raise make(f"{target} is changed in place and a retried or resumed block would "
                        "be applied twice: write a new file with out= (or shape=) to use "
