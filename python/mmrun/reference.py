@@ -21,8 +21,12 @@ block at counter 1, four u64 per block).
     ``u1 = ((a >> 11) + 0.5) * 2**-53``, ``u2 = (b >> 11) * 2**-53``,
     ``r = sqrt(-2 ln u1)``, ``t = 2 pi u2``; element 2m = ``r cos t``,
     element 2m+1 = ``r sin t``; computed in f64, then cast to the dtype.
-    This is *not* ``Generator.standard_normal``. cos/sin/log come from the
-    platform's libm, so values agree to an ulp or so, not bit for bit.
+    This is *not* ``Generator.standard_normal``. mmrun takes log/sqrt/sin/cos
+    from the Rust ``libm`` crate (the same bytes on every host, within one
+    ulp of correctly rounded); here they are NumPy's ``np.log``/``np.sin``/
+    ``np.cos``, whose results depend on the platform and NumPy's SIMD loops,
+    so f8 values can differ from mmrun's by an ulp or so (``verify`` allows
+    rtol 1e-12 for f8, one ulp for f4/f2), not bit for bit.
 ``arange``
     ``np.arange(prod(shape)).astype(dtype).reshape(shape)`` (wrapping).
 ``value``

@@ -5,7 +5,9 @@
 //! jumps straight to its first element, and the union of all slices equals
 //! what NumPy would produce for the whole array in one call. Uniform floats
 //! and raw integers match NumPy bit for bit; normals use a seekable
-//! Box–Muller transform, since NumPy's ziggurat cannot be entered mid-stream.
+//! Box–Muller transform, since NumPy's ziggurat cannot be entered mid-stream,
+//! with its transcendental functions from the `libm` crate so the bytes do
+//! not depend on the host's C library.
 
 pub mod philox;
 #[cfg(target_arch = "x86_64")]
@@ -246,12 +248,16 @@ fn unit_f16(raw: u32) -> f16 {
 
 /// Box–Muller on one pair of raw draws. `u1` is offset by half a step so it is
 /// never 0, which keeps the logarithm finite.
+///
+/// `ln`, `sqrt`, `sin` and `cos` come from the pure-Rust `libm` crate, not the
+/// host's C library, so every host writes the same bytes; its results are
+/// checked against correctly rounded ones in `tests/data/normal_vectors.json`.
 #[inline(always)]
 fn box_muller(a: u64, b: u64) -> [f64; 2] {
     let u1 = ((a >> 11) as f64 + 0.5) * F64_UNIT;
     let u2 = (b >> 11) as f64 * F64_UNIT;
-    let r = (-2.0 * u1.ln()).sqrt();
-    let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+    let r = libm::sqrt(-2.0 * libm::log(u1));
+    let (s, c) = libm::sincos(std::f64::consts::TAU * u2);
     [r * c, r * s]
 }
 

@@ -1,6 +1,7 @@
-//! Test-only loader for the NumPy reference vectors in `tests/data/philox.json`.
+//! Test-only loaders for the reference vectors in `tests/data/philox.json`
+//! (NumPy) and `tests/data/normal_vectors.json` (correctly rounded normals).
 //!
-//! The vectors were produced by NumPy itself, so they are the ground truth the
+//! The Philox vectors were produced by NumPy itself, so they are the ground truth the
 //! seeding, block function and every float conversion are checked against.
 //! Floats are stored as hex bit patterns so comparisons are exact.
 
@@ -72,5 +73,42 @@ pub(super) fn cases() -> Vec<Case> {
         })
         .collect();
     assert!(!cases.is_empty(), "philox.json has no cases");
+    cases
+}
+
+/// One correctly rounded Box–Muller value from `tests/data/normal_vectors.json`.
+pub(super) struct NormalCase {
+    pub seed: u128,
+    pub index: u64,
+    pub raw: [u64; 2],
+    pub f64_bits: u64,
+    pub f32_bits: u32,
+}
+
+/// The vectors `tests/data/gen_normal_vectors.py` computed with every
+/// elementary function correctly rounded (mpmath), independently of mmrun.
+pub(super) fn normal_cases() -> Vec<NormalCase> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/normal_vectors.json"
+    );
+    let text = std::fs::read_to_string(path).expect("read normal_vectors.json");
+    let root: Value = serde_json::from_str(&text).expect("parse normal_vectors.json");
+    let cases: Vec<NormalCase> = root["cases"]
+        .as_array()
+        .expect("cases array")
+        .iter()
+        .map(|c| {
+            let raw = hex64_list(&c["raw"]);
+            NormalCase {
+                seed: c["seed"].as_str().expect("seed").parse().expect("seed"),
+                index: c["index"].as_str().expect("index").parse().expect("index"),
+                raw: [raw[0], raw[1]],
+                f64_bits: hex64(&c["f64"]),
+                f32_bits: hex32(&c["f32"]),
+            }
+        })
+        .collect();
+    assert!(!cases.is_empty(), "normal_vectors.json has no cases");
     cases
 }
