@@ -1529,6 +1529,11 @@ fn not_idempotent_work(work: &Work, prepared: &Prepared) -> bool {
 
 /// The coordinator's observer: records written rows in the journal, makes
 /// them durable on SIGUSR1 or `--checkpoint-every`, and shows progress.
+///
+/// A checkpoint's sync runs in a helper process ([`os::spawn_sync`]), so
+/// the loop goes on reaping workers and handling signals during a long
+/// writeback; the rows recorded when the helper started are written as
+/// "durable" once it exited 0. The helper is killed when the run ends first.
 struct RunObserver<'a> {
     journal: &'a mut Journal,
     file: &'a File,
@@ -1540,6 +1545,10 @@ struct RunObserver<'a> {
     display: Progress,
     error: Option<Error>,
     pending: Option<(Vec<RowRange>, u64)>,
+    /// The running checkpoint helper and the rows it makes durable.
+    syncing: Option<(nix::unistd::Pid, RowSet)>,
+    /// A checkpoint was asked for while one ran: start another after it.
+    checkpoint_again: bool,
     /// Record only whole finished ranges: external programs are retried and
     /// resumed by whole worker ranges, whatever progress they report.
     whole_ranges: bool,
@@ -1569,6 +1578,8 @@ impl<'a> RunObserver<'a> {
             display: Progress::new(runner.progress, summary.bytes / row_bytes.max(1), row_bytes),
             error: None,
             pending: None,
+            syncing: None,
+            checkpoint_again: false,
             whole_ranges: false,
         }
     }
@@ -1602,13 +1613,69 @@ impl<'a> RunObserver<'a> {
     /// Records what is left and returns the first journal error, if any.
     fn finish(mut self) -> Option<Error> {
         self.record(true);
+        self.poll_sync();
+        self.stop_sync();
         self.display.finish();
-        self.error
+        self.error.take()
+    }
+
+    /// Writes the "durable" records of a checkpoint helper that has exited.
+    fn poll_sync(&mut self) {
+        let Some((pid, _)) = &self.syncing else {
+            return;
+        };
+        let exit = match os::reap(*pid) {
+            Ok(None) => return,
+            Ok(Some((exit, _))) => exit,
+            Err(e) => {
+                self.syncing = None;
+                self.error
+                    .get_or_insert(Error::failed(format!("checkpoint sync: wait4: {e}")));
+                return;
+            }
+        };
+        let (_, covered) = self.syncing.take().expect("checked above");
+        if exit != os::Exit::Code(0) {
+            self.error
+                .get_or_insert(Error::failed(format!("checkpoint sync failed ({exit:?})")));
+            return;
+        }
+        let new: Vec<RowRange> = covered
+            .ranges()
+            .iter()
+            .flat_map(|&r| self.durable.missing(r))
+            .collect();
+        match self.journal.record_durable(&new) {
+            Ok(()) => {
+                new.into_iter().for_each(|r| self.durable.insert(r));
+                tracing::info!("checkpoint: {} rows durable", self.durable.len());
+            }
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+        if std::mem::take(&mut self.checkpoint_again) {
+            supervise::Observer::checkpoint(self);
+        }
+    }
+
+    /// Kills and reaps a checkpoint helper still running.
+    fn stop_sync(&mut self) {
+        if let Some((pid, _)) = self.syncing.take() {
+            os::kill_and_reap(pid);
+        }
+    }
+}
+
+impl Drop for RunObserver<'_> {
+    fn drop(&mut self) {
+        self.stop_sync();
     }
 }
 
 impl supervise::Observer for RunObserver<'_> {
     fn tick(&mut self, tasks: &[WorkerTask], done: &[u64], running: usize, failed: usize) {
+        self.poll_sync();
         let ranges: Vec<RowRange> = tasks
             .iter()
             .zip(done)
@@ -1632,26 +1699,17 @@ impl supervise::Observer for RunObserver<'_> {
     }
 
     fn checkpoint(&mut self) {
-        self.record(true);
         self.last_checkpoint = Instant::now();
-        if let Err(e) = self.file.sync_data() {
-            self.error
-                .get_or_insert(Error::failed(format!("checkpoint sync failed: {e}")));
+        if self.syncing.is_some() {
+            self.checkpoint_again = true;
             return;
         }
-        let new: Vec<RowRange> = self
-            .recorded
-            .ranges()
-            .iter()
-            .flat_map(|&r| self.durable.missing(r))
-            .collect();
-        match self.journal.record_durable(&new) {
-            Ok(()) => {
-                new.into_iter().for_each(|r| self.durable.insert(r));
-                tracing::info!("checkpoint: {} rows durable", self.durable.len());
-            }
+        self.record(true);
+        match os::spawn_sync(std::os::fd::AsFd::as_fd(self.file)) {
+            Ok(pid) => self.syncing = Some((pid, self.recorded.clone())),
             Err(e) => {
-                self.error.get_or_insert(e);
+                self.error
+                    .get_or_insert(Error::failed(format!("checkpoint sync failed: {e}")));
             }
         }
     }

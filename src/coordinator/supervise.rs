@@ -194,7 +194,9 @@ pub trait Observer {
     /// many tasks failed for good.
     fn tick(&mut self, tasks: &[WorkerTask], done: &[u64], running: usize, failed: usize);
 
-    /// SIGUSR1 arrived: make what is written durable now.
+    /// SIGUSR1 arrived: make what is written durable. Must not block the
+    /// loop: a long sync belongs in a helper process the observer waits
+    /// for in later ticks.
     fn checkpoint(&mut self) {}
 }
 

@@ -492,6 +492,74 @@ fn child_main<F: FnOnce() -> i32>(parent: Pid, work: F) -> ! {
     exit_now(code)
 }
 
+/// Starts a helper process that makes the written data of the file open
+/// at `fd` durable (`fdatasync`, which also writes back pages dirtied
+/// through shared mappings) and exits 0, or 1 if the sync failed. The
+/// coordinator takes checkpoints this way so its poll loop never blocks on
+/// writeback: it waits for the helper by pid ([`reap`]) like a worker and
+/// stops it with [`kill_and_reap`] when the run ends first.
+///
+/// Test hook (debug builds only): `__MMRUN_TEST_SLOW_SYNC=PATH` makes the
+/// helper create `PATH` and sleep an hour before it syncs, so a test knows
+/// a checkpoint is in progress and can act while it runs.
+pub fn spawn_sync(fd: BorrowedFd<'_>) -> io::Result<Pid> {
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    let marker = slow_sync_marker();
+    // Borrowed, so the child drops (frees) nothing.
+    let marker = marker.as_ref();
+    let child = move || {
+        if let Some(path) = marker {
+            // SAFETY: `path` is a NUL-terminated string prepared before the
+            // fork; open, close and sleep only take plain values.
+            unsafe {
+                let m = libc::open(
+                    path.as_ptr(),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
+                    0o644,
+                );
+                if m >= 0 {
+                    libc::close(m);
+                }
+                libc::sleep(3600);
+            }
+        }
+        // SAFETY: fdatasync on a descriptor number this child inherited.
+        if unsafe { libc::fdatasync(raw) } == 0 {
+            0
+        } else {
+            1
+        }
+    };
+    // SAFETY: the child makes only async-signal-safe calls (open, close,
+    // sleep, fdatasync, _exit) on data prepared before the fork and frees
+    // nothing, so this is sound in a multi-threaded process too.
+    unsafe { fork_child(child) }
+}
+
+#[cfg(debug_assertions)]
+fn slow_sync_marker() -> Option<CString> {
+    use std::os::unix::ffi::OsStringExt;
+    let path = std::env::var_os("__MMRUN_TEST_SLOW_SYNC")?;
+    CString::new(path.into_vec()).ok()
+}
+
+#[cfg(not(debug_assertions))]
+fn slow_sync_marker() -> Option<CString> {
+    None
+}
+
+/// SIGKILLs child `pid` (it leads its own process group, see
+/// [`fork_child`]) and waits for it, so no zombie is left.
+pub fn kill_and_reap(pid: Pid) {
+    signal_group(pid, Signal::SIGKILL);
+    loop {
+        match waitpid(pid, None) {
+            Err(Errno::EINTR) => continue,
+            _ => return,
+        }
+    }
+}
+
 /// Number of threads of this process (entries of `/proc/self/task`);
 /// 0 if that cannot be read.
 pub fn thread_count() -> usize {

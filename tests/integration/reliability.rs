@@ -1048,6 +1048,71 @@ fn sigusr1_adds_a_durable_record_exec_spawn() {
     sigusr1_adds_a_durable_record("exec");
 }
 
+/// Finding 6: a checkpoint's sync ran inside the coordinator's loop, so
+/// during a long writeback SIGTERM went unhandled and nothing was reaped.
+/// The sync now runs in a helper process; `__MMRUN_TEST_SLOW_SYNC` makes
+/// the helper create a marker and sleep before it syncs. SIGTERM while it
+/// sleeps interrupts the run at once: the coordinator dies of SIGTERM, the
+/// unfinished checkpoint writes no "durable" record, the journal and the
+/// partial file stay, and `--resume` completes the reference bytes.
+#[test]
+fn sigterm_during_a_long_checkpoint_interrupts_the_run() {
+    let d = Dir::new();
+    d.ok(&strs(&uniform5("ref.npy", &["-w", "1"])));
+    let journal = d.join(".x.npy.mmrun-journal");
+    let syncing = d.join("syncing");
+    let mut cmd = d.cmd(&strs(&uniform5("x.npy", &["-w", "3"])));
+    cmd.env(HOOK, "0:hang@100")
+        .env("__MMRUN_TEST_SLOW_SYNC", &syncing);
+    let mut bg = Bg::start(cmd);
+    wait_for_hang(&mut bg, &journal, &[(0, 256), (512, 1536)]);
+    bg.signal(Signal::SIGUSR1);
+    bg.wait_until(
+        Duration::from_secs(15),
+        "the checkpoint helper to start its sync",
+        |bg| syncing.exists() && children(bg.pid()).len() == 2,
+    );
+    let out = bg.wait_after(Signal::SIGTERM);
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    assert!(!d.join("x.npy").exists(), "the target was published");
+    let j = read_journal(&journal).expect("journal kept");
+    assert_eq!(j.durable_lines, 0, "durable rows from an unfinished sync");
+    assert!(d.join(".x.npy.mmrun-partial").exists(), "partial file gone");
+
+    d.ok(&strs(&uniform5("x.npy", &["-w", "2", "--resume"])));
+    assert_same_file(&d.join("x.npy"), &d.join("ref.npy"));
+}
+
+/// Finding 6: a run whose workers finish while a checkpoint's helper is
+/// still syncing does not wait for it: the helper is killed (the final
+/// sync makes everything durable anyway) and the run publishes, exit 0.
+/// The workers wait (`__MMRUN_TEST_WORKER_WAIT`) until the helper is known
+/// to be running.
+#[test]
+fn a_run_that_ends_during_a_checkpoint_publishes() {
+    let d = Dir::new();
+    d.ok(&strs(&uniform5("ref.npy", &["-w", "1"])));
+    let syncing = d.join("syncing");
+    let gate = d.join("gate");
+    let mut cmd = d.cmd(&strs(&uniform5(
+        "x.npy",
+        &["-w", "2", "--checkpoint-every", "0s"],
+    )));
+    cmd.env("__MMRUN_TEST_SLOW_SYNC", &syncing)
+        .env("__MMRUN_TEST_WORKER_WAIT", &gate);
+    let mut bg = Bg::start(cmd);
+    bg.wait_until(
+        Duration::from_secs(15),
+        "the checkpoint helper to start its sync",
+        |_| syncing.exists(),
+    );
+    fs::write(&gate, b"").unwrap();
+    let out = bg.wait();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_same_file(&d.join("x.npy"), &d.join("ref.npy"));
+}
+
 impl Bg {
     /// Sends `sig` and waits for the coordinator to end.
     pub(crate) fn wait_after(self, sig: Signal) -> Output {
