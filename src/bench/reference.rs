@@ -207,19 +207,7 @@ pub(super) fn mmap_writer(
 ) -> Result<(f64, &'static str)> {
     let ranges = split(bytes, workers);
     let t = Instant::now();
-    let file = create(path)?;
-    let scratch = Scratch(path.to_path_buf());
-    let len = libc::off_t::try_from(bytes)
-        .map_err(|_| Error::refused(format!("{bytes} bytes is too large a file")))?;
-    let reserved = match fallocate(file.as_fd(), FallocateFlags::empty(), 0, len) {
-        Ok(()) => "fallocate",
-        Err(Errno::EOPNOTSUPP | Errno::ENOSYS) => {
-            file.set_len(bytes)
-                .map_err(|e| Error::io_failed("cannot size", path, e))?;
-            "sparse"
-        }
-        Err(e) => return Err(Error::io_failed("cannot reserve space for", path, e)),
-    };
+    let (file, scratch, reserved) = create_reserved(path, bytes)?;
     fork_ranges("plain mmap writer", &ranges, |offset, len| {
         // SAFETY: this process created the file just above (create_new, a
         // name unique to this process) and sized it to `bytes` before any
