@@ -138,7 +138,17 @@ impl Kernel for Apply {
     fn run(&self, rows: AnyRowsMut<'_>) -> std::result::Result<(), String> {
         let dtype = rows.dtype();
         let item = dtype.itemsize() as usize;
+        let first = rows.first_element();
         let (bytes, first_row, row_len) = rows.into_bytes();
+        if self.whole {
+            // Every element is rewritten and EXPR sees only its flat index:
+            // the block is one run of elements, whatever its rows are
+            // (whole rows, part of a row, or the flat view).
+            return self.with_scratch(bytes.len() / item.max(1), |scratch, _| {
+                let col = ColumnMut::from_bytes(dtype, bytes).ok_or("misaligned block")?;
+                self.expr.eval_in_place(col, first, scratch)
+            });
+        }
         let (a, b) = self.segment(row_len);
         let row_bytes = row_len as usize * item;
         self.with_scratch(bytes.len() / item.max(1), |scratch, _| {
@@ -161,7 +171,16 @@ impl Kernel for Apply {
             out_dtype.itemsize() as usize,
             input.dtype.itemsize() as usize,
         );
+        let first = out.first_element();
         let (obytes, first_row, row_len) = out.into_bytes();
+        if self.whole {
+            // As in `run`: one run of elements from flat index `first`.
+            return self.with_scratch(obytes.len() / oi.max(1), |scratch, _| {
+                let xin = Column::from_bytes(input.dtype, input.bytes).ok_or("misaligned block")?;
+                let dst = ColumnMut::from_bytes(out_dtype, obytes).ok_or("misaligned block")?;
+                self.expr.eval_into(xin, first, dst, scratch)
+            });
+        }
         let (a, b) = self.segment(row_len);
         let (orow, irow) = (row_len as usize * oi, row_len as usize * ii);
         if row_len == 0 {

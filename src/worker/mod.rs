@@ -411,12 +411,73 @@ fn overwrites_blocks(kernel: &dyn Kernel) -> bool {
 }
 
 /// [`run`] with writeback windows of about `window` bytes.
+///
+/// An element-wise kernel ([`Kernel::elementwise`]) whose rows, of the file
+/// or of its input, are wider than a block runs over the flat view of the
+/// task ([`flat_task`]): blocks are then [`BLOCK_BYTES`] of elements, not
+/// whole rows, so a worker's buffers and the pages a block touches stay
+/// bounded whatever the shape. Its values are those of whole-row blocks,
+/// since such a kernel sees only flat indices. Progress still counts whole
+/// rows: the coordinator's journal records rows.
 fn run_windowed(
     task: &WorkerTask,
     file: &File,
     kernel: &dyn Kernel,
     progress: Option<ProgressSlot<'_>>,
     window: u64,
+) -> Result<()> {
+    match flat_task(task, kernel)? {
+        Some(flat) => {
+            let per_row = task.layout.row_len()?;
+            run_blocks(&flat, file, kernel, progress, window, per_row)
+        }
+        None => run_blocks(task, file, kernel, progress, window, 1),
+    }
+}
+
+/// `task` over the flat view of its file (and input): one element per
+/// row, `first_row` the flat index, as ranks give an element-wise kernel
+/// (see `rank_partition` in the coordinator). `None` unless the kernel is
+/// element-wise, a row is wider than a block, and the input (if any) has
+/// rows of as many elements, so flat indices of both files agree.
+fn flat_task(task: &WorkerTask, kernel: &dyn Kernel) -> Result<Option<WorkerTask>> {
+    if !kernel.elementwise() || kernel.scans() {
+        return Ok(None);
+    }
+    let row_len = task.layout.row_len()?;
+    let mut widest = task.layout.row_bytes()?;
+    if let Some(input) = &task.input {
+        if input.layout.row_len()? != row_len {
+            return Ok(None);
+        }
+        widest = widest.max(input.layout.row_bytes()?);
+    }
+    if widest <= BLOCK_BYTES || row_len <= 1 {
+        return Ok(None);
+    }
+    let flat = |l: &Layout| Layout {
+        shape: vec![l.shape.iter().product()],
+        ..l.clone()
+    };
+    let mut t = task.clone();
+    t.layout = flat(&task.layout);
+    t.range = RowRange::new(task.range.start * row_len, task.range.end * row_len);
+    if let Some(input) = t.input.as_mut() {
+        input.layout = flat(&input.layout);
+    }
+    Ok(Some(t))
+}
+
+/// The block loop of [`run_windowed`]. `per_row` is how many of the task's
+/// rows make one row of the file (its row length for the flat view, else
+/// 1): progress and test hooks count rows of the file.
+fn run_blocks(
+    task: &WorkerTask,
+    file: &File,
+    kernel: &dyn Kernel,
+    progress: Option<ProgressSlot<'_>>,
+    window: u64,
+    per_row: u64,
 ) -> Result<()> {
     test_hooks::before_work(task);
     let layout = &task.layout;
@@ -596,7 +657,7 @@ fn run_windowed(
         }
         row += n;
         if let Some((counters, slot)) = progress {
-            counters.store(slot, row - task.range.start);
+            counters.store(slot, (row - task.range.start) / per_row);
         }
         stream.done_to(region.as_mut(), offset + hi as u64)?;
         if let Some((map, _, in_row_bytes, _)) = input.as_mut() {
@@ -617,7 +678,7 @@ fn run_windowed(
                 input_released = row;
             }
         }
-        test_hooks::after_block(task, row);
+        test_hooks::after_block(task, row / per_row);
     }
     stream.check_len()?;
     // The last windows are left in flight: the coordinator's fsync waits
