@@ -23,6 +23,7 @@
 pub mod commit;
 pub mod program;
 pub mod read;
+pub mod restore;
 pub mod scan;
 pub mod supervise;
 
@@ -967,6 +968,17 @@ impl Runner {
         if ranges.is_empty() {
             return Ok(());
         }
+        // A program on a new file may read what it writes: a range it runs
+        // again (retried, or resumed after an interrupted run) starts from
+        // zeros, as in an undisturbed run.
+        let zero = (matches!(work, Work::Program(..)) && matches!(prepared.mode, Mode::New { .. }))
+            .then(|| restore::ZeroRows::new(work_path.to_path_buf(), layout))
+            .transpose()?;
+        if let (Some(z), true) = (&zero, self.resume) {
+            for &r in &ranges {
+                z.zero(file, r)?;
+            }
+        }
         let concurrency = summary.workers_requested.min(ranges.len()).max(1);
         let tasks: Vec<WorkerTask> = ranges
             .iter()
@@ -1011,6 +1023,7 @@ impl Runner {
                 .unwrap_or_default(),
             results: None,
             pin: self.pin.then(os::allowed_cpus),
+            zero_before_retry: zero.clone(),
         };
         let mut observer =
             RunObserver::new(journal, file, trusted.clone(), self, summary, row_bytes);

@@ -621,3 +621,90 @@ fn split_rows_fill_the_same_bytes() {
         d.ok(&verify);
     }
 }
+
+/// A new-file exec whose program reads what it writes (`rows += 1`) and
+/// fails once after writing: retried (`--retries 1`) or resumed after the
+/// failure, the failed range starts again from zeros, so the file equals
+/// an undisturbed run's byte for byte, and the retry is named in the
+/// summary line and the report. Before, the retried or resumed rows held 2
+/// instead of 1, with exit 0.
+#[test]
+fn a_new_file_exec_that_reads_what_it_writes_is_retried_exactly() {
+    let Some(py) = require_numpy("a_new_file_exec_that_reads_what_it_writes_is_retried_exactly")
+    else {
+        return;
+    };
+    let d = Dir::new();
+    fs::write(
+        d.join("w.py"),
+        "import os, numpy as np\n\
+         e = os.environ\n\
+         shape = tuple(int(v) for v in e['MMRUN_SHAPE'].split(','))\n\
+         a = np.memmap(e['MMRUN_FILE'], dtype=e['MMRUN_DTYPE'], mode='r+', offset=int(e['MMRUN_DATA_OFFSET']), shape=shape)\n\
+         s, t = int(e['MMRUN_ROW_START']), int(e['MMRUN_ROW_END'])\n\
+         a[s:t] += 1\n\
+         a.flush()\n\
+         if e.get('FAIL_ONCE') and s > 0 and not os.path.exists('failed-once'):\n\
+         \x20   open('failed-once', 'w').close()\n\
+         \x20   raise SystemExit(3)\n",
+    )
+    .unwrap();
+    let py = py.to_string_lossy().into_owned();
+    let exec = |name: &'static str, extra: &[&'static str]| {
+        let mut args = vec![
+            "exec", name, "--shape", "100,1000", "--dtype", "f4", "-w", "2",
+        ];
+        args.extend(extra);
+        args.extend(["--", py.as_str(), "w.py"]);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run = |args: &[String], fail: bool| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut c = d.cmd(&args);
+        if fail {
+            c.env("FAIL_ONCE", "1");
+        }
+        c.output().unwrap()
+    };
+    let undisturbed = run(&exec("want.npy", &[]), false);
+    assert!(undisturbed.status.success(), "{}", stderr(&undisturbed));
+    let want = fs::read(d.join("want.npy")).unwrap();
+
+    // Retried.
+    let o = run(&exec("n.npy", &["--retries", "1", "--json"]), true);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let summary = err
+        .lines()
+        .find(|l| l.starts_with("mmrun: wrote"))
+        .unwrap_or_else(|| panic!("no summary line: {err}"));
+    assert!(
+        summary.contains("retried after worker 1 (rows 50..100) exited with code 3"),
+        "{summary}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        report["retries"],
+        serde_json::json!(["worker 1 (rows 50..100) exited with code 3"])
+    );
+    assert!(
+        fs::read(d.join("n.npy")).unwrap() == want,
+        "retried rows differ"
+    );
+
+    // Failed, then resumed.
+    fs::remove_file(d.join("failed-once")).unwrap();
+    let o = run(&exec("r.npy", &[]), true);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let o = run(&exec("r.npy", &["--resume"]), true);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        fs::read(d.join("r.npy")).unwrap() == want,
+        "resumed rows differ"
+    );
+    python(
+        Path::new(&py),
+        d.path(),
+        "import numpy as np\nassert (np.load('want.npy') == 1).all()\n",
+    );
+}

@@ -256,6 +256,7 @@ fn the_issues_wide_file_fills_and_applies_under_a_memory_limit() {
 /// each worker bounded. NumPy's sums are 2e9 per row and 4e9 in all
 /// (uint64, NumPy's sum dtype for uint8).
 #[test]
+#[ignore = "needs per-row reductions to split rows"]
 fn the_issues_wide_file_reduces_under_a_memory_limit() {
     let test = "wide_rows::the_issues_wide_file_reduces_under_a_memory_limit";
     let Some((cgs, base)) = limited(test) else {
