@@ -306,9 +306,13 @@ pub trait Kernel: Send + Sync {
     }
 
     /// Whether each element the kernel writes depends only on its flat
-    /// index ([`RowsMut::first_element`] and the slice), so a block may be
-    /// part of one row: a row wider than a block is then split, and a
-    /// worker's memory stays bounded whatever the shape.
+    /// index ([`RowsMut::first_element`] and the slice) and the file's
+    /// shape, never on the block's rows, so a block may be part of one
+    /// row: a worker gives such a kernel blocks of the flat view (as for
+    /// [`Kernel::elementwise`]) where a row is wider than a block, and its
+    /// memory stays bounded whatever the shape. Unlike an element-wise
+    /// kernel it may write only some elements (`apply --cols`), so ranks
+    /// still split it by whole rows.
     fn splits_rows(&self) -> bool {
         false
     }

@@ -412,13 +412,13 @@ fn overwrites_blocks(kernel: &dyn Kernel) -> bool {
 
 /// [`run`] with writeback windows of about `window` bytes.
 ///
-/// An element-wise kernel ([`Kernel::elementwise`]) whose rows, of the file
-/// or of its input, are wider than a block runs over the flat view of the
-/// task ([`flat_task`]): blocks are then [`BLOCK_BYTES`] of elements, not
-/// whole rows, so a worker's buffers and the pages a block touches stay
-/// bounded whatever the shape. Its values are those of whole-row blocks,
-/// since such a kernel sees only flat indices. Progress still counts whole
-/// rows: the coordinator's journal records rows.
+/// A kernel that sees only flat indices ([`Kernel::elementwise`] or
+/// [`Kernel::splits_rows`]) whose rows, of the file or of its input, are
+/// wider than a block runs over the flat view of the task ([`flat_task`]):
+/// blocks are then [`BLOCK_BYTES`] of elements, not whole rows, so a
+/// worker's buffers and the pages a block touches stay bounded whatever the
+/// shape, and its values are those of whole-row blocks. Progress still
+/// counts whole rows: the coordinator's journal records rows.
 fn run_windowed(
     task: &WorkerTask,
     file: &File,
@@ -437,11 +437,11 @@ fn run_windowed(
 
 /// `task` over the flat view of its file (and input): one element per
 /// row, `first_row` the flat index, as ranks give an element-wise kernel
-/// (see `rank_partition` in the coordinator). `None` unless the kernel is
-/// element-wise, a row is wider than a block, and the input (if any) has
+/// (see `rank_partition` in the coordinator). `None` unless the kernel
+/// sees only flat indices, a row is wider than a block, and the input (if any) has
 /// rows of as many elements, so flat indices of both files agree.
 fn flat_task(task: &WorkerTask, kernel: &dyn Kernel) -> Result<Option<WorkerTask>> {
-    if !kernel.elementwise() || kernel.scans() {
+    if !(kernel.elementwise() || kernel.splits_rows()) || kernel.scans() {
         return Ok(None);
     }
     let row_len = task.layout.row_len()?;
@@ -519,10 +519,6 @@ fn run_blocks(
     // row may be one element while its input row is thousands.
     let in_row_bytes = input.as_ref().map_or(0, |i| i.2);
     let block_rows = (BLOCK_BYTES / row_bytes.max(in_row_bytes)).max(1);
-    // A row wider than a block is split where the kernel allows it (a
-    // block is then one row, written a block of elements at a time).
-    let split_rows =
-        region.is_none() && input.is_none() && row_bytes > BLOCK_BYTES && kernel.splits_rows();
     let aligned = offset.is_multiple_of(itemsize);
     let mut in_bounce: Vec<u64> = Vec::new();
     let mut bounce: Vec<u64> = Vec::new();
@@ -604,38 +600,6 @@ fn run_blocks(
                 )
                 .map_err(rows_failed)?;
                 bytes.copy_from_slice(staged);
-            }
-            None if split_rows => {
-                // One row wider than a block: computed and written a block
-                // of its elements at a time, so the buffer stays small.
-                let span = (BLOCK_BYTES / itemsize).max(1) * itemsize;
-                let mut a = 0u64;
-                while a < row_bytes {
-                    let len = span.min(row_bytes - a);
-                    let staged = staging(&mut bounce, len as usize);
-                    kernel
-                        .run(AnyRowsMut::part_of_row(
-                            layout.dtype,
-                            staged,
-                            row,
-                            row_len,
-                            a / itemsize,
-                        ))
-                        .map_err(rows_failed)?;
-                    stream.check_len()?;
-                    let at = offset + lo as u64 + a;
-                    file.write_all_at(staged, at).map_err(|e| {
-                        Error::failed(format!(
-                            "I/O error on row {row} of {}: {e}",
-                            task.path.display()
-                        ))
-                    })?;
-                    a += len;
-                    if a < row_bytes {
-                        // The row's end is handed on below, with the block's.
-                        stream.done_to(None, at + len)?;
-                    }
-                }
             }
             None => {
                 let staged = staging(&mut bounce, hi - lo);

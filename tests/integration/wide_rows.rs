@@ -27,9 +27,9 @@ def idx(shape):\n\
 
 /// `apply` on rows wider than a block, in place and with `--out` (where
 /// either file's rows are the wide ones), on 2- and 3-dimensional arrays,
-/// with 1 to 3 workers, with EXPR reading every index variable: the bytes
-/// equal NumPy's evaluation of the same assignment. `--rows`/`--cols`
-/// (whole rows per block, not element-wise) are checked the same way.
+/// with 1 to 3 workers, with EXPR reading every index variable, with and
+/// without `--rows`/`--cols`: the bytes equal NumPy's evaluation of the
+/// same assignment.
 #[test]
 fn apply_on_rows_wider_than_a_block_equals_numpy() {
     let Some(py) = require_numpy("wide_rows::apply_on_rows_wider_than_a_block_equals_numpy") else {
@@ -76,13 +76,33 @@ fn apply_on_rows_wider_than_a_block_equals_numpy() {
             &["--expr", "x.astype('f8') * 2 - i", "--out", "o.npy"],
             "want = x.astype(np.float64) * 2 - i",
         ),
-        // Not element-wise: whole rows per block.
+        // A selection: not element-wise (only some elements are written
+        // in place), but rows and columns come from the flat index, so
+        // wide rows are split all the same.
         (
             "3,300007",
             "f4",
             "2",
             &["--cols", "100:200000", "--expr", "x + j"],
             "want = x.copy(); want[:, 100:200000] = (x + j)[:, 100:200000]",
+        ),
+        (
+            "2,3,100003",
+            "f4",
+            "3",
+            &[
+                "--rows",
+                "1:2",
+                "--cols",
+                "1:3",
+                "--expr",
+                "x * 2 - k",
+                "--out",
+                "o.npy",
+                "--dtype",
+                "f8",
+            ],
+            "want = x.astype(np.float64); want[1:2, 1:3] = (x * np.float32(2) - k)[1:2, 1:3]",
         ),
         (
             "3,300007",
