@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use mmrun::commands::Output;
 use mmrun::coordinator::read::Reading;
 use mmrun::coordinator::{NewFile, Program, RunSummary};
 use mmrun::plan::RowRange;
@@ -1198,14 +1199,12 @@ fn apply(a: ApplyArgs) -> Result<()> {
             let probe = Apply::new(p.clone(), out_dtype.unwrap_or(DType::F64))?;
             let out_dtype = out_dtype.unwrap_or(probe.result_dtype());
             // Ranks write their rows of an output made by `create --pending`.
-            let target = out_target(
-                out,
-                out_dtype,
-                in_layout.shape.clone(),
-                a.force,
-                a.npy_header,
-                a.run.distributed,
-            );
+            let target = Output {
+                path: out.clone(),
+                force: a.force,
+                header: a.npy_header.into(),
+            }
+            .target(out_dtype, in_layout.shape.clone(), a.run.distributed);
             let runner = a
                 .run
                 .runner(target)?
@@ -1248,285 +1247,53 @@ fn apply_in_place_check(a: &ApplyArgs, input: &Target) -> Result<()> {
     Ok(())
 }
 
-/// `v` as a float of `dtype` holds it (rounded to f4 or f2), widened back.
-fn stored_float(v: f64, dtype: DType) -> f64 {
-    match dtype {
-        DType::F32 => f64::from(v as f32),
-        DType::F16 => half::f16::from_f64(v).to_f64(),
-        _ => v,
-    }
-}
-
 fn reduce(a: ReduceArgs) -> Result<()> {
-    use mmrun::kernels::reduce::{Axis, Reduce, ReduceParams, Value};
+    use mmrun::commands::reduce::{check_distributed, Reduction};
     let input = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
     if input.create.is_some() && input.raw.is_none() {
         return Err(Error::refused(
             "reduce reads an existing file: --shape only describes a raw file (with --raw)",
         ));
     }
-    Reading::start(&a.file)?;
-    let mut f = File::open(&a.file).map_err(|e| Error::io_refused("cannot open", &a.file, e))?;
-    let in_layout = Layout::read(&a.file, &mut f, input.raw.as_ref())?;
-    in_layout.check_workable(&a.file)?;
-    drop(f);
-    let op = a.op;
-    let axis = Axis::parse(&a.axis, in_layout.shape.len())?;
     let out_dtype = match &a.layout.dtype {
-        Some(d) if input.raw.is_none() => parse_dtype(d)?,
-        _ => op.result_dtype(in_layout.dtype),
+        Some(d) if input.raw.is_none() => Some(parse_dtype(d)?),
+        _ => None,
     };
-    let params = ReduceParams {
-        op,
-        axis,
-        ddof: a.ddof,
-        dtype: in_layout.dtype,
-        shape: in_layout.shape.clone(),
-        out_dtype,
-    };
-    Reduce::new(params.clone())?;
-    let out_shape = axis.out_shape(&in_layout.shape);
-    let scalar = out_shape.is_empty();
-    if !scalar && a.out.is_none() && !(a.run.distributed && axis.across_rows()) {
-        return Err(Error::refused(format!(
-            "--axis {} gives an array of shape {}: give --out OUT",
-            a.axis,
-            mmrun::layout::shape_text(&out_shape)
-        )));
+    let r = Reduction::open(&a.file, input.raw, a.op, &a.axis, a.ddof, out_dtype)?;
+    let out = a.out.as_ref().map(|p| Output {
+        path: p.clone(),
+        force: a.force,
+        header: a.npy_header.into(),
+    });
+    r.check_out(out.as_ref(), a.run.distributed)?;
+    if a.run.distributed {
+        check_distributed(&r, out.is_some(), a.run.report.is_some() || a.run.json)?;
     }
-    let describe = |values: Option<&[Value]>, bytes: Option<&[u8]>| {
-        serde_json::json!({
-            "op": op.name(),
-            "axis": a.axis,
-            "ddof": a.ddof,
-            "dtype": out_dtype.descr(),
-            "shape": out_shape,
-            "out": a.out,
-            "value": match values {
-                // The value the result's bytes hold, not the f64 accumulator.
-                Some([Value::F(v)]) if stored_float(*v, out_dtype).is_finite() => {
-                    serde_json::json!(stored_float(*v, out_dtype))
-                }
-                Some([v]) => serde_json::json!(v.to_string()),
-                _ => serde_json::Value::Null,
-            },
-            "bytes_hex": match (scalar, bytes) {
-                (true, Some(b)) => serde_json::json!(b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
-                _ => serde_json::Value::Null,
-            },
-        })
-    };
-
-    if !axis.across_rows() {
-        // One output row per input row: workers write OUT's rows.
-        let out = a.out.clone().expect("checked above");
-        let target = out_target(
-            &out,
-            out_dtype,
-            out_shape.clone(),
-            a.force,
-            a.npy_header,
-            a.run.distributed,
-        );
-        let runner = a
-            .run
-            .runner(target)?
-            .input(a.file.clone(), input.raw.clone());
-        let in_row_bytes = in_layout.row_bytes()?;
-        return a.run.finish("reduce", || {
-            let mut s = runner.run(|_| {
-                let k: Box<dyn Kernel> = Box::new(Reduce::new(params.clone())?);
-                Ok(Some(k))
-            })?;
-            s.results = describe(None, None);
-            // Throughput counts what the run read as well as what it wrote.
-            if !s.dry_run {
-                let read = s.rows.len().saturating_mul(in_row_bytes);
-                s.bytes = s.bytes.saturating_add(read);
-            }
-            Ok(s)
-        });
-    }
-
-    // Across rows: workers scan, the coordinator finishes the tree.
-    if a.run.distributed && a.out.is_some() {
-        return Err(Error::refused(
-            "with --distributed, --axis 0 and all leave exact partials in each rank's --report: combine them with mmrun report merge --out OUT",
-        ));
-    }
-    if a.run.distributed && a.run.report.is_none() && !a.run.json {
-        return Err(Error::refused(
-            "--distributed --axis 0/all needs --report FILE (or --json): the rank's partials go there",
-        ));
-    }
-    let target = Target {
-        create: None,
-        force: false,
-        ..input
-    };
-    let runner = a.run.runner(target)?;
+    let runner = a.run.runner(r.target(out.as_ref(), a.run.distributed)?)?;
     let mut printed: Option<String> = None;
     a.run.finish("reduce", || {
-        let scanned = runner.scan(|_| Ok(Box::new(Reduce::new(params.clone())?)))?;
-        let mut summary = scanned.summary;
-        if summary.dry_run {
-            summary.results = describe(None, None);
-            return Ok(summary);
-        }
-        if a.run.distributed {
-            let mut nodes = Vec::new();
-            for r in &scanned.results {
-                nodes.extend(
-                    mmrun::kernels::reduce::Node::decode_all(r)
-                        .map_err(|e| e.with_summary(summary.clone()))?
-                        .iter()
-                        .map(|n| n.record()),
-                );
-            }
-            summary.results = serde_json::json!({
-                "reduce": params,
-                "partials": nodes,
-            });
-            return Ok(summary);
-        }
-        let mut forest = Reduce::new(params.clone())?.forest();
-        let finished = scanned
-            .results
-            .iter()
-            .try_for_each(|r| forest.insert_encoded(r))
-            .and_then(|()| forest.finish());
-        let (bytes, values) = match finished {
-            Ok(v) => v,
-            Err(e) => return Err(e.with_summary(summary)),
-        };
-        summary.results = describe(Some(&values), Some(&bytes));
-        match &a.out {
-            Some(out) => {
-                let t = out_target(
-                    out,
-                    out_dtype,
-                    out_shape.clone(),
-                    a.force,
-                    a.npy_header,
-                    false,
-                );
-                if let Err(e) = publish_values(t, bytes, a.run.sync.into(), !a.run.no_lock) {
-                    return Err(e.with_summary(summary));
-                }
-            }
-            None => printed = Some(scalar_text(&values, out_dtype)),
-        }
-        Ok(summary)
+        let done = r.run(runner, out.as_ref())?;
+        printed = done.text();
+        Ok(done.summary)
     })?;
     if let (Some(p), false) = (printed, a.run.json) {
         println!("{p}");
     }
     if a.run.dry_run && !a.run.json {
-        println!(
-            "  {}",
-            reduce_output_text(a.out.as_deref(), out_dtype, &out_shape)
-        );
+        println!("  {}", r.output_text(a.out.as_deref()));
     }
     Ok(())
 }
 
-/// Where a reduction's result goes, for its dry run.
-fn reduce_output_text(out: Option<&std::path::Path>, dtype: DType, shape: &[u64]) -> String {
-    match out {
-        Some(p) => format!(
-            "output: {} (new .npy, {dtype} {})",
-            p.display(),
-            mmrun::layout::shape_text(shape)
-        ),
-        None => format!("output: one {dtype} number on stdout"),
-    }
-}
-
-/// The output of `apply --out` / `reduce --out`: a new `.npy` built and
-/// published by this run, or, for a rank, the pending file that
-/// `create --pending` made (ranks never create files).
-fn out_target(
-    out: &std::path::Path,
-    dtype: DType,
-    shape: Vec<u64>,
-    force: bool,
-    header: HeaderArg,
-    rank: bool,
-) -> Target {
-    if rank {
-        return Target::existing(out);
-    }
-    let mut t = Target::new_npy(out, dtype, shape);
-    t.force = force;
-    // An output is always a new file: it is never worked on in place.
-    t.create_only = true;
-    if let Some(new) = t.create.as_mut() {
-        new.header = header.into();
-    }
-    t
-}
-
-/// Publishes `bytes` as the data of the new file `target` (a reduction
-/// finished by the coordinator), with the same file safety as every run.
-fn publish_values(
-    target: Target,
-    bytes: Vec<u8>,
-    sync: SyncMode,
-    lock: bool,
-) -> Result<RunSummary> {
-    use mmrun::kernels::reduce::Values;
-    hosted(Runner::new(target))
-        .workers(Workers::Count(1))
-        .spawn(Spawn::Fork)
-        .sync(sync)
-        .lock(lock)
-        .progress(ProgressMode::Never)
-        .run(|_| Ok(Some(Box::new(Values::new(bytes)) as Box<dyn Kernel>)))
-}
-
-/// A one-number result as NumPy prints it (`print(np.float32(x))`).
-fn scalar_text(values: &[mmrun::kernels::reduce::Value], dtype: DType) -> String {
-    use mmrun::kernels::reduce::{python_float, Value};
-    let truth = |b: bool| if b { "True" } else { "False" }.to_string();
-    match values {
-        [Value::F(v)] if dtype == DType::F32 => format_f32(*v as f32),
-        [Value::F(v)] if dtype == DType::F16 => format_f32(half::f16::from_f64(*v).to_f32()),
-        [Value::F(v)] if dtype.is_float() => python_float(*v),
-        [Value::F(v)] if dtype == DType::Bool => truth(*v != 0.0),
-        [Value::I(v)] if dtype == DType::Bool => truth(*v != 0),
-        [v] => v.to_string(),
-        _ => String::new(),
-    }
-}
-
 fn merge_reports(a: MergeArgs) -> Result<()> {
-    use mmrun::report::merge::{merge, merged_text};
-    let merged = merge(&a.reports)?;
-    match (&merged.reduce, &a.out) {
-        (Some(m), Some(out)) => {
-            let shape = m.params.axis.out_shape(&m.params.shape);
-            let t = out_target(
-                out,
-                m.params.out_dtype,
-                shape,
-                a.force,
-                HeaderArg::Page,
-                false,
-            );
-            publish_values(t, m.bytes.clone(), SyncMode::Full, true)?;
-        }
-        (Some(m), None) if !m.params.axis.out_shape(&m.params.shape).is_empty() => {
-            return Err(Error::refused(
-                "the merged result is an array: give --out OUT",
-            ));
-        }
-        (None, Some(_)) if merged.problems.is_empty() => {
-            return Err(Error::refused(
-                "--out is for a reduction's result, and these reports hold none",
-            ));
-        }
-        _ => {}
-    }
+    use mmrun::commands::merge::merge_reports;
+    use mmrun::report::merge::merged_text;
+    let out = a.out.as_ref().map(|p| Output {
+        path: p.clone(),
+        force: a.force,
+        header: HeaderStyle::Page,
+    });
+    let merged = merge_reports(&a.reports, out.as_ref(), |t| hosted(Runner::new(t)))?;
     if a.json {
         println!(
             "{}",
@@ -1538,16 +1305,12 @@ fn merge_reports(a: MergeArgs) -> Result<()> {
         return Err(Error::failed(merged.problems.join("; ")));
     }
     if let (Some(m), None, false) = (&merged.reduce, &a.out, a.json) {
-        println!("{}", scalar_text(&m.values, m.params.out_dtype));
+        println!(
+            "{}",
+            mmrun::commands::reduce::scalar_text(&m.values, m.params.out_dtype)
+        );
     }
     Ok(())
-}
-
-/// A float32 (or float16, widened) as NumPy prints it: the shortest digits
-/// that round-trip in float32, in Python's float notation.
-fn format_f32(v: f32) -> String {
-    let shortest: f64 = format!("{v:e}").parse().unwrap_or(v as f64);
-    mmrun::kernels::reduce::python_float(shortest)
 }
 
 fn fill_kind(

@@ -504,6 +504,24 @@ impl Runner {
         self
     }
 
+    /// Whether this runner runs one rank of a distributed job.
+    pub fn is_distributed(&self) -> bool {
+        self.distributed.is_some()
+    }
+
+    /// A second runner for `target` that publishes what this run's
+    /// coordinator finished (a reduction's result): this runner's syncing,
+    /// locking and host (fork with threads), every other option at its
+    /// default.
+    pub fn publisher(&self, target: Target) -> Runner {
+        Runner {
+            sync: self.sync,
+            lock: self.lock,
+            fork_with_threads: self.fork_with_threads,
+            ..Runner::new(target)
+        }
+    }
+
     /// Builds (or checks) the file and runs the kernel `make` returns for
     /// its layout over the planned rows; `None` from `make` only creates
     /// the file. The fork path (the default) requires the calling process to
