@@ -14,7 +14,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use mmrun::commands::Output;
 use mmrun::coordinator::read::Reading;
 use mmrun::coordinator::{NewFile, Program, RunSummary};
-use mmrun::plan::RowRange;
 use mmrun::progress::ProgressMode;
 use mmrun::{
     report, DType, Error, Fill, FillKind, HeaderStyle, Kernel, Layout, Prealloc, RawSpec, Result,
@@ -1132,119 +1131,48 @@ impl From<CastingArg> for mmrun::kernels::convert::Casting {
 }
 
 fn apply(a: ApplyArgs) -> Result<()> {
-    use mmrun::kernels::apply::{Apply, ApplyParams};
+    use mmrun::commands::apply::ApplySpec;
     let input = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
     if input.create.is_some() && input.raw.is_none() {
         return Err(Error::refused(
             "apply works on an existing file: --shape only describes a raw file (with --raw)",
         ));
     }
-    let expr = a.expr.clone();
-    let cols = a.cols;
-    let params = move |layout: &Layout, rows: RowRange| -> Result<ApplyParams> {
-        let cols = match cols {
-            Some(c) if layout.shape.len() >= 2 => Some(c.resolve(layout.shape[1])),
-            Some(_) => {
-                return Err(Error::refused(
-                    "--cols needs an array with at least 2 dimensions",
-                ))
-            }
-            None => None,
-        };
-        Ok(ApplyParams {
-            expr: expr.clone(),
-            x_dtype: layout.dtype,
-            shape: layout.shape.clone(),
-            rows,
-            cols,
-        })
+    let spec = ApplySpec {
+        expr: a.expr.clone(),
+        rows: a.rows,
+        cols: a.cols,
     };
     match &a.out {
         None => {
-            apply_in_place_check(&a, &input)?;
+            let expect = input.expect_dtype.filter(|_| input.raw.is_none());
+            spec.check_in_place(&a.file, expect, a.run.distributed)?;
             let target = Target {
                 create: None,
                 force: false,
                 expect_dtype: None,
                 ..input
             };
-            let runner = a.run.runner(target)?.rows(a.rows);
-            let sel = a.rows;
-            a.run.finish("apply", || {
-                runner.run(|layout| {
-                    let rows = sel.map_or(RowRange::new(0, layout.rows()), |r| {
-                        r.resolve(layout.rows())
-                    });
-                    let k: Box<dyn Kernel> =
-                        Box::new(Apply::new(params(layout, rows)?, layout.dtype)?);
-                    Ok(Some(k))
-                })
-            })
+            let runner = a.run.runner(target)?;
+            a.run.finish("apply", || spec.in_place(runner))
         }
         Some(out) => {
-            Reading::start(&a.file)?;
-            let mut f =
-                File::open(&a.file).map_err(|e| Error::io_refused("cannot open", &a.file, e))?;
-            let in_layout = Layout::read(&a.file, &mut f, input.raw.as_ref())?;
-            in_layout.check_workable(&a.file)?;
-            let rows = a.rows.map_or(RowRange::new(0, in_layout.rows()), |r| {
-                r.resolve(in_layout.rows())
-            });
-            let p = params(&in_layout, rows)?;
             let out_dtype = match &a.layout.dtype {
                 Some(_) if input.raw.is_some() => None,
                 Some(d) => Some(parse_dtype(d)?),
                 None => None,
             };
-            let probe = Apply::new(p.clone(), out_dtype.unwrap_or(DType::F64))?;
-            let out_dtype = out_dtype.unwrap_or(probe.result_dtype());
-            // Ranks write their rows of an output made by `create --pending`.
-            let target = Output {
+            let job = spec.to_file(&a.file, input.raw.clone(), out_dtype)?;
+            let out = Output {
                 path: out.clone(),
                 force: a.force,
                 header: a.npy_header.into(),
-            }
-            .target(out_dtype, in_layout.shape.clone(), a.run.distributed);
-            let runner = a
-                .run
-                .runner(target)?
-                .input(a.file.clone(), input.raw.clone());
-            a.run.finish("apply", || {
-                runner.run(|layout| {
-                    let k: Box<dyn Kernel> = Box::new(Apply::new(p, layout.dtype)?);
-                    Ok(Some(k))
-                })
-            })
+            };
+            // Ranks write their rows of an output made by `create --pending`.
+            let runner = a.run.runner(job.target(&out, a.run.distributed))?;
+            a.run.finish("apply", || job.run(runner))
         }
     }
-}
-
-/// Refusals of an in-place apply that name what apply itself takes: it
-/// never creates a file, and its result keeps the file's dtype.
-fn apply_in_place_check(a: &ApplyArgs, input: &Target) -> Result<()> {
-    // A rank of a distributed run works on the pending partial file: the
-    // target itself does not exist until `commit`.
-    if !a.file.exists() && !a.run.distributed {
-        if let Some(e) = mmrun::coordinator::pending_elsewhere(&a.file) {
-            return Err(e);
-        }
-        return Err(Error::refused(format!(
-            "{} does not exist: apply works on an existing file",
-            a.file.display()
-        )));
-    }
-    if let Some(want) = input.expect_dtype.filter(|_| input.raw.is_none()) {
-        if let Ok(mut f) = File::open(&a.file) {
-            let have = Layout::read(&a.file, &mut f, None)?.dtype;
-            if have != want {
-                return Err(Error::refused(format!(
-                    "{} holds {have}, not {want}: in place, apply keeps the file's dtype; leave out --dtype, or add --out OUT to write a {want} result",
-                    a.file.display()
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 fn reduce(a: ReduceArgs) -> Result<()> {

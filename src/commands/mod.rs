@@ -17,6 +17,7 @@
 //! - [`seed`]: a run's seed (given, recorded by an interrupted run, or
 //!   drawn).
 
+pub mod apply;
 pub mod merge;
 pub mod reduce;
 
