@@ -710,7 +710,7 @@ impl LayoutArgs {
             (Some(text), Some(d)) if self.raw => Some(mmrun::layout::parse_shape_inferring(
                 text,
                 d.itemsize(),
-                || raw_data_bytes(file, offset),
+                || mmrun::commands::raw_data_bytes(file, offset),
             )?),
             (text, _) => text.map(mmrun::layout::parse_shape).transpose()?,
         };
@@ -771,20 +771,6 @@ fn run_seed(file: &std::path::Path, resume: bool, given: Option<u128>) -> Result
         (None, Some(r)) => Ok(r),
         (None, None) => draw_seed(),
     }
-}
-
-/// Bytes of an existing raw file after `offset`: what a `-1` in its shape
-/// is inferred from.
-fn raw_data_bytes(path: &std::path::Path, offset: u64) -> Result<u64> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| Error::io_refused("cannot infer the -1 in --shape from", path, e))?
-        .len();
-    len.checked_sub(offset).ok_or_else(|| {
-        Error::refused(format!(
-            "{}: offset {offset} is past the end of the file ({len} bytes)",
-            path.display()
-        ))
-    })
 }
 
 fn draw_seed() -> Result<u128> {
@@ -991,130 +977,32 @@ fn init_logging(cli: &Cli) {
     };
 }
 
-/// The layout of convert's IN: any `.npy` mmrun can describe (big-endian
-/// and Fortran order included), or a raw file described by `--in-*`.
-fn convert_input(a: &ConvertArgs) -> Result<Layout> {
-    use std::io::{Read, Seek};
-    let path = &a.input;
-    let meta = std::fs::metadata(path).map_err(|e| Error::io_refused("cannot open", path, e))?;
-    if meta.is_dir() {
-        return Err(Error::refused(format!("{} is a directory", path.display())));
-    }
-    if !meta.is_file() {
-        return Err(Error::refused(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
-    let described = a.in_dtype.is_some()
-        || a.in_shape.is_some()
-        || a.in_offset.is_some()
-        || a.in_order.is_some();
-    if described && !a.in_raw {
-        return Err(Error::refused(
-            "--in-dtype, --in-shape, --in-offset and --in-order describe a headerless IN: add --in-raw",
-        ));
-    }
-    let mut file = File::open(path).map_err(|e| Error::io_refused("cannot open", path, e))?;
-    if a.in_raw {
-        let text = a.in_dtype.as_deref().ok_or_else(|| {
-            Error::refused("--in-raw needs --in-dtype (a raw file has no header)")
-        })?;
-        // numpy.memmap takes big-endian dtypes, so a raw IN may be one.
-        let (dtype, order) = match mmrun::layout::DType::parse_descr(text) {
-            Some((d, mmrun::layout::ByteOrder::Big)) if text.starts_with('>') => {
-                (d, mmrun::layout::ByteOrder::Big)
-            }
-            _ => (parse_dtype(text)?, mmrun::layout::ByteOrder::Little),
-        };
-        let spec = RawSpec {
-            dtype,
-            shape: a
-                .in_shape
-                .as_deref()
-                .map(|t| {
-                    mmrun::layout::parse_shape_inferring(t, dtype.itemsize(), || {
-                        raw_data_bytes(path, a.in_offset.unwrap_or(0))
-                    })
-                })
-                .transpose()?,
-            offset: a.in_offset.unwrap_or(0),
-        };
-        let mut layout = Layout::read(path, &mut file, Some(&spec))?;
-        layout.byte_order = order;
-        layout.fortran_order = a.in_order == Some(OrderArg::F);
-        return Ok(layout);
-    }
-    let mut prefix = Vec::with_capacity(6);
-    (&mut file)
-        .take(6)
-        .read_to_end(&mut prefix)
-        .map_err(|e| Error::io_refused("cannot read", path, e))?;
-    if !mmrun::layout::npy::has_magic(&prefix) {
-        return Err(Error::refused(format!(
-            "{} is not a .npy file: for a headerless file give --in-raw --in-dtype (and --in-shape, --in-offset)",
-            path.display()
-        )));
-    }
-    file.seek(std::io::SeekFrom::Start(0))
-        .map_err(|e| Error::io_refused("cannot read", path, e))?;
-    Layout::read(path, &mut file, None)
-}
-
 fn convert(a: ConvertArgs) -> Result<()> {
-    use mmrun::kernels::convert::{Convert, ConvertParams};
-    use std::os::unix::fs::MetadataExt;
-    let reading = Reading::start(&a.input)?;
-    let in_layout = convert_input(&a)?;
-    let out_dtype = match &a.dtype {
-        Some(d) => parse_dtype(d)?,
-        None => in_layout.dtype,
+    use mmrun::commands::convert::{Conversion, ConvertInput, OutputOptions};
+    let described = ConvertInput {
+        raw: a.in_raw,
+        dtype: a.in_dtype.clone(),
+        shape: a.in_shape.clone(),
+        offset: a.in_offset,
+        fortran_order: a.in_order.map(|o| o == OrderArg::F),
     };
-    if let Ok(out) = std::fs::symlink_metadata(&a.output) {
-        let same = match (std::fs::metadata(&a.input), std::fs::metadata(&a.output)) {
-            (Ok(i), Ok(o)) => i.dev() == o.dev() && i.ino() == o.ino(),
-            _ => false,
-        };
-        if same {
-            return Err(Error::refused(format!(
-                "{} is the input file: convert writes a new file, give another OUT",
-                a.output.display()
-            )));
-        }
-        if !a.force && !out.is_dir() {
-            return Err(Error::refused(format!(
-                "{} already exists: use --force to replace it",
-                a.output.display()
-            )));
-        }
-    }
-    // Workers re-executed with --spawn exec may not share our directory.
-    let input = std::fs::canonicalize(&a.input)
-        .map_err(|e| Error::io_refused("cannot resolve", &a.input, e))?;
-    let params = ConvertParams::new(input, &in_layout, a.casting.into(), a.strict);
-    // A conversion the casting rule forbids is refused before anything.
-    Convert::new(params.clone(), out_dtype)?;
-    let mut target = Target::new_npy(a.output.clone(), out_dtype, in_layout.shape.clone());
-    target.force = a.force;
-    target.create_only = true;
-    if let Some(new) = target.create.as_mut() {
-        new.header = a.npy_header.into();
-        new.raw = a.raw;
-    }
-    if a.raw {
-        target.raw = Some(RawSpec {
-            dtype: out_dtype,
-            shape: Some(in_layout.shape.clone()),
-            offset: 0,
-        });
-    }
-    let runner = a.run.runner(target)?.reading(reading);
-    a.run.finish("convert", || {
-        runner.run(|layout| {
-            let k: Box<dyn Kernel> = Box::new(Convert::new(params, layout.dtype)?);
-            Ok(Some(k))
-        })
-    })
+    let input = described.open(&a.input)?;
+    let out_dtype = a.dtype.as_deref().map(parse_dtype).transpose()?;
+    let options = OutputOptions {
+        force: a.force,
+        raw: a.raw,
+        header: a.npy_header.into(),
+    };
+    let job = Conversion::with_output(
+        input,
+        &a.output,
+        out_dtype,
+        a.casting.into(),
+        a.strict,
+        options,
+    )?;
+    let runner = a.run.runner(job.target())?;
+    a.run.finish("convert", || job.run(runner))
 }
 
 impl From<CastingArg> for mmrun::kernels::convert::Casting {

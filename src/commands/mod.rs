@@ -18,13 +18,14 @@
 //!   drawn).
 
 pub mod apply;
+pub mod convert;
 pub mod merge;
 pub mod reduce;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::coordinator::{RunSummary, Runner, Spawn, Target, Workers};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kernels::reduce::Values;
 use crate::kernels::Kernel;
 use crate::layout::{DType, HeaderStyle};
@@ -81,4 +82,18 @@ pub fn publish_values(runner: Runner, bytes: Vec<u8>) -> Result<RunSummary> {
         .spawn(Spawn::Fork)
         .progress(ProgressMode::Never)
         .run(|_| Ok(Some(Box::new(Values::new(bytes)) as Box<dyn Kernel>)))
+}
+
+/// Bytes of an existing raw file after `offset`: what a `-1` in its shape
+/// is inferred from.
+pub fn raw_data_bytes(path: &Path, offset: u64) -> Result<u64> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io_refused("cannot infer the -1 in --shape from", path, e))?
+        .len();
+    len.checked_sub(offset).ok_or_else(|| {
+        Error::refused(format!(
+            "{}: offset {offset} is past the end of the file ({len} bytes)",
+            path.display()
+        ))
+    })
 }
