@@ -12,12 +12,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mmrun::commands::Output;
-use mmrun::coordinator::read::Reading;
 use mmrun::coordinator::{NewFile, Program, RunSummary};
 use mmrun::progress::ProgressMode;
 use mmrun::{
-    report, DType, Error, Fill, FillKind, HeaderStyle, Kernel, Layout, Prealloc, RawSpec, Result,
-    RowSlice, Runner, Spawn, SyncMode, Target, Workers,
+    report, DType, Error, Fill, FillKind, HeaderStyle, Kernel, Prealloc, RawSpec, Result, RowSlice,
+    Runner, Spawn, SyncMode, Target, Workers,
 };
 
 /// Run parallel computations over one shared memory-mapped array file.
@@ -743,43 +742,6 @@ impl LayoutArgs {
     }
 }
 
-/// The seed of a run on `file`: `given`, or under `--resume` the one the
-/// interrupted run recorded in its journal (a `given` one must match it),
-/// or else one drawn from the OS.
-fn run_seed(file: &std::path::Path, resume: bool, given: Option<u128>) -> Result<u128> {
-    let recorded = if resume {
-        let real = std::fs::canonicalize(file).ok().or_else(|| {
-            let parent = match file.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => std::path::Path::new("."),
-            };
-            Some(std::fs::canonicalize(parent).ok()?.join(file.file_name()?))
-        });
-        match real {
-            Some(real) => mmrun::journal::recorded_seed(&real)?,
-            None => None,
-        }
-    } else {
-        None
-    };
-    match (given, recorded) {
-        (Some(g), Some(r)) if g != r => Err(Error::refused(format!(
-            "{}: the interrupted run used seed {r}, not {g} (another job fingerprint): leave out --seed to resume it, or use --force without --resume to start over",
-            file.display()
-        ))),
-        (Some(g), _) => Ok(g),
-        (None, Some(r)) => Ok(r),
-        (None, None) => draw_seed(),
-    }
-}
-
-fn draw_seed() -> Result<u128> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b)
-        .map_err(|e| Error::refused(format!("cannot draw a seed from the OS: {e}")))?;
-    Ok(u128::from_le_bytes(b))
-}
-
 /// A runner as this command line uses it. The `mmrun` binary is
 /// single-threaded; the Python package runs this same command line inside
 /// its interpreter (src/python), which may have threads of its own.
@@ -1152,16 +1114,8 @@ fn fill_kind(
 fn verify(a: VerifyArgs) -> Result<()> {
     let target = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
     let kind = fill_kind(&a.value, a.arange, a.random, a.seed)?;
-    let reading = Reading::start(&a.file)?;
-    let mut probe =
-        File::open(&a.file).map_err(|e| Error::io_refused("cannot open", &a.file, e))?;
-    let rows = match a.rows {
-        Some(r) => Some(r.resolve(Layout::read(&a.file, &mut probe, target.raw.as_ref())?.rows())),
-        None => None,
-    };
-    let (layout, verdict) = mmrun::verify::verify(&a.file, target.raw.as_ref(), kind, rows)?;
-    // A verdict on a file that changed under it is no verdict.
-    reading.check()?;
+    let (layout, verdict) =
+        mmrun::commands::verify::verify_file(&a.file, target.raw.as_ref(), kind, a.rows)?;
     if a.json {
         let doc = serde_json::json!({
             "schema_version": report::SCHEMA_VERSION,
@@ -1193,107 +1147,14 @@ fn verify(a: VerifyArgs) -> Result<()> {
 
 fn info(a: InfoArgs) -> Result<()> {
     let target = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
-    let mut file = File::open(&a.file).map_err(|e| {
-        mmrun::coordinator::pending_elsewhere(&a.file)
-            .unwrap_or_else(|| Error::io_refused("cannot open", &a.file, e))
-    })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io_refused("cannot stat", &a.file, e))?;
-    if meta.is_dir() {
-        return Err(Error::refused(format!(
-            "{} is a directory",
-            a.file.display()
-        )));
-    }
-    let layout = match Layout::read(&a.file, &mut file, target.raw.as_ref()) {
-        Ok(l) => l,
-        // A dtype NumPy writes that mmrun does not compute on: described.
-        Err(e) if target.raw.is_none() => return info_other(&a, file, meta.len(), e),
-        Err(e) => return Err(e),
-    };
+    let described = mmrun::commands::info::describe(&a.file, target.raw.as_ref())?;
     if a.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report::info_json(&a.file, &layout, meta.len()))
-                .expect("json")
+            serde_json::to_string_pretty(&described.json()).expect("json")
         );
     } else {
-        println!("{}", report::info_text(&a.file, &layout, meta.len()));
-    }
-    Ok(())
-}
-
-/// `info` on a `.npy` whose dtype mmrun has no element type for (complex,
-/// datetime64, strings, structured …): describes it, and says that other
-/// commands refuse it. `refused` is returned when the header is not one
-/// NumPy reads either.
-fn info_other(a: &InfoArgs, mut file: File, file_len: u64, refused: Error) -> Result<()> {
-    use std::io::{Seek, SeekFrom};
-    if file.seek(SeekFrom::Start(0)).is_err() {
-        return Err(refused);
-    }
-    let Ok(h) =
-        mmrun::layout::npy::read_other_header(&mut std::io::BufReader::new(&mut file), file_len)
-    else {
-        return Err(refused);
-    };
-    if DType::from_numpy(&h.dtype.descr).is_some() {
-        // A dtype mmrun knows: the refusal was about something else.
-        return Err(refused);
-    }
-    let count = h.shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
-    let data = count.and_then(|n| n.checked_mul(h.dtype.itemsize));
-    let Some(data) = data.filter(|&d| {
-        h.data_offset
-            .checked_add(d)
-            .is_some_and(|end| end <= file_len)
-    }) else {
-        return Err(Error::refused(format!(
-            "{}: truncated: shape {} of {} needs more than the file's {file_len} bytes",
-            a.file.display(),
-            mmrun::layout::shape_text(&h.shape),
-            h.dtype.name
-        )));
-    };
-    let big = h.dtype.descr.starts_with('>');
-    let why = format!(
-        "mmrun computes on bool, integer and float arrays: fill, apply, reduce and convert refuse {}",
-        h.dtype.name
-    );
-    if a.json {
-        let doc = serde_json::json!({
-            "schema_version": 1,
-            "file": a.file,
-            "format": "npy",
-            "npy_version": format!("{}.{}", h.version.0, h.version.1),
-            "dtype": h.dtype.descr,
-            "dtype_name": h.dtype.name,
-            "itemsize": h.dtype.itemsize,
-            "byte_order": if big { "big" } else { "little" },
-            "fortran_order": h.fortran_order,
-            "shape": h.shape,
-            "data_offset": h.data_offset,
-            "data_bytes": data,
-            "file_bytes": file_len,
-            "computable": false,
-            "note": why,
-        });
-        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
-    } else {
-        println!(
-            "{}: npy v{}.{}, dtype {} ({}, {} bytes per element), shape {}, {} order, data at byte {}, {} of data ({data} bytes), file {file_len} bytes\n  note: {why}",
-            a.file.display(),
-            h.version.0,
-            h.version.1,
-            h.dtype.descr,
-            h.dtype.name,
-            h.dtype.itemsize,
-            mmrun::layout::shape_text(&h.shape),
-            if h.fortran_order { "Fortran" } else { "C" },
-            h.data_offset,
-            indicatif::HumanBytes(data),
-        );
+        println!("{}", described.text());
     }
     Ok(())
 }
@@ -1335,8 +1196,16 @@ fn fill(a: FillArgs) -> Result<()> {
     // A random fill without --seed draws one, echoed in the summary (or
     // takes the one the interrupted run recorded, under --resume).
     let seed = match (a.random, a.seed) {
-        (Some(_), None) => Some(run_seed(&a.file, a.run.resume, None)?),
-        (Some(_), Some(s)) => Some(run_seed(&a.file, a.run.resume, Some(s))?),
+        (Some(_), None) => Some(mmrun::commands::seed::run_seed(
+            &a.file,
+            a.run.resume,
+            None,
+        )?),
+        (Some(_), Some(s)) => Some(mmrun::commands::seed::run_seed(
+            &a.file,
+            a.run.resume,
+            Some(s),
+        )?),
         (None, _) => None,
     };
     let kind = fill_kind(&a.value, a.arange, a.random, seed)?;
@@ -1359,7 +1228,8 @@ fn exec(a: ExecArgs) -> Result<()> {
             "exec --distributed needs --seed: every rank must pass its workers the same MMRUN_SEED",
         ));
     }
-    let seed = run_seed(&a.file, a.run.resume && !a.run.distributed, a.seed)?;
+    let seed =
+        mmrun::commands::seed::run_seed(&a.file, a.run.resume && !a.run.distributed, a.seed)?;
     let program = Program {
         argv: a.command.clone(),
         keep_launcher_env: a.keep_launcher_env,

@@ -19,8 +19,11 @@
 
 pub mod apply;
 pub mod convert;
+pub mod info;
 pub mod merge;
 pub mod reduce;
+pub mod seed;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 
