@@ -1081,7 +1081,7 @@ fn convert(a: ConvertArgs) -> Result<()> {
                 a.output.display()
             )));
         }
-        if !a.force && !out.is_dir() {
+        if !a.force && !out.is_dir() && !a.run.distributed {
             return Err(Error::refused(format!(
                 "{} already exists: use --force to replace it",
                 a.output.display()
@@ -1091,9 +1091,38 @@ fn convert(a: ConvertArgs) -> Result<()> {
     // Workers re-executed with --spawn exec may not share our directory.
     let input = std::fs::canonicalize(&a.input)
         .map_err(|e| Error::io_refused("cannot resolve", &a.input, e))?;
-    let params = ConvertParams::new(input, &in_layout, a.casting.into(), a.strict);
+    let params = ConvertParams::new(input.clone(), &in_layout, a.casting.into(), a.strict);
     // A conversion the casting rule forbids is refused before anything.
     Convert::new(params.clone(), out_dtype)?;
+    let shape = in_layout.shape.clone();
+    if a.run.distributed {
+        // Ranks write their part of an OUT made by `create --pending`.
+        let mut target = Target::existing(a.output.clone());
+        target.expect_dtype = a.dtype.as_deref().map(parse_dtype).transpose()?;
+        let runner = a
+            .run
+            .runner(target)?
+            .reading(reading)
+            .input_layout(input, in_layout);
+        return a.run.finish("convert", || {
+            runner.run(|layout| {
+                if layout.shape != shape {
+                    return Err(Error::refused(format!(
+                        "{} has shape {} but {} has {}: make OUT with mmrun create --pending {} --shape {} --dtype {} --force",
+                        a.output.display(),
+                        layout.shape_text(),
+                        a.input.display(),
+                        mmrun::layout::shape_text(&shape),
+                        a.output.display(),
+                        shape.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
+                        layout.dtype
+                    )));
+                }
+                let k: Box<dyn Kernel> = Box::new(Convert::new(params, layout.dtype)?);
+                Ok(Some(k))
+            })
+        });
+    }
     let mut target = Target::new_npy(a.output.clone(), out_dtype, in_layout.shape.clone());
     target.force = a.force;
     target.create_only = true;
@@ -1108,7 +1137,11 @@ fn convert(a: ConvertArgs) -> Result<()> {
             offset: 0,
         });
     }
-    let runner = a.run.runner(target)?.reading(reading);
+    let runner = a
+        .run
+        .runner(target)?
+        .reading(reading)
+        .input_layout(input, in_layout);
     a.run.finish("convert", || {
         runner.run(|layout| {
             let k: Box<dyn Kernel> = Box::new(Convert::new(params, layout.dtype)?);

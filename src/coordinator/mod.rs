@@ -207,6 +207,8 @@ pub struct Runner {
     distributed: Option<Rank>,
     pending: bool,
     input: Option<(PathBuf, Option<RawSpec>)>,
+    /// The input's layout as the caller read it ([`Runner::input_layout`]).
+    input_layout: Option<Layout>,
     schedule: Schedule,
     pin: bool,
     reads: Vec<read::Reading>,
@@ -325,6 +327,7 @@ impl Runner {
             distributed: None,
             pending: false,
             input: None,
+            input_layout: None,
             schedule: Schedule::Static,
             pin: false,
             reads: Vec::new(),
@@ -480,6 +483,17 @@ impl Runner {
     /// it must have as many rows as the target. Read as raw with `raw`.
     pub fn input(mut self, path: impl Into<PathBuf>, raw: Option<RawSpec>) -> Self {
         self.input = Some((path.into(), raw));
+        self
+    }
+
+    /// A file read beside the target, described by `layout` as the caller
+    /// read it — big-endian or Fortran order included — for a kernel that
+    /// decodes such input itself in [`Kernel::run_io`] (convert). Workers
+    /// map it as they map [`Runner::input`]'s rows; a Fortran-order input
+    /// whole, since its rows are not byte ranges.
+    pub fn input_layout(mut self, path: impl Into<PathBuf>, layout: Layout) -> Self {
+        self.input = Some((path.into(), None));
+        self.input_layout = Some(layout);
         self
     }
 
@@ -1237,8 +1251,31 @@ impl Runner {
             prepared.input_reading = Some(read::Reading::start(path)?);
             let mut file =
                 File::open(path).map_err(|e| Error::io_refused("cannot open", path, e))?;
-            let layout = Layout::read(path, &mut file, raw.as_ref())?;
-            layout.check_workable(path)?;
+            let mut layout = match &self.input_layout {
+                Some(described) => {
+                    let have = file
+                        .metadata()
+                        .map_err(|e| Error::io_refused("cannot stat", path, e))?
+                        .len();
+                    let need = described.file_len()?;
+                    if have < need {
+                        return Err(Error::refused(format!(
+                            "{} is {have} bytes but its layout needs {need}",
+                            path.display()
+                        )));
+                    }
+                    described.clone()
+                }
+                None => {
+                    let layout = Layout::read(path, &mut file, raw.as_ref())?;
+                    layout.check_workable(path)?;
+                    layout
+                }
+            };
+            // One dimension has no memory order (NumPy writes either flag).
+            if layout.shape.len() < 2 {
+                layout.fortran_order = false;
+            }
             if layout.rows() != prepared.layout.rows() {
                 return Err(Error::refused(format!(
                     "{} has {} rows but {} has {}",

@@ -201,6 +201,17 @@ impl<'a> AnyRowsMut<'a> {
         }
     }
 
+    /// Global flat index of the block's first element
+    /// ([`RowsMut::first_element`]).
+    pub fn first_element(&self) -> u64 {
+        macro_rules! first {
+            ($($v:ident),*) => {
+                match self { $(AnyRowsMut::$v(r) => r.first_element(),)* }
+            };
+        }
+        first!(Bool, I8, I16, I32, I64, U8, U16, U32, U64, F16, F32, F64)
+    }
+
     /// The block as raw bytes with its position: `(bytes, first_row,
     /// row_len)`, for kernels that work on any dtype through bytes.
     pub fn into_bytes(self) -> (&'a mut [u8], u64, u64) {
@@ -229,10 +240,12 @@ impl<'a> AnyRowsMut<'a> {
 }
 
 /// The same rows of an input file, read-only, for kernels that read one
-/// file and write another (`apply --out`).
+/// file and write another (`apply --out`, `convert`).
 #[derive(Debug, Clone, Copy)]
 pub struct RowsIn<'a> {
-    /// The rows' bytes, aligned for `dtype`.
+    /// The rows' bytes, aligned for `dtype`. For an input in Fortran order
+    /// (only convert takes one), whose rows are not byte ranges, the whole
+    /// data region instead, at any alignment.
     pub bytes: &'a [u8],
     /// Element type of the input file.
     pub dtype: DType,
