@@ -17,7 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 use crate::distributed::{
-    assert_same_as_local_fill, commit, create_pending, mmrun, mpirun, open_mpi, run, serial, STEP,
+    assert_same_as_local_fill, commit, create_pending, mmrun, mpirun, nfs_variants, open_mpi, run,
+    serial, STEP,
 };
 use crate::util::{self, mmrun_bin, Dir};
 
@@ -59,6 +60,11 @@ fn tools(test: &str) -> Option<&'static Tools> {
         util::missing_tool(test, "a C compiler (cc) to build the NFS lock shim");
     }
     t.as_ref()
+}
+
+/// The NFS lock shim's library, built once (`None`, reported, without `cc`).
+pub(crate) fn nfs_shim_lib(test: &str) -> Option<PathBuf> {
+    tools(test).map(|t| t.shim.clone())
 }
 
 /// `mmrun ARGS` in `dir` with the shim preloaded (`nolock`: every lock
@@ -839,3 +845,9 @@ fn slurm_time_limit_usr1_then_term_then_resubmitted_job_resumes() {
     assert!(out.contains("published f.npy"), "{out}");
     assert_same_as_local_fill(&dir, "f.npy", "4096,1024", "f4", "3");
 }
+
+nfs_variants!(
+    mpirun_any_shape_on_any_rank_count_fill_and_apply_equal_a_local_run,
+    mpirun_convert_splits_any_shape_on_any_rank_count,
+    mpirun_64_ranks_fill_and_commit,
+);
