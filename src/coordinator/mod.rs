@@ -587,7 +587,7 @@ impl Runner {
             let most = max_row_ranks(&layout, self.align.max(DISTRIBUTED_ALIGN))?;
             if most < layout.rows().min(1024) {
                 tracing::warn!(
-                    "{}: fill and apply split it across any number of ranks; exec'd programs and per-row reductions need whole rows per rank, which start at 64 KiB boundaries for at most {most} rank(s) ({} bytes per row)",
+                    "{}: fill, apply and convert split it across any number of ranks; exec'd programs and per-row reductions need whole rows per rank, which start at 64 KiB boundaries for at most {most} rank(s) ({} bytes per row)",
                     self.target.path.display(),
                     layout.row_bytes()?
                 );
@@ -1766,7 +1766,7 @@ fn flat_view(layout: &Layout) -> Layout {
 /// so boundaries are never anywhere else.
 ///
 /// Whole rows are split where the row size allows; otherwise an
-/// `elementwise` kernel (fill, apply) splits the elements, so a rank may own
+/// `elementwise` kernel (fill, apply, convert) splits the elements, so a rank may own
 /// partial rows at its edges: the returned layout is then the flat view
 /// ([`flat_view`]) and the range counts elements. Kernels that need whole
 /// rows (exec'd programs, per-row reductions) are refused, naming the rank
