@@ -211,6 +211,11 @@ impl Convert {
     /// A conversion of `params`' input to `out`; refused (exit 2) when
     /// `params.casting` forbids it, before any worker starts.
     pub fn new(params: ConvertParams, out: DType) -> Result<Self> {
+        params
+            .dtype
+            .check_computable("convert")
+            .and_then(|()| out.check_computable("convert"))
+            .map_err(Error::refused)?;
         if !can_cast(params.dtype, params.byte_order, out, params.casting) {
             return Err(Error::refused(format!(
                 "cannot convert {} to {} ({}) under --casting {}: np.can_cast('{}', '{}', '{}') is False",

@@ -75,6 +75,12 @@ impl Fill {
     /// A fill of `kind` for files of `dtype`; refuses values NumPy would
     /// refuse for the dtype and `normal` for non-float dtypes.
     pub fn new(kind: FillKind, dtype: DType) -> Result<Self> {
+        let what = match &kind {
+            FillKind::Value { .. } => "fill --value",
+            FillKind::Arange => "fill --arange",
+            FillKind::Uniform { .. } | FillKind::Normal { .. } => "fill --random",
+        };
+        dtype.check_computable(what).map_err(Error::refused)?;
         let scalar = match &kind {
             FillKind::Value { value } => Some(convert_value(value, dtype)?),
             FillKind::Normal { .. } if !dtype.is_float() => {
@@ -257,6 +263,7 @@ impl Kernel for Fill {
                         let f = r.first_element();
                         by_index(r.as_mut_slice(), f, |n| n as i64 as f64)
                     }
+                    A::Opaque(d, _) => return Err(format!("fill does not compute on {d}")),
                 }
                 Ok(())
             }
@@ -275,6 +282,7 @@ impl Kernel for Fill {
                     A::F16(mut r) => g.fill_uniform_f16(r.first_element(), r.as_mut_slice()),
                     A::F32(mut r) => g.fill_uniform_f32(r.first_element(), r.as_mut_slice()),
                     A::F64(mut r) => g.fill_uniform_f64(r.first_element(), r.as_mut_slice()),
+                    A::Opaque(d, _) => return Err(format!("fill does not compute on {d}")),
                 }
                 Ok(())
             }

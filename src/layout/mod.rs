@@ -203,6 +203,18 @@ impl Layout {
 
     /// Refuses layouts mmrun reads but does not compute on.
     pub fn check_workable(&self, path: &Path) -> Result<()> {
+        let foreign =
+            self.byte_order == ByteOrder::Big || (self.fortran_order && self.shape.len() > 1);
+        if foreign && !self.dtype.is_computable() {
+            // `convert` does not compute on it either: no command to offer.
+            return Err(Error::refused(format!(
+                "{} is {} {}: work on it is not supported (mmrun works on native little-endian, C-order files, and mmrun convert does not compute on {})",
+                path.display(),
+                if self.byte_order == ByteOrder::Big { "big-endian" } else { "Fortran-order" },
+                self.dtype.descr_with(self.byte_order),
+                self.dtype
+            )));
+        }
         if self.byte_order == ByteOrder::Big {
             return Err(Error::refused(format!(
                 "{} is big-endian ({}): mmrun works on native little-endian files; convert it first: {}",

@@ -35,6 +35,8 @@ mod expr_vocab;
 mod reduce_numpy;
 // mmrun convert against NumPy's astype and can_cast.
 mod convert;
+// Every fixed-size dtype NumPy writes: create and exec lay it out, kernels refuse it.
+mod dtypes;
 // Files four times larger than the memory limit of their cgroup.
 mod memory;
 // Signals around publishing, worker descriptors, reaping, stopping programs.
