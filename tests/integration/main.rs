@@ -37,6 +37,8 @@ mod reduce_numpy;
 mod convert;
 // Every fixed-size dtype NumPy writes: create and exec lay it out, kernels refuse it.
 mod dtypes;
+// NumPy's own .npy format tests, case for case, through mmrun and NumPy.
+mod numpy_format;
 // Files four times larger than the memory limit of their cgroup.
 mod memory;
 // Signals around publishing, worker descriptors, reaping, stopping programs.
