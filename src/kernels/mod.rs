@@ -12,6 +12,7 @@ pub mod apply;
 pub mod convert;
 pub mod fill;
 pub mod func;
+mod layout_cast;
 pub mod reduce;
 
 use half::f16;

@@ -191,11 +191,11 @@ fn computing_commands_refuse_layout_only_dtypes_and_exec_works_instead() {
             &["apply", file, "--expr", "x"],
             &["apply", file, "--expr", "x", "--out", "o.npy"],
             &["reduce", file, "--op", "sum", "--axis", "all"],
-            &["convert", file, "o.npy", "--dtype", "f8"],
+            &["convert", file, "o.npy", "--dtype", "S3"],
             &["verify", file, "--value", "0"],
         ] {
             let out = d.run(args);
-            assert_refused(&out, 2, "does not compute on");
+            assert_refused(&out, 2, "not supported by mmrun's kernels");
             assert!(
                 crate::util::stderr(&out).contains("mmrun exec FILE -- PROGRAM"),
                 "{args:?}: {}",
@@ -246,4 +246,165 @@ fn unsized_and_unknown_dtypes_are_refused() {
     }
     let out = d.run(&["create", "a.npy", "--shape", "3", "--dtype", "S0"]);
     assert!(stdout(&out).is_empty());
+}
+
+/// `convert` to or from complex64/complex128 allows exactly what
+/// `np.can_cast(a, b, casting)` allows, for every casting rule, and writes
+/// `a.astype(b)`'s bytes.
+#[test]
+fn convert_casts_complex_as_numpy_does() {
+    let Some(py) = require_numpy("convert_casts_complex_as_numpy_does") else {
+        return;
+    };
+    let d = Dir::new();
+    let types = [
+        "b1", "u1", "i2", "i4", "u8", "i8", "f2", "f4", "f8", "c8", "c16",
+    ];
+    let castings = ["no", "equiv", "safe", "same_kind", "unsafe"];
+    let verdicts = python(
+        &py,
+        d.path(),
+        &format!(
+            "import numpy as np\n\
+             ts = {types:?}\n\
+             for t in ts:\n\
+             \x20   v = np.arange(12).reshape(3, 4) * 1.5\n\
+             \x20   if t.startswith('c'): v = v * (1 + 2j) - 0.25j\n\
+             \x20   np.save('x_' + t + '.npy', v.astype(t))\n\
+             for a in ts:\n\
+             \x20   for b in ts:\n\
+             \x20       if 'c' in a[0] + b[0]:\n\
+             \x20           print(a, b, ' '.join(str(int(np.can_cast(a, b, c))) for c in {castings:?}))\n"
+        ),
+    );
+    let mut allowed = Vec::new();
+    for line in verdicts.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let (a, b) = (f[0], f[1]);
+        for (c, want) in castings.iter().zip(&f[2..]) {
+            let out_name = format!("o_{a}_{b}_{c}.npy");
+            let input = format!("x_{a}.npy");
+            let out = d.run(&[
+                "convert",
+                &input,
+                &out_name,
+                "--dtype",
+                b,
+                "--casting",
+                c,
+                "-w",
+                "2",
+            ]);
+            if *want == "1" {
+                assert!(
+                    out.status.success(),
+                    "{a}->{b} {c}: {}",
+                    crate::util::stderr(&out)
+                );
+                allowed.push(format!("('{a}', '{b}', '{c}')"));
+            } else {
+                assert_refused(&out, 2, "cannot convert");
+                assert!(
+                    crate::util::stderr(&out).contains("is False"),
+                    "{a}->{b} {c}: {}",
+                    crate::util::stderr(&out)
+                );
+                assert!(!d.join(&out_name).exists(), "{out_name}");
+            }
+        }
+    }
+    // 83 of the 200 (pair, casting) cases are allowed.
+    assert!(allowed.len() > 60, "{}", allowed.len());
+    let got = python(
+        &py,
+        d.path(),
+        &format!(
+            "import warnings\n\
+             import numpy as np\n\
+             warnings.simplefilter('ignore')\n\
+             for a, b, c in [{}]:\n\
+             \x20   o = np.load(f'o_{{a}}_{{b}}_{{c}}.npy')\n\
+             \x20   w = np.load(f'x_{{a}}.npy').astype(b)\n\
+             \x20   assert o.dtype == w.dtype and o.tobytes() == w.tobytes(), (a, b, c, o, w)\n\
+             print('ok')\n",
+            allowed.join(", ")
+        ),
+    );
+    assert!(got.trim_end().ends_with("ok"), "{got}");
+}
+
+/// A big-endian or Fortran-order file of any layout-only dtype is refused
+/// by the computing commands with a `mmrun convert` command; that command
+/// works and writes NumPy's native C-order copy. Casts mmrun does not do
+/// (datetime units, strings) are refused with nothing written.
+#[test]
+fn convert_copies_every_dtype_to_native_c_order() {
+    let Some(py) = require_numpy("convert_copies_every_dtype_to_native_c_order") else {
+        return;
+    };
+    let d = Dir::new();
+    let dts = [
+        ">c8", ">c16", ">M8[ns]", ">m8[s]", "|S3", ">U2", "<U2", "|V5", ">g", ">c32", "<M8[D]",
+    ];
+    python(
+        &py,
+        d.path(),
+        &format!(
+            "import numpy as np\n\
+             for i, dt in enumerate({dts:?}):\n\
+             \x20   if dt.endswith('V5'):\n\
+             \x20       a = np.frombuffer(bytes(range(60)), dt).reshape(3, 4)\n\
+             \x20   else:\n\
+             \x20       a = np.arange(12).astype(dt).reshape(3, 4)\n\
+             \x20   np.save(f'y{{i}}.npy', np.asfortranarray(a))\n"
+        ),
+    );
+    for i in 0..dts.len() {
+        let file = format!("y{i}.npy");
+        let before = d.snapshot();
+        let out = d.run(&["reduce", &file, "--op", "sum", "--axis", "all"]);
+        assert_refused(&out, 2, "convert it first: mmrun convert");
+        assert_eq!(d.snapshot(), before);
+        let err = crate::util::stderr(&out);
+        let cmd = err.split("convert it first: ").nth(1).unwrap().trim();
+        let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+        assert_eq!(args, ["convert", &file, &format!("y{i}-native.npy")]);
+        d.ok(&args);
+    }
+    let got = python(
+        &py,
+        d.path(),
+        &format!(
+            "import numpy as np\n\
+             for i in range({}):\n\
+             \x20   a = np.load(f'y{{i}}.npy')\n\
+             \x20   want = np.ascontiguousarray(a).astype(a.dtype.newbyteorder('<'))\n\
+             \x20   got = np.load(f'y{{i}}-native.npy')\n\
+             \x20   assert got.dtype == want.dtype and got.flags.c_contiguous, (i, got.dtype)\n\
+             \x20   assert got.tobytes() == want.tobytes(), (i, got, want)\n\
+             print('ok')\n",
+            dts.len()
+        ),
+    );
+    assert!(got.trim_end().ends_with("ok"), "{got}");
+    // y2 is M8[ns], y4 S3: casts NumPy allows that mmrun does not do.
+    d.ok(&["create", "s.npy", "--shape", "3", "--dtype", "S3"]);
+    let before = d.snapshot();
+    for args in [
+        &["convert", "y2-native.npy", "o.npy", "--dtype", "M8[ms]"][..],
+        &["convert", "s.npy", "o.npy", "--dtype", "U3"],
+        &["convert", "s.npy", "o.npy", "--dtype", "S4"],
+        &[
+            "convert",
+            "y0-native.npy",
+            "o.npy",
+            "--dtype",
+            "f8",
+            "--strict",
+        ],
+    ] {
+        let out = d.run(args);
+        assert_refused(&out, 2, "not");
+        assert_eq!(d.snapshot(), before, "{args:?}");
+    }
 }
