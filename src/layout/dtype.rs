@@ -194,6 +194,12 @@ impl DType {
         )
     }
 
+    /// Whether this is `c8` or `c16`, which `fill --value`/`--arange` and
+    /// `convert` compute on.
+    pub fn is_complex(self) -> bool {
+        matches!(self, DType::C64 | DType::C128)
+    }
+
     /// Refuses a layout-only dtype for the work of `command` (`fill`,
     /// `apply` …), with what to do instead.
     pub fn check_computable(self, command: &str) -> Result<(), String> {

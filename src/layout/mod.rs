@@ -204,7 +204,7 @@ impl Layout {
     /// Refuses layouts mmrun reads but does not compute on.
     pub fn check_workable(&self, path: &Path) -> Result<()> {
         // A layout-only dtype: the copy convert makes is for `mmrun exec`.
-        let only_exec = if self.dtype.is_computable() {
+        let only_exec = if self.dtype.is_computable() || self.dtype.is_complex() {
             String::new()
         } else {
             format!(

@@ -227,6 +227,12 @@ pub fn info_json(path: &Path, l: &Layout, file_len: u64) -> serde_json::Value {
 /// What mmrun does with a file of a layout-only dtype (complex, datetime …).
 fn layout_only_note(l: &Layout) -> Option<String> {
     (!l.dtype.is_computable()).then(|| {
+        if l.dtype.is_complex() {
+            return format!(
+                "fill --value/--arange and convert compute on {}; apply, reduce and fill --random refuse it, and mmrun exec (a program of yours writes the rows) takes it",
+                l.dtype
+            );
+        }
         format!(
             "mmrun computes on bool, integer and float arrays: fill, apply, reduce and convert refuse {}; mmrun create and mmrun exec (a program of yours writes the rows) take it",
             l.dtype

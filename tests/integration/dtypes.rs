@@ -194,6 +194,10 @@ fn computing_commands_refuse_layout_only_dtypes_and_exec_works_instead() {
             &["convert", file, "o.npy", "--dtype", "S3"],
             &["verify", file, "--value", "0"],
         ] {
+            // Constants and arange are computed for complex (see below).
+            if file == "c.npy" && (args[2] == "--value" || args[2] == "--arange") {
+                continue;
+            }
             let out = d.run(args);
             assert_refused(&out, 2, "not supported by mmrun's kernels");
             assert!(
@@ -405,6 +409,80 @@ fn convert_copies_every_dtype_to_native_c_order() {
     ] {
         let out = d.run(args);
         assert_refused(&out, 2, "not");
+        assert_eq!(d.snapshot(), before, "{args:?}");
+    }
+}
+
+/// `fill --value` takes Python's complex literals for `c8`/`c16` and writes
+/// `np.full(shape, complex(v), dtype)`; `--arange` writes
+/// `np.arange(n).astype(dtype)`; `verify` checks both. Spellings Python's
+/// `complex()` refuses, overflow and `--random` are refused.
+#[test]
+fn fill_takes_complex_values_as_numpy_does() {
+    let Some(py) = require_numpy("fill_takes_complex_values_as_numpy_does") else {
+        return;
+    };
+    let d = Dir::new();
+    let values = [
+        "1+2j",
+        "2j",
+        "-1.5e3J",
+        "(1-2j)",
+        "nan+infj",
+        "j",
+        "-j",
+        "3",
+        "-0.0",
+        "1e-3-4.5e+2j",
+        "inf",
+        "0.1+0.2j",
+    ];
+    let mut script = String::from("import numpy as np\n");
+    for (i, v) in values.iter().enumerate() {
+        for (dt, w) in [("c8", "2"), ("c16", "3")] {
+            let f = format!("v{i}{dt}.npy");
+            d.ok(&[
+                "fill", &f, "--shape", "5,3", "--dtype", dt, "--value", v, "-w", w,
+            ]);
+            d.ok(&["verify", &f, "--value", v]);
+            script.push_str(&format!(
+                "a = np.load('{f}'); w = np.full((5, 3), complex('{v}'), '{dt}')\n\
+                 assert a.dtype == w.dtype and a.tobytes() == w.tobytes(), ('{f}', a[0, 0], w[0, 0])\n"
+            ));
+        }
+    }
+    for dt in ["c8", "c16"] {
+        let f = format!("a{dt}.npy");
+        d.ok(&[
+            "fill", &f, "--shape", "7,3", "--dtype", dt, "--arange", "-w", "3",
+        ]);
+        d.ok(&["verify", &f, "--arange"]);
+        script.push_str(&format!(
+            "a = np.load('{f}'); w = np.arange(21).astype('{dt}').reshape(7, 3)\n\
+             assert a.dtype == w.dtype and a.tobytes() == w.tobytes(), '{f}'\n"
+        ));
+    }
+    script.push_str("print('ok')\n");
+    let got = python(&py, d.path(), &script);
+    assert!(got.trim_end().ends_with("ok"), "{got}");
+    let before = d.snapshot();
+    for (args, needle) in [
+        (
+            &["fill", "v0c8.npy", "--value", "1 + 2j"][..],
+            "complex literal",
+        ),
+        (&["fill", "v0c8.npy", "--value", "1+2i"], "complex literal"),
+        (
+            &["fill", "v0c8.npy", "--value", "1e39j"],
+            "overflows complex64",
+        ),
+        (
+            &["fill", "v0c8.npy", "--random", "uniform", "--seed", "1"],
+            "fill --random does not compute on complex64",
+        ),
+    ] {
+        let out = d.run(args);
+        assert_refused(&out, 2, needle);
         assert_eq!(d.snapshot(), before, "{args:?}");
     }
 }
