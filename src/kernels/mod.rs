@@ -219,6 +219,8 @@ impl<'a> AnyRowsMut<'a> {
             ($($v:ident),*) => {
                 match self {
                     $(AnyRowsMut::$v(r) => r.first_element(),)*
+                    // Its positions count bytes.
+                    AnyRowsMut::Opaque(d, r) => r.first_element() / d.itemsize().max(1),
                 }
             };
         }
