@@ -259,7 +259,7 @@ struct ReduceArgs {
     file: PathBuf,
     #[command(flatten)]
     layout: LayoutArgs,
-    /// The reduction: sum, mean, min, max, std, var, prod, any, all, nansum, nanmin or nanmax.
+    /// The reduction: sum, mean, min, max, std, var, prod, any, all, argmin, argmax, nansum, nanmean, nanmin, nanmax, nanstd or nanvar.
     #[arg(long, value_parser = parse_op)]
     op: mmrun::kernels::reduce::Op,
     /// NumPy's axis (0, 1, …, negative from the end), a tuple (1,2), rows (all but axis 0) or all.
@@ -1271,7 +1271,7 @@ fn reduce(a: ReduceArgs) -> Result<()> {
     in_layout.check_workable(&a.file)?;
     drop(f);
     let op = a.op;
-    let axis = Axis::parse(&a.axis, in_layout.shape.len())?;
+    let axis = Axis::parse_for(op, &a.axis, in_layout.shape.len())?;
     let out_dtype = match &a.layout.dtype {
         Some(d) if input.raw.is_none() => parse_dtype(d)?,
         _ => op.result_dtype(in_layout.dtype),

@@ -1,0 +1,165 @@
+//! `mmrun reduce` with the operations a NumPy user reaches for beyond the
+//! plain moments — `argmin argmax nanmean nanstd nanvar` — each checked
+//! against live NumPy along every axis form, with the same bytes for any
+//! worker count, schedule and spawn mode.
+
+use crate::util::*;
+
+/// `argmin argmax nanmean nanstd nanvar` (refused as unknown ops before):
+/// NumPy's result dtypes (int64 indexes; float64 means of integers),
+/// shapes and values for float files with NaN (an all-NaN row and column,
+/// ties), integer files with ties and values past 2^53, and bool files;
+/// `--ddof` of the nan variances; the same bytes for any split.
+#[test]
+fn argmin_argmax_and_nan_moments_agree_with_numpy() {
+    let Some(py) = require_numpy("reduce_ops") else {
+        return;
+    };
+    let d = Dir::new();
+    python(
+        &py,
+        d.path(),
+        "import numpy as np\n\
+         rng = np.random.default_rng(13)\n\
+         f = rng.standard_normal((37, 3, 4)).astype(np.float32)\n\
+         f[rng.random(f.shape) < 0.2] = np.nan\n\
+         f[:, 1, 2] = np.nan\n\
+         f[5] = np.nan\n\
+         f[rng.random(f.shape) < 0.1] = 0.5\n\
+         f[9, 0, 0] = -np.inf\n\
+         np.save('f.npy', f)\n\
+         g = np.round(rng.standard_normal((50, 6)) * 3, 1)\n\
+         g[rng.random(g.shape) < 0.1] = np.nan\n\
+         g[:, 3] = -0.0\n\
+         g[::4, 3] = 0.0\n\
+         np.save('g.npy', g)\n\
+         np.save('i.npy', rng.integers(-3, 3, (40, 5), dtype=np.int16))\n\
+         np.save('l.npy', (2**62 + rng.integers(0, 3, (21, 4))).astype(np.int64))\n\
+         np.save('b.npy', rng.random((29, 3)) < 0.8)\n",
+    );
+    let configs: &[&[&str]] = &[
+        &["-w", "1"],
+        &["-w", "3", "--spawn", "exec"],
+        &["-w", "4", "--schedule", "dynamic", "--chunk-rows", "1"],
+    ];
+    let mut cases = Vec::new();
+    for (f, axes) in [
+        ("f.npy", &["all", "0", "1", "2", "-1"][..]),
+        ("g.npy", &["all", "0", "1", "rows"][..]),
+        ("i.npy", &["all", "0", "1"][..]),
+        ("l.npy", &["all", "0", "1"][..]),
+        ("b.npy", &["all", "0", "1"][..]),
+    ] {
+        for axis in axes {
+            for (op, ddof) in [
+                ("argmin", "0"),
+                ("argmax", "0"),
+                ("nanmean", "0"),
+                ("nanstd", "0"),
+                ("nanvar", "0"),
+                ("nanvar", "1"),
+                ("nanstd", "2"),
+            ] {
+                let out = format!("{}_{op}{ddof}_{}.npy", &f[..1], axis.replace('-', "m"));
+                let mut first: Option<Vec<u8>> = None;
+                for cfg in configs {
+                    let mut args = vec![
+                        "reduce", f, "--op", op, "--axis", axis, "--ddof", ddof, "--out", &out,
+                        "--force",
+                    ];
+                    args.extend_from_slice(cfg);
+                    d.ok(&args);
+                    let bytes = std::fs::read(d.join(&out)).unwrap();
+                    match &first {
+                        None => first = Some(bytes),
+                        Some(b) => assert!(*b == bytes, "{f} {op} --axis {axis}: {cfg:?} differs"),
+                    }
+                }
+                cases.push(format!("('{f}', '{op}', {ddof}, '{axis}', '{out}')"));
+            }
+        }
+    }
+    python(
+        &py,
+        d.path(),
+        &format!(
+            "import numpy as np, warnings\n\
+             warnings.simplefilter('ignore')\n\
+             for f, op, ddof, axis, out in [{}]:\n\
+             \x20   x = np.load(f)\n\
+             \x20   # rows of a 2-D file is axis 1 (argmin/argmax take no tuple)\n\
+             \x20   ax = None if axis == 'all' else (1 if axis == 'rows' else int(axis))\n\
+             \x20   kw = {{'ddof': ddof}} if op in ('nanstd', 'nanvar') else {{}}\n\
+             \x20   want = np.asarray(getattr(np, op)(x, axis=ax, **kw))\n\
+             \x20   got = np.load(out)\n\
+             \x20   assert got.dtype == want.dtype and got.shape == want.shape, (f, op, axis, got.dtype, got.shape, want.dtype, want.shape)\n\
+             \x20   if want.dtype.kind == 'f':\n\
+             \x20       # mmrun accumulates floats in float64, as the README says.\n\
+             \x20       want = np.asarray(getattr(np, op)(x.astype(np.float64), axis=ax, **kw))\n\
+             \x20       ok = np.isclose(got, want, rtol=2e-7, atol=0, equal_nan=True)\n\
+             \x20       assert ok.all(), (f, op, axis, got[~ok] if got.ndim else got, want[~ok] if got.ndim else want)\n\
+             \x20   else:\n\
+             \x20       assert np.array_equal(got, want), (f, op, axis, got, want)\n",
+            cases.join(", ")
+        ),
+    );
+    // One number on stdout, as print() gives it.
+    let printed = stdout(&d.ok(&["reduce", "f.npy", "--op", "argmax", "--axis", "all"]));
+    let want = python(
+        &py,
+        d.path(),
+        "import numpy as np\nprint(np.argmax(np.load('f.npy')))",
+    );
+    assert_eq!(printed.trim(), want.trim());
+    let printed = stdout(&d.ok(&["reduce", "i.npy", "--op", "nanmean", "--axis", "all"]));
+    let want = python(
+        &py,
+        d.path(),
+        "import numpy as np\nprint(np.nanmean(np.load('i.npy')))",
+    );
+    assert_eq!(printed.trim(), want.trim());
+}
+
+/// What NumPy refuses for argmin/argmax is refused before any work, with
+/// NumPy's reason: a tuple of axes (even one meaning every axis) and an
+/// empty slice.
+#[test]
+fn argmin_argmax_refuse_what_numpy_refuses() {
+    let d = Dir::new();
+    d.ok(&["create", "x.npy", "--shape", "4,3,2", "--dtype", "f4"]);
+    d.ok(&["create", "e.npy", "--shape", "4,0", "--dtype", "f8"]);
+    for (file, op, axis, needle) in [
+        ("x.npy", "argmax", "1,2", "takes one axis or all"),
+        ("x.npy", "argmin", "0,1,2", "takes one axis or all"),
+        ("x.npy", "argmax", "rows", "takes one axis or all"),
+        (
+            "e.npy",
+            "argmax",
+            "1",
+            "attempt to get argmax of an empty sequence",
+        ),
+        (
+            "e.npy",
+            "argmin",
+            "all",
+            "attempt to get argmin of an empty sequence",
+        ),
+    ] {
+        let before = d.snapshot();
+        let out = d.run(&[
+            "reduce", file, "--op", op, "--axis", axis, "--out", "no.npy",
+        ]);
+        assert_refused(&out, 2, needle);
+        assert_eq!(d.snapshot(), before, "{file} {op} --axis {axis}");
+    }
+    // Along the empty axis 0 of a (0, 3) array there is nothing to index
+    // either; along axis 1 the result is empty, as NumPy gives.
+    d.ok(&["create", "z.npy", "--shape", "0,3", "--dtype", "i4"]);
+    let out = d.run(&[
+        "reduce", "z.npy", "--op", "argmin", "--axis", "0", "--out", "no.npy",
+    ]);
+    assert_refused(&out, 2, "attempt to get argmin of an empty sequence");
+    d.ok(&[
+        "reduce", "z.npy", "--op", "argmin", "--axis", "1", "--out", "z1.npy",
+    ]);
+}
