@@ -215,6 +215,16 @@ pub enum Axis {
         #[serde(default, skip_serializing_if = "is_zero")]
         extra: usize,
     },
+    /// Axis 0 together with `axis` ≥ 1 and the `extra` consecutive axes
+    /// after it (`--axis 0,2`): each row is reduced along those axes, and
+    /// the rows' partial results combine across rows as for axis 0.
+    ZeroInner {
+        /// The first axis after 0, counted in the file's shape (so ≥ 1).
+        axis: usize,
+        /// How many further consecutive axes are reduced with it.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        extra: usize,
+    },
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -224,8 +234,9 @@ fn is_zero(n: &usize) -> bool {
 impl Axis {
     /// Parses `--axis`: an integer as NumPy takes it (negative counts from
     /// the end), `rows`, `all`, or a tuple of axes (`1,2` or `(0, 1)`) as
-    /// NumPy's `axis=(1, 2)`: axis 0 alone, every axis, or consecutive axes
-    /// after 0 (other tuples are refused).
+    /// NumPy's `axis=(1, 2)`: axis 0 alone, every axis, or one run of
+    /// consecutive axes after 0, with or without axis 0 (other tuples are
+    /// refused).
     pub fn parse(text: &str, ndim: usize) -> Result<Axis> {
         let t = text.trim();
         if t.contains(',') || t.starts_with('(') {
@@ -262,8 +273,16 @@ impl Axis {
                     axis: first,
                     extra: axes.len() - 1,
                 }),
+                [0, first, ref rest @ ..]
+                    if rest.iter().enumerate().all(|(i, &a)| a == first + 1 + i) =>
+                {
+                    Ok(Axis::ZeroInner {
+                        axis: first,
+                        extra: rest.len(),
+                    })
+                }
                 _ => Err(Error::refused(format!(
-                    "--axis '{text}': mmrun reduces axis 0 alone, every axis, or consecutive axes after 0 (such as 1,2); reduce in two steps for this tuple"
+                    "--axis '{text}': mmrun reduces one run of consecutive axes after 0 (such as 1,2), with or without axis 0 (such as 0,2), or every axis; reduce in two steps for this tuple"
                 ))),
             };
         }
@@ -312,9 +331,20 @@ impl Axis {
         Axis::parse(text, ndim)
     }
 
+    /// The axes as NumPy's `axis` argument spells them (`0`, `(0, 2)`).
+    fn describe(self) -> String {
+        match self {
+            Axis::ZeroInner { axis, extra } => {
+                let rest: Vec<String> = (axis..=axis + extra).map(|a| a.to_string()).collect();
+                format!("(0, {})", rest.join(", "))
+            }
+            _ => "0".into(),
+        }
+    }
+
     /// Whether partial results combine across rows (in the dyadic tree).
     pub fn across_rows(self) -> bool {
-        matches!(self, Axis::Zero | Axis::All)
+        matches!(self, Axis::Zero | Axis::All | Axis::ZeroInner { .. })
     }
 
     /// The result's shape for an input of `shape`.
@@ -329,6 +359,12 @@ impl Axis {
                 .filter(|&(i, _)| i < axis || i > axis + extra)
                 .map(|(_, &d)| d)
                 .collect(),
+            Axis::ZeroInner { axis, extra } => shape
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != 0 && (i < axis || i > axis + extra))
+                .map(|(_, &d)| d)
+                .collect(),
         }
     }
 
@@ -339,6 +375,9 @@ impl Axis {
             Axis::All => shape.iter().product(),
             Axis::Rows => shape.iter().skip(1).product(),
             Axis::Inner { axis, extra } => shape[axis..=axis + extra].iter().product(),
+            Axis::ZeroInner { axis, extra } => {
+                shape[0] * shape[axis..=axis + extra].iter().product::<u64>()
+            }
         }
     }
 }
@@ -363,7 +402,7 @@ pub struct ReduceParams {
 impl ReduceParams {
     /// Checks what NumPy would refuse, before any worker starts.
     pub fn check(&self) -> Result<()> {
-        if let Axis::Inner { axis, extra } = self.axis {
+        if let Axis::Inner { axis, extra } | Axis::ZeroInner { axis, extra } = self.axis {
             if axis == 0 || axis.saturating_add(extra) >= self.shape.len() {
                 return Err(Error::refused(format!(
                     "axis {axis} is out of bounds for array of dimension {}",
@@ -373,6 +412,7 @@ impl ReduceParams {
         }
         let several = match self.axis {
             Axis::Inner { extra, .. } => extra > 0,
+            Axis::ZeroInner { .. } => true,
             Axis::Rows => self.shape.len() > 2,
             _ => false,
         };
@@ -392,7 +432,9 @@ impl ReduceParams {
 
     fn width(&self) -> usize {
         match self.axis {
-            Axis::Zero => self.shape.iter().skip(1).product::<u64>() as usize,
+            Axis::Zero | Axis::ZeroInner { .. } => {
+                self.axis.out_shape(&self.shape).iter().product::<u64>() as usize
+            }
             _ => 1,
         }
     }
@@ -401,6 +443,7 @@ impl ReduceParams {
     fn unit(&self) -> u64 {
         match self.axis {
             Axis::All => self.shape.iter().skip(1).product(),
+            Axis::ZeroInner { axis, extra } => self.shape[axis..=axis + extra].iter().product(),
             _ => 1,
         }
     }
@@ -795,6 +838,8 @@ fn chan(a: &mut [f64; 2], b: [f64; 2], na: u64, nb: u64) {
 /// A partial-result type: how two nodes' states combine.
 trait State: Copy + Send + 'static {
     fn combine(op: Op, a: &mut [Self], b: &[Self], na: u64, nb: u64);
+    /// The state `st` holds (of this kind).
+    fn of(st: St) -> Self;
     fn wrap(v: Vec<Self>) -> States;
     fn unwrap(s: &mut States) -> &mut Vec<Self>;
     fn zero() -> Self;
@@ -809,6 +854,12 @@ impl State for f64 {
             Op::NanMax => a.iter_mut().zip(b).for_each(|(x, &y)| *x = nanmax(*x, y)),
             Op::Prod => a.iter_mut().zip(b).for_each(|(x, &y)| *x *= y),
             _ => a.iter_mut().zip(b).for_each(|(x, &y)| *x += y),
+        }
+    }
+    fn of(st: St) -> f64 {
+        match st {
+            St::F(v) => v,
+            _ => unreachable!("states of one run share one kind"),
         }
     }
     fn wrap(v: Vec<f64>) -> States {
@@ -841,6 +892,12 @@ impl State for i128 {
             _ => a.iter_mut().zip(b).for_each(|(x, &y)| *x += y),
         }
     }
+    fn of(st: St) -> i128 {
+        match st {
+            St::I(v) => v,
+            _ => unreachable!("states of one run share one kind"),
+        }
+    }
     fn wrap(v: Vec<i128>) -> States {
         States::I(v)
     }
@@ -858,6 +915,12 @@ impl State for i128 {
 impl State for [f64; 2] {
     fn combine(_: Op, a: &mut [[f64; 2]], b: &[[f64; 2]], na: u64, nb: u64) {
         a.iter_mut().zip(b).for_each(|(x, &y)| chan(x, y, na, nb));
+    }
+    fn of(st: St) -> [f64; 2] {
+        match st {
+            St::V(v) => v,
+            _ => unreachable!("states of one run share one kind"),
+        }
     }
     fn wrap(v: Vec<[f64; 2]>) -> States {
         States::V(v)
@@ -903,6 +966,12 @@ impl State for [f64; 3] {
             _ => a.iter_mut().zip(b).for_each(|(x, &y)| chan_counted(x, y)),
         }
     }
+    fn of(st: St) -> [f64; 3] {
+        match st {
+            St::N(v) => v,
+            _ => unreachable!("states of one run share one kind"),
+        }
+    }
     fn wrap(v: Vec<[f64; 3]>) -> States {
         States::N(v)
     }
@@ -935,6 +1004,12 @@ impl State for [i128; 2] {
                 *x = y;
             }
         });
+    }
+    fn of(st: St) -> [i128; 2] {
+        match st {
+            St::A(v) => v,
+            _ => unreachable!("states of one run share one kind"),
+        }
     }
     fn wrap(v: Vec<[i128; 2]>) -> States {
         States::A(v)
@@ -1399,7 +1474,7 @@ impl Reduce {
         let row_shape = params.shape.get(1..).unwrap_or(&[]);
         let row_len: u64 = row_shape.iter().product();
         let (outer, n, inner) = match params.axis {
-            Axis::Inner { axis, extra } => (
+            Axis::Inner { axis, extra } | Axis::ZeroInner { axis, extra } => (
                 row_shape[..axis - 1].iter().product::<u64>() as usize,
                 row_shape[axis - 1..axis + extra].iter().product::<u64>() as usize,
                 row_shape[axis + extra..].iter().product::<u64>() as usize,
@@ -1493,6 +1568,27 @@ impl Reduce {
         }
     }
 
+    /// The states of row `x` reduced along the axes after 0 that
+    /// [`Axis::ZeroInner`] names, one per remaining position, in order.
+    fn row_states<T: Elem, S: State>(&self, x: &[T], out: &mut [S]) {
+        let op = self.params.op;
+        let mut buf = Vec::new();
+        let mut k = 0;
+        for o in 0..self.outer {
+            let part = &x[o * self.n * self.inner..(o + 1) * self.n * self.inner];
+            if self.inner == 1 {
+                out[k] = S::of(state_of_run(op, self.kind, part));
+                k += 1;
+            } else {
+                states_of_strided(op, self.kind, part, self.inner, &mut buf);
+                for &st in &buf {
+                    out[k] = S::of(st);
+                    k += 1;
+                }
+            }
+        }
+    }
+
     /// Per-row axes: reduce input row `x` into output row `out`.
     fn reduce_row<T: Elem>(
         x: &[T],
@@ -1570,6 +1666,21 @@ fn scan_typed<T: Elem>(data: &[T], k: &Reduce, first_row: u64, rows: u64) {
     let op = k.params.op;
     let row_len = k.row_len as i128;
     match (k.params.axis, k.kind) {
+        (Axis::ZeroInner { .. }, Kind::F) => {
+            k.scan_rows::<T, f64>(data, first_row, rows, |_, r, o| k.row_states(r, o))
+        }
+        (Axis::ZeroInner { .. }, Kind::I) => {
+            k.scan_rows::<T, i128>(data, first_row, rows, |_, r, o| k.row_states(r, o))
+        }
+        (Axis::ZeroInner { .. }, Kind::V) => {
+            k.scan_rows::<T, [f64; 2]>(data, first_row, rows, |_, r, o| k.row_states(r, o))
+        }
+        (Axis::ZeroInner { .. }, Kind::N) => {
+            k.scan_rows::<T, [f64; 3]>(data, first_row, rows, |_, r, o| k.row_states(r, o))
+        }
+        (Axis::ZeroInner { .. }, Kind::A) => {
+            k.scan_rows::<T, [i128; 2]>(data, first_row, rows, |_, r, o| k.row_states(r, o))
+        }
         (Axis::Zero, Kind::F) if op == Op::NanSum => {
             k.scan_rows::<T, f64>(data, first_row, rows, |_, r, o| {
                 o.iter_mut()
@@ -1870,9 +1981,10 @@ impl Forest {
         for (i, st) in sts.into_iter().enumerate() {
             let v = finish(p.op, st, per_element, p.ddof);
             let v = store(v, p.out_dtype, &mut bytes, i).map_err(|e| match p.axis {
-                Axis::Zero => Error::failed(format!(
-                    "element {i} of the {} over axis 0: {e}",
-                    p.op.name()
+                Axis::Zero | Axis::ZeroInner { .. } => Error::failed(format!(
+                    "element {i} of the {} over axis {}: {e}",
+                    p.op.name(),
+                    p.axis.describe()
                 )),
                 _ => Error::failed(format!("the {} of every row: {e}", p.op.name())),
             })?;

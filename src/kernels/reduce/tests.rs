@@ -60,6 +60,8 @@ fn any_split_gives_identical_bytes() {
         (Axis::Zero, vec![37, 5]),
         (Axis::All, vec![100]),
         (Axis::Zero, vec![64, 3]),
+        (Axis::ZeroInner { axis: 2, extra: 0 }, vec![37, 3, 4]),
+        (Axis::ZeroInner { axis: 1, extra: 1 }, vec![21, 3, 4]),
     ] {
         for op in [Op::Sum, Op::Mean, Op::Var, Op::Min] {
             let p = params(op, axis, DType::F64, &shape);
@@ -206,7 +208,20 @@ fn axes_parse_as_numpy_takes_them() {
         vec![4, 7]
     );
     assert!(Axis::parse("1,1", 3).is_err());
-    assert!(Axis::parse("0,2", 3).is_err());
+    // Axis 0 with one run of axes after it (refused before).
+    assert_eq!(
+        Axis::parse("0,2", 3).unwrap(),
+        Axis::ZeroInner { axis: 2, extra: 0 }
+    );
+    assert_eq!(
+        Axis::parse("(2, 0, 3)", 5).unwrap(),
+        Axis::ZeroInner { axis: 2, extra: 1 }
+    );
+    assert_eq!(
+        Axis::ZeroInner { axis: 2, extra: 0 }.out_shape(&[4, 5, 6, 7]),
+        vec![5, 7]
+    );
+    assert!(Axis::parse("0,1,3", 4).is_err());
     assert!(Axis::parse("1,3", 4).is_err());
     assert!(Axis::parse("1,5", 4).is_err());
 }
