@@ -268,6 +268,12 @@ struct ReduceArgs {
     /// Delta degrees of freedom of std and var (divide by N - K).
     #[arg(long, value_name = "K", default_value_t = 0)]
     ddof: u64,
+    /// Only these rows (Python slice A:B over axis 0): np.OP(a[A:B], axis=…).
+    #[arg(long, value_name = "A:B", allow_hyphen_values = true)]
+    rows: Option<RowSlice>,
+    /// Only these axis-1 indices (Python slice A:B): np.OP(a[:, A:B], axis=…).
+    #[arg(long, value_name = "A:B", allow_hyphen_values = true)]
+    cols: Option<RowSlice>,
     /// Write the result to this new file (needed unless the result is one number).
     #[arg(long, value_name = "OUT")]
     out: Option<PathBuf>,
@@ -1258,7 +1264,7 @@ fn stored_float(v: f64, dtype: DType) -> f64 {
 }
 
 fn reduce(a: ReduceArgs) -> Result<()> {
-    use mmrun::kernels::reduce::{Axis, Reduce, ReduceParams, Value};
+    use mmrun::kernels::reduce::{Axis, Reduce, ReduceParams, Selection, Value};
     let input = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
     if input.create.is_some() && input.raw.is_none() {
         return Err(Error::refused(
@@ -1272,6 +1278,12 @@ fn reduce(a: ReduceArgs) -> Result<()> {
     drop(f);
     let op = a.op;
     let axis = Axis::parse_for(op, &a.axis, in_layout.shape.len())?;
+    // --rows reads the input through a raw view of those rows.
+    let sel = Selection::new(&in_layout, a.rows, a.cols)?;
+    let input = Target {
+        raw: sel.raw.clone().or(input.raw),
+        ..input
+    };
     let out_dtype = match &a.layout.dtype {
         Some(d) if input.raw.is_none() => parse_dtype(d)?,
         _ => op.result_dtype(in_layout.dtype),
@@ -1281,11 +1293,12 @@ fn reduce(a: ReduceArgs) -> Result<()> {
         axis,
         ddof: a.ddof,
         dtype: in_layout.dtype,
-        shape: in_layout.shape.clone(),
+        shape: sel.shape.clone(),
         out_dtype,
+        cols: sel.cols,
     };
     Reduce::new(params.clone())?;
-    let out_shape = axis.out_shape(&in_layout.shape);
+    let out_shape = axis.out_shape(&params.shape);
     let scalar = out_shape.is_empty();
     if !scalar && a.out.is_none() && !(a.run.distributed && axis.across_rows()) {
         return Err(Error::refused(format!(

@@ -397,11 +397,26 @@ pub struct ReduceParams {
     pub shape: Vec<u64>,
     /// The result's dtype.
     pub out_dtype: DType,
+    /// Only these indices of axis 1 (`--cols`); `shape` is then the
+    /// selection's, its axis 1 `cols.end - cols.start` long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cols: Option<Cols>,
 }
 
 impl ReduceParams {
     /// Checks what NumPy would refuse, before any worker starts.
     pub fn check(&self) -> Result<()> {
+        if let Some(c) = self.cols {
+            if self.shape.len() < 2
+                || c.start > c.end
+                || c.end > c.of
+                || self.shape[1] != c.end - c.start
+            {
+                return Err(Error::refused(
+                    "bad reduce parameters: the column window does not match the shape",
+                ));
+            }
+        }
         if let Axis::Inner { axis, extra } | Axis::ZeroInner { axis, extra } = self.axis {
             if axis == 0 || axis.saturating_add(extra) >= self.shape.len() {
                 return Err(Error::refused(format!(
@@ -1449,8 +1464,12 @@ pub fn python_float(v: f64) -> String {
 pub struct Reduce {
     params: ReduceParams,
     kind: Kind,
-    /// Elements per row of the input.
+    /// Elements per row of the selection.
     row_len: u64,
+    /// Elements per row of the file (more than `row_len` with `--cols`).
+    stride: usize,
+    /// Where the selection starts in each row of the file.
+    col_off: usize,
     /// Per-row axes: the row seen as `(outer, n, inner)`, reducing `n`.
     outer: usize,
     n: usize,
@@ -1481,10 +1500,17 @@ impl Reduce {
             ),
             _ => (1, row_len as usize, 1),
         };
+        let inner_row: u64 = row_shape.get(1..).unwrap_or(&[]).iter().product();
+        let (stride, col_off) = match params.cols {
+            Some(c) => ((c.of * inner_row) as usize, (c.start * inner_row) as usize),
+            None => (row_len as usize, 0),
+        };
         Ok(Reduce {
             kind: params.op.kind(params.dtype),
             params,
             row_len,
+            stride,
+            col_off,
             outer,
             n,
             inner,
@@ -1547,9 +1573,9 @@ impl Reduce {
             let local = (s - first_row) as usize;
             subtree(
                 self.params.op,
-                &data[local * rl..],
+                &data[local * self.stride..],
                 s,
-                rl,
+                (self.stride, self.col_off, rl),
                 level,
                 self.params.unit(),
                 &mut out,
@@ -1626,7 +1652,7 @@ fn subtree<T: Elem, S: State>(
     op: Op,
     data: &[T],
     row: u64,
-    row_len: usize,
+    (stride, off, len): (usize, usize, usize),
     level: u32,
     unit: u64,
     out: &mut [S],
@@ -1634,10 +1660,11 @@ fn subtree<T: Elem, S: State>(
     leaf: impl Fn(u64, &[T], &mut [S]) + Copy,
 ) {
     if level == 0 {
-        leaf(row, &data[..row_len], out);
+        leaf(row, &data[off..off + len], out);
         return;
     }
     let half = 1usize << (level - 1);
+    let row_len = (stride, off, len);
     subtree(op, data, row, row_len, level - 1, unit, out, scratch, leaf);
     let i = (level - 1) as usize;
     if scratch.len() <= i {
@@ -1648,7 +1675,7 @@ fn subtree<T: Elem, S: State>(
     right.resize(out.len(), S::zero());
     subtree(
         op,
-        &data[half * row_len..],
+        &data[half * stride..],
         row + half as u64,
         row_len,
         level - 1,
@@ -1756,10 +1783,10 @@ fn run_rows<T: Elem>(
     first_row: u64,
     out_row_bytes: usize,
 ) -> std::result::Result<(), String> {
-    let rl = k.row_len as usize;
+    let (rl, stride, off) = (k.row_len as usize, k.stride, k.col_off);
     let mut buf = Vec::new();
     for (i, o) in out.chunks_mut(out_row_bytes.max(1)).enumerate() {
-        let row = &x[i * rl..(i + 1) * rl];
+        let row = &x[i * stride + off..i * stride + off + rl];
         Reduce::reduce_row(row, k, o, first_row + i as u64, &mut buf)?;
     }
     Ok(())
@@ -2052,6 +2079,9 @@ impl Kernel for Values {
         Ok(())
     }
 }
+
+mod select;
+pub use select::{Cols, Selection};
 
 #[cfg(test)]
 mod tests;

@@ -163,3 +163,139 @@ fn argmin_argmax_refuse_what_numpy_refuses() {
         "reduce", "z.npy", "--op", "argmin", "--axis", "1", "--out", "z1.npy",
     ]);
 }
+
+/// `reduce --rows A:B --cols C:D` (unknown arguments before) is NumPy's
+/// `np.OP(a[A:B, C:D], axis=…)` for every axis form, Python's slice rules
+/// (negative and open ends, empty slices) and a raw input; indexes count
+/// from the slice as NumPy's do; the same bytes for any split.
+#[test]
+fn rows_and_cols_select_as_numpy_slices() {
+    let Some(py) = require_numpy("reduce_ops") else {
+        return;
+    };
+    let d = Dir::new();
+    python(
+        &py,
+        d.path(),
+        "import numpy as np\n\
+         rng = np.random.default_rng(12)\n\
+         s = rng.standard_normal((37, 6, 4)).astype(np.float32)\n\
+         s[rng.random(s.shape) < 0.1] = np.nan\n\
+         np.save('s.npy', s)\n\
+         rng.integers(-50, 50, (29, 7), dtype=np.int32).tofile('r.dat')\n",
+    );
+    let mut cases = Vec::new();
+    let mut n = 0;
+    for (f, raw, axes) in [
+        ("s.npy", &[][..], &["all", "0", "1", "2", "0,2", "rows"][..]),
+        (
+            "r.dat",
+            &["--raw", "--dtype", "i4", "--shape", "29,7"][..],
+            &["all", "0", "1"][..],
+        ),
+    ] {
+        for sel in [
+            &["--rows", "3:20"][..],
+            &["--rows", "-10:"][..],
+            &["--cols", "1:4"][..],
+            &["--rows", "5:30", "--cols", "-3:"][..],
+            &["--rows", ":-5", "--cols", ":5"][..],
+            &["--rows", "7:7"][..],
+        ] {
+            for axis in axes {
+                for op in ["sum", "argmax", "nanmean", "var", "min"] {
+                    n += 1;
+                    let out = format!("o{n}.npy");
+                    let mut first: Option<Vec<u8>> = None;
+                    let mut rc = 0;
+                    for w in [&["-w", "1"][..], &["-w", "3", "--spawn", "exec"][..]] {
+                        let mut args = vec!["reduce", f, "--op", op, "--axis", axis];
+                        args.extend_from_slice(raw);
+                        args.extend_from_slice(sel);
+                        args.extend_from_slice(&["--out", &out, "--force"]);
+                        args.extend_from_slice(w);
+                        let run = d.run(&args);
+                        rc = code(&run);
+                        assert!(rc == 0 || rc == 2, "{args:?}: {}", stderr(&run));
+                        if rc == 2 {
+                            assert!(!d.join(&out).exists());
+                            continue;
+                        }
+                        let bytes = std::fs::read(d.join(&out)).unwrap();
+                        if let Some(b) = &first {
+                            assert!(*b == bytes, "{args:?} differs");
+                        }
+                        first = Some(bytes);
+                    }
+                    cases.push(format!(
+                        "('{f}', {:?}, '{axis}', '{op}', '{out}', {rc})",
+                        sel.join(" ")
+                    ));
+                }
+            }
+        }
+    }
+    python(
+        &py,
+        d.path(),
+        &format!(
+            "import numpy as np, os, warnings\n\
+             warnings.simplefilter('ignore')\n\
+             def sl(t):\n\
+             \x20   a, b = t.split(':')\n\
+             \x20   return slice(int(a) if a else None, int(b) if b else None)\n\
+             for f, sel, axis, op, out, rc in [{}]:\n\
+             \x20   x = np.load(f) if f.endswith('.npy') else np.fromfile(f, np.int32).reshape(29, 7)\n\
+             \x20   p = sel.split()\n\
+             \x20   r = dict(zip(p[::2], p[1::2]))\n\
+             \x20   v = x[sl(r.get('--rows', ':'))][:, sl(r.get('--cols', ':'))]\n\
+             \x20   ax = None if axis == 'all' else (tuple(range(1, v.ndim)) if axis == 'rows' else tuple(int(a) for a in axis.split(',')))\n\
+             \x20   if op == 'argmax' and ax is not None:\n\
+             \x20       ax = ax[0] if len(ax) == 1 else ax\n\
+             \x20   try:\n\
+             \x20       want = np.asarray(getattr(np, op)(v, axis=ax))\n\
+             \x20   except (ValueError, TypeError):\n\
+             \x20       assert rc == 2 and not os.path.exists(out), (f, sel, axis, op, rc)\n\
+             \x20       continue\n\
+             \x20   assert rc == 0, (f, sel, axis, op, 'numpy gives', want)\n\
+             \x20   got = np.load(out)\n\
+             \x20   assert got.dtype == want.dtype and got.shape == want.shape, (f, sel, axis, op, got.shape, want.shape)\n\
+             \x20   if want.dtype.kind == 'f':\n\
+             \x20       want = np.asarray(getattr(np, op)(v.astype(np.float64), axis=ax)).astype(want.dtype)\n\
+             \x20       assert np.allclose(got, want, rtol=1e-6, atol=0, equal_nan=True), (f, sel, axis, op)\n\
+             \x20   else:\n\
+             \x20       assert np.array_equal(got, want), (f, sel, axis, op, got, want)\n",
+            cases.join(", ")
+        ),
+    );
+    // One number on stdout, as print() gives it.
+    let printed = stdout(&d.ok(&[
+        "reduce", "s.npy", "--op", "argmax", "--axis", "all", "--rows", "4:9", "--cols", "2:",
+    ]));
+    let want = python(
+        &py,
+        d.path(),
+        "import numpy as np\nprint(np.argmax(np.load('s.npy')[4:9, 2:]))",
+    );
+    assert_eq!(printed.trim(), want.trim());
+    // --cols needs an axis 1; bad slices are refused before any work.
+    d.ok(&["create", "v.npy", "--shape", "10", "--dtype", "f8"]);
+    for (args, needle) in [
+        (
+            &[
+                "reduce", "v.npy", "--op", "sum", "--axis", "all", "--cols", "1:2",
+            ][..],
+            "--cols selects along axis 1",
+        ),
+        (
+            &[
+                "reduce", "s.npy", "--op", "sum", "--axis", "all", "--rows", "1:2:3",
+            ][..],
+            "steps are not supported",
+        ),
+    ] {
+        let before = d.snapshot();
+        assert_refused(&d.run(args), 2, needle);
+        assert_eq!(d.snapshot(), before);
+    }
+}
