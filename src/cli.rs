@@ -1264,7 +1264,7 @@ fn stored_float(v: f64, dtype: DType) -> f64 {
 }
 
 fn reduce(a: ReduceArgs) -> Result<()> {
-    use mmrun::kernels::reduce::{Axis, Reduce, ReduceParams, Selection, Value};
+    use mmrun::kernels::reduce::{Axis, Reduce, ReduceParams, Selection, Value, Warnings};
     let input = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
     if input.create.is_some() && input.raw.is_none() {
         return Err(Error::refused(
@@ -1352,6 +1352,9 @@ fn reduce(a: ReduceArgs) -> Result<()> {
                 Ok(Some(k))
             })?;
             s.results = describe(None, None);
+            if !s.dry_run {
+                s.results["warnings"] = Warnings::of_shape(&params).to_json();
+            }
             // Throughput counts what the run read as well as what it wrote.
             if !s.dry_run {
                 let read = s.rows.len().saturating_mul(in_row_bytes);
@@ -1407,12 +1410,13 @@ fn reduce(a: ReduceArgs) -> Result<()> {
             .results
             .iter()
             .try_for_each(|r| forest.insert_encoded(r))
-            .and_then(|()| forest.finish());
-        let (bytes, values) = match finished {
+            .and_then(|()| forest.finish_with_warnings());
+        let (bytes, values, warnings) = match finished {
             Ok(v) => v,
             Err(e) => return Err(e.with_summary(summary)),
         };
         summary.results = describe(Some(&values), Some(&bytes));
+        summary.results["warnings"] = warnings.to_json();
         match &a.out {
             Some(out) => {
                 let t = out_target(

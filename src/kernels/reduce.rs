@@ -1990,7 +1990,14 @@ impl Forest {
     /// Combines what is left and returns the result, as the output dtype's
     /// bytes (C order) and as values.
     pub fn finish(self) -> Result<(Vec<u8>, Vec<Value>)> {
+        self.finish_with_warnings().map(|(b, v, _)| (b, v))
+    }
+
+    /// [`Forest::finish`], with the RuntimeWarnings NumPy would have
+    /// raised, counted by result element.
+    pub fn finish_with_warnings(self) -> Result<(Vec<u8>, Vec<Value>, Warnings)> {
         let p = self.params.clone();
+        let mut warnings = Warnings::default();
         let (states, count) = self.root()?;
         let per_element = match p.axis {
             Axis::Zero => p.shape.first().copied().unwrap_or(1),
@@ -2006,8 +2013,8 @@ impl Forest {
         let mut bytes = vec![0u8; sts.len() * p.out_dtype.itemsize() as usize];
         let mut values = Vec::with_capacity(sts.len());
         for (i, st) in sts.into_iter().enumerate() {
-            let v = finish(p.op, st, per_element, p.ddof);
-            let v = store(v, p.out_dtype, &mut bytes, i).map_err(|e| match p.axis {
+            let value = finish(p.op, st, per_element, p.ddof);
+            let v = store(value, p.out_dtype, &mut bytes, i).map_err(|e| match p.axis {
                 Axis::Zero | Axis::ZeroInner { .. } => Error::failed(format!(
                     "element {i} of the {} over axis {}: {e}",
                     p.op.name(),
@@ -2015,9 +2022,10 @@ impl Forest {
                 )),
                 _ => Error::failed(format!("the {} of every row: {e}", p.op.name())),
             })?;
+            warnings.element(&p, st, per_element, value, v);
             values.push(v);
         }
-        Ok((bytes, values))
+        Ok((bytes, values, warnings))
     }
 }
 
@@ -2081,7 +2089,9 @@ impl Kernel for Values {
 }
 
 mod select;
+mod warnings;
 pub use select::{Cols, Selection};
+pub use warnings::Warnings;
 
 #[cfg(test)]
 mod tests;

@@ -299,3 +299,162 @@ fn rows_and_cols_select_as_numpy_slices() {
         assert_eq!(d.snapshot(), before);
     }
 }
+
+/// A reduction (file, op, axis, ddof) and the warnings it raises, with
+/// the result elements each concerns.
+type Case<'a> = (&'a str, &'a str, &'a str, &'a str, &'a [(&'a str, u64)]);
+
+/// NumPy's floating-point RuntimeWarnings (not reported before) are named
+/// and counted by result element in the summary line and in the report's
+/// `results.warnings`: the same messages live NumPy raises for float16
+/// overflow, all-NaN slices of the nan* functions, empty means and
+/// variances without degrees of freedom.
+#[test]
+fn numpy_runtime_warnings_are_counted() {
+    let Some(py) = require_numpy("reduce_ops") else {
+        return;
+    };
+    let d = Dir::new();
+    python(
+        &py,
+        d.path(),
+        "import numpy as np\n\
+         np.save('h.npy', np.full((4, 3), 30000, np.float16))\n\
+         a = np.ones((5, 4)); a[2] = np.nan; a[:, 1] = np.nan; a[:, 3] = np.nan\n\
+         np.save('n.npy', a)\n\
+         np.save('e.npy', np.zeros((3, 0), 'f4'))\n\
+         np.save('z.npy', np.zeros((0, 3), 'f8'))\n\
+         np.save('o.npy', np.arange(6.0).reshape(3, 2))\n",
+    );
+    // (file, op, axis, ddof, warnings by element count)
+    let cases: &[Case] = &[
+        (
+            "h.npy",
+            "sum",
+            "all",
+            "0",
+            &[("overflow encountered in reduce", 1)],
+        ),
+        (
+            "h.npy",
+            "sum",
+            "0",
+            "0",
+            &[("overflow encountered in reduce", 3)],
+        ),
+        ("h.npy", "max", "1", "0", &[]),
+        ("n.npy", "nanmean", "0", "0", &[("Mean of empty slice", 2)]),
+        (
+            "n.npy",
+            "nanvar",
+            "0",
+            "4",
+            &[("Degrees of freedom <= 0 for slice.", 4)],
+        ),
+        ("n.npy", "nanmean", "all", "0", &[]),
+        (
+            "e.npy",
+            "mean",
+            "1",
+            "0",
+            &[
+                ("Mean of empty slice", 3),
+                ("invalid value encountered in divide", 3),
+            ],
+        ),
+        (
+            "e.npy",
+            "var",
+            "all",
+            "0",
+            &[
+                ("Degrees of freedom <= 0 for slice", 1),
+                ("invalid value encountered in divide", 1),
+            ],
+        ),
+        (
+            "z.npy",
+            "mean",
+            "0",
+            "0",
+            &[
+                ("Mean of empty slice", 3),
+                ("invalid value encountered in divide", 3),
+            ],
+        ),
+        (
+            "o.npy",
+            "std",
+            "0",
+            "3",
+            &[
+                ("Degrees of freedom <= 0 for slice", 2),
+                ("divide by zero encountered in divide", 2),
+            ],
+        ),
+    ];
+    let mut checks = Vec::new();
+    for (k, &(f, op, axis, ddof, want)) in cases.iter().enumerate() {
+        let out = format!("w{k}.npy");
+        let mut args = vec!["reduce", f, "--op", op, "--axis", axis, "--ddof", ddof];
+        if axis != "all" {
+            args.extend_from_slice(&["--out", &out]);
+        }
+        let run = d.ok(&args);
+        let mut again = args.clone();
+        again.push("--json");
+        if axis != "all" {
+            again.push("--force");
+        }
+        let report = d.ok(&again);
+        let doc: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+        let got: Vec<(String, u64)> = doc["results"]["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    w["warning"].as_str().unwrap().to_string(),
+                    w["count"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, u64)> = want
+            .iter()
+            .map(|(w, n)| (format!("RuntimeWarning: {w}"), *n))
+            .collect();
+        assert_eq!(got, want, "{f} {op} --axis {axis} --ddof {ddof}");
+        let line = stderr(&run);
+        for (w, n) in &want {
+            assert!(
+                line.contains(&format!("; {w} ({n} result(s))")),
+                "{f} {op} --axis {axis}: {line}"
+            );
+        }
+        let names: Vec<String> = want
+            .iter()
+            .map(|(w, _)| format!("{:?}", &w[16..]))
+            .collect();
+        checks.push(format!(
+            "('{f}', '{op}', '{axis}', {ddof}, [{}])",
+            names.join(", ")
+        ));
+    }
+    // The same messages as NumPy raises for each case.
+    python(
+        &py,
+        d.path(),
+        &format!(
+            "import numpy as np, warnings\n\
+             for f, op, axis, ddof, want in [{}]:\n\
+             \x20   x = np.load(f)\n\
+             \x20   kw = {{'ddof': ddof}} if 'var' in op or 'std' in op else {{}}\n\
+             \x20   with warnings.catch_warnings(record=True) as r:\n\
+             \x20       warnings.simplefilter('always')\n\
+             \x20       getattr(np, op)(x, axis=None if axis == 'all' else int(axis), **kw)\n\
+             \x20   got = sorted(set(str(w.message) for w in r))\n\
+             \x20   assert got == sorted(want), (f, op, axis, got, want)\n",
+            checks.join(", ")
+        ),
+    );
+}
