@@ -11,13 +11,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mmrun::coordinator::read::Reading;
+use mmrun::commands::Output;
 use mmrun::coordinator::{NewFile, Program, RunSummary};
-use mmrun::plan::RowRange;
 use mmrun::progress::ProgressMode;
 use mmrun::{
-    report, DType, Error, Fill, FillKind, HeaderStyle, Kernel, Layout, Prealloc, RawSpec, Result,
-    RowSlice, Runner, Spawn, SyncMode, Target, Workers,
+    report, DType, Error, Fill, FillKind, HeaderStyle, Kernel, Prealloc, RawSpec, Result, RowSlice,
+    Runner, Spawn, SyncMode, Target, Workers,
 };
 
 /// Run parallel computations over one shared memory-mapped array file.
@@ -716,7 +715,7 @@ impl LayoutArgs {
             (Some(text), Some(d)) if self.raw => Some(mmrun::layout::parse_shape_inferring(
                 text,
                 d.itemsize(),
-                || raw_data_bytes(file, offset),
+                || mmrun::commands::raw_data_bytes(file, offset),
             )?),
             (text, _) => text.map(mmrun::layout::parse_shape).transpose()?,
         };
@@ -747,57 +746,6 @@ impl LayoutArgs {
             create_only,
         })
     }
-}
-
-/// The seed of a run on `file`: `given`, or under `--resume` the one the
-/// interrupted run recorded in its journal (a `given` one must match it),
-/// or else one drawn from the OS.
-fn run_seed(file: &std::path::Path, resume: bool, given: Option<u128>) -> Result<u128> {
-    let recorded = if resume {
-        let real = std::fs::canonicalize(file).ok().or_else(|| {
-            let parent = match file.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => std::path::Path::new("."),
-            };
-            Some(std::fs::canonicalize(parent).ok()?.join(file.file_name()?))
-        });
-        match real {
-            Some(real) => mmrun::journal::recorded_seed(&real)?,
-            None => None,
-        }
-    } else {
-        None
-    };
-    match (given, recorded) {
-        (Some(g), Some(r)) if g != r => Err(Error::refused(format!(
-            "{}: the interrupted run used seed {r}, not {g} (another job fingerprint): leave out --seed to resume it, or use --force without --resume to start over",
-            file.display()
-        ))),
-        (Some(g), _) => Ok(g),
-        (None, Some(r)) => Ok(r),
-        (None, None) => draw_seed(),
-    }
-}
-
-/// Bytes of an existing raw file after `offset`: what a `-1` in its shape
-/// is inferred from.
-fn raw_data_bytes(path: &std::path::Path, offset: u64) -> Result<u64> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| Error::io_refused("cannot infer the -1 in --shape from", path, e))?
-        .len();
-    len.checked_sub(offset).ok_or_else(|| {
-        Error::refused(format!(
-            "{}: offset {offset} is past the end of the file ({len} bytes)",
-            path.display()
-        ))
-    })
-}
-
-fn draw_seed() -> Result<u128> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b)
-        .map_err(|e| Error::refused(format!("cannot draw a seed from the OS: {e}")))?;
-    Ok(u128::from_le_bytes(b))
 }
 
 /// A runner as this command line uses it. The `mmrun` binary is
@@ -997,130 +945,32 @@ fn init_logging(cli: &Cli) {
     };
 }
 
-/// The layout of convert's IN: any `.npy` mmrun can describe (big-endian
-/// and Fortran order included), or a raw file described by `--in-*`.
-fn convert_input(a: &ConvertArgs) -> Result<Layout> {
-    use std::io::{Read, Seek};
-    let path = &a.input;
-    let meta = std::fs::metadata(path).map_err(|e| Error::io_refused("cannot open", path, e))?;
-    if meta.is_dir() {
-        return Err(Error::refused(format!("{} is a directory", path.display())));
-    }
-    if !meta.is_file() {
-        return Err(Error::refused(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
-    let described = a.in_dtype.is_some()
-        || a.in_shape.is_some()
-        || a.in_offset.is_some()
-        || a.in_order.is_some();
-    if described && !a.in_raw {
-        return Err(Error::refused(
-            "--in-dtype, --in-shape, --in-offset and --in-order describe a headerless IN: add --in-raw",
-        ));
-    }
-    let mut file = File::open(path).map_err(|e| Error::io_refused("cannot open", path, e))?;
-    if a.in_raw {
-        let text = a.in_dtype.as_deref().ok_or_else(|| {
-            Error::refused("--in-raw needs --in-dtype (a raw file has no header)")
-        })?;
-        // numpy.memmap takes big-endian dtypes, so a raw IN may be one.
-        let (dtype, order) = match mmrun::layout::DType::parse_descr(text) {
-            Some((d, mmrun::layout::ByteOrder::Big)) if text.starts_with('>') => {
-                (d, mmrun::layout::ByteOrder::Big)
-            }
-            _ => (parse_dtype(text)?, mmrun::layout::ByteOrder::Little),
-        };
-        let spec = RawSpec {
-            dtype,
-            shape: a
-                .in_shape
-                .as_deref()
-                .map(|t| {
-                    mmrun::layout::parse_shape_inferring(t, dtype.itemsize(), || {
-                        raw_data_bytes(path, a.in_offset.unwrap_or(0))
-                    })
-                })
-                .transpose()?,
-            offset: a.in_offset.unwrap_or(0),
-        };
-        let mut layout = Layout::read(path, &mut file, Some(&spec))?;
-        layout.byte_order = order;
-        layout.fortran_order = a.in_order == Some(OrderArg::F);
-        return Ok(layout);
-    }
-    let mut prefix = Vec::with_capacity(6);
-    (&mut file)
-        .take(6)
-        .read_to_end(&mut prefix)
-        .map_err(|e| Error::io_refused("cannot read", path, e))?;
-    if !mmrun::layout::npy::has_magic(&prefix) {
-        return Err(Error::refused(format!(
-            "{} is not a .npy file: for a headerless file give --in-raw --in-dtype (and --in-shape, --in-offset)",
-            path.display()
-        )));
-    }
-    file.seek(std::io::SeekFrom::Start(0))
-        .map_err(|e| Error::io_refused("cannot read", path, e))?;
-    Layout::read(path, &mut file, None)
-}
-
 fn convert(a: ConvertArgs) -> Result<()> {
-    use mmrun::kernels::convert::{Convert, ConvertParams};
-    use std::os::unix::fs::MetadataExt;
-    let reading = Reading::start(&a.input)?;
-    let in_layout = convert_input(&a)?;
-    let out_dtype = match &a.dtype {
-        Some(d) => parse_dtype(d)?,
-        None => in_layout.dtype,
+    use mmrun::commands::convert::{Conversion, ConvertInput, OutputOptions};
+    let described = ConvertInput {
+        raw: a.in_raw,
+        dtype: a.in_dtype.clone(),
+        shape: a.in_shape.clone(),
+        offset: a.in_offset,
+        fortran_order: a.in_order.map(|o| o == OrderArg::F),
     };
-    if let Ok(out) = std::fs::symlink_metadata(&a.output) {
-        let same = match (std::fs::metadata(&a.input), std::fs::metadata(&a.output)) {
-            (Ok(i), Ok(o)) => i.dev() == o.dev() && i.ino() == o.ino(),
-            _ => false,
-        };
-        if same {
-            return Err(Error::refused(format!(
-                "{} is the input file: convert writes a new file, give another OUT",
-                a.output.display()
-            )));
-        }
-        if !a.force && !out.is_dir() {
-            return Err(Error::refused(format!(
-                "{} already exists: use --force to replace it",
-                a.output.display()
-            )));
-        }
-    }
-    // Workers re-executed with --spawn exec may not share our directory.
-    let input = std::fs::canonicalize(&a.input)
-        .map_err(|e| Error::io_refused("cannot resolve", &a.input, e))?;
-    let params = ConvertParams::new(input, &in_layout, a.casting.into(), a.strict);
-    // A conversion the casting rule forbids is refused before anything.
-    Convert::new(params.clone(), out_dtype)?;
-    let mut target = Target::new_npy(a.output.clone(), out_dtype, in_layout.shape.clone());
-    target.force = a.force;
-    target.create_only = true;
-    if let Some(new) = target.create.as_mut() {
-        new.header = a.npy_header.into();
-        new.raw = a.raw;
-    }
-    if a.raw {
-        target.raw = Some(RawSpec {
-            dtype: out_dtype,
-            shape: Some(in_layout.shape.clone()),
-            offset: 0,
-        });
-    }
-    let runner = a.run.runner(target)?.reading(reading);
-    a.run.finish("convert", || {
-        runner.run(|layout| {
-            let k: Box<dyn Kernel> = Box::new(Convert::new(params, layout.dtype)?);
-            Ok(Some(k))
-        })
-    })
+    let input = described.open(&a.input)?;
+    let out_dtype = a.dtype.as_deref().map(parse_dtype).transpose()?;
+    let options = OutputOptions {
+        force: a.force,
+        raw: a.raw,
+        header: a.npy_header.into(),
+    };
+    let job = Conversion::with_output(
+        input,
+        &a.output,
+        out_dtype,
+        a.casting.into(),
+        a.strict,
+        options,
+    )?;
+    let runner = a.run.runner(job.target())?;
+    a.run.finish("convert", || job.run(runner))
 }
 
 impl From<CastingArg> for mmrun::kernels::convert::Casting {
@@ -1137,413 +987,98 @@ impl From<CastingArg> for mmrun::kernels::convert::Casting {
 }
 
 fn apply(a: ApplyArgs) -> Result<()> {
-    use mmrun::kernels::apply::{Apply, ApplyParams};
+    use mmrun::commands::apply::ApplySpec;
     let input = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
     if input.create.is_some() && input.raw.is_none() {
         return Err(Error::refused(
             "apply works on an existing file: --shape only describes a raw file (with --raw)",
         ));
     }
-    let expr = a.expr.clone();
-    let cols = a.cols;
-    let params = move |layout: &Layout, rows: RowRange| -> Result<ApplyParams> {
-        let cols = match cols {
-            Some(c) if layout.shape.len() >= 2 => Some(c.resolve(layout.shape[1])),
-            Some(_) => {
-                return Err(Error::refused(
-                    "--cols needs an array with at least 2 dimensions",
-                ))
-            }
-            None => None,
-        };
-        Ok(ApplyParams {
-            expr: expr.clone(),
-            x_dtype: layout.dtype,
-            shape: layout.shape.clone(),
-            rows,
-            cols,
-        })
+    let spec = ApplySpec {
+        expr: a.expr.clone(),
+        rows: a.rows,
+        cols: a.cols,
     };
     match &a.out {
         None => {
-            apply_in_place_check(&a, &input)?;
+            let expect = input.expect_dtype.filter(|_| input.raw.is_none());
+            spec.check_in_place(&a.file, expect, a.run.distributed)?;
             let target = Target {
                 create: None,
                 force: false,
                 expect_dtype: None,
                 ..input
             };
-            let runner = a.run.runner(target)?.rows(a.rows);
-            let sel = a.rows;
-            a.run.finish("apply", || {
-                runner.run(|layout| {
-                    let rows = sel.map_or(RowRange::new(0, layout.rows()), |r| {
-                        r.resolve(layout.rows())
-                    });
-                    let k: Box<dyn Kernel> =
-                        Box::new(Apply::new(params(layout, rows)?, layout.dtype)?);
-                    Ok(Some(k))
-                })
-            })
+            let runner = a.run.runner(target)?;
+            a.run.finish("apply", || spec.in_place(runner))
         }
         Some(out) => {
-            Reading::start(&a.file)?;
-            let mut f =
-                File::open(&a.file).map_err(|e| Error::io_refused("cannot open", &a.file, e))?;
-            let in_layout = Layout::read(&a.file, &mut f, input.raw.as_ref())?;
-            in_layout.check_workable(&a.file)?;
-            let rows = a.rows.map_or(RowRange::new(0, in_layout.rows()), |r| {
-                r.resolve(in_layout.rows())
-            });
-            let p = params(&in_layout, rows)?;
             let out_dtype = match &a.layout.dtype {
                 Some(_) if input.raw.is_some() => None,
                 Some(d) => Some(parse_dtype(d)?),
                 None => None,
             };
-            let probe = Apply::new(p.clone(), out_dtype.unwrap_or(DType::F64))?;
-            let out_dtype = out_dtype.unwrap_or(probe.result_dtype());
+            let job = spec.to_file(&a.file, input.raw.clone(), out_dtype)?;
+            let out = Output {
+                path: out.clone(),
+                force: a.force,
+                header: a.npy_header.into(),
+            };
             // Ranks write their rows of an output made by `create --pending`.
-            let target = out_target(
-                out,
-                out_dtype,
-                in_layout.shape.clone(),
-                a.force,
-                a.npy_header,
-                a.run.distributed,
-            );
-            let runner = a
-                .run
-                .runner(target)?
-                .input(a.file.clone(), input.raw.clone());
-            a.run.finish("apply", || {
-                runner.run(|layout| {
-                    let k: Box<dyn Kernel> = Box::new(Apply::new(p, layout.dtype)?);
-                    Ok(Some(k))
-                })
-            })
+            let runner = a.run.runner(job.target(&out, a.run.distributed))?;
+            a.run.finish("apply", || job.run(runner))
         }
-    }
-}
-
-/// Refusals of an in-place apply that name what apply itself takes: it
-/// never creates a file, and its result keeps the file's dtype.
-fn apply_in_place_check(a: &ApplyArgs, input: &Target) -> Result<()> {
-    // A rank of a distributed run works on the pending partial file: the
-    // target itself does not exist until `commit`.
-    if !a.file.exists() && !a.run.distributed {
-        if let Some(e) = mmrun::coordinator::pending_elsewhere(&a.file) {
-            return Err(e);
-        }
-        return Err(Error::refused(format!(
-            "{} does not exist: apply works on an existing file",
-            a.file.display()
-        )));
-    }
-    if let Some(want) = input.expect_dtype.filter(|_| input.raw.is_none()) {
-        if let Ok(mut f) = File::open(&a.file) {
-            let have = Layout::read(&a.file, &mut f, None)?.dtype;
-            if have != want {
-                return Err(Error::refused(format!(
-                    "{} holds {have}, not {want}: in place, apply keeps the file's dtype; leave out --dtype, or add --out OUT to write a {want} result",
-                    a.file.display()
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `v` as a float of `dtype` holds it (rounded to f4 or f2), widened back.
-fn stored_float(v: f64, dtype: DType) -> f64 {
-    match dtype {
-        DType::F32 => f64::from(v as f32),
-        DType::F16 => half::f16::from_f64(v).to_f64(),
-        _ => v,
     }
 }
 
 fn reduce(a: ReduceArgs) -> Result<()> {
-    use mmrun::kernels::reduce::{Axis, Reduce, ReduceParams, Selection, Value, Warnings};
+    use mmrun::commands::reduce::{check_distributed, Reduction};
     let input = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
     if input.create.is_some() && input.raw.is_none() {
         return Err(Error::refused(
             "reduce reads an existing file: --shape only describes a raw file (with --raw)",
         ));
     }
-    Reading::start(&a.file)?;
-    let mut f = File::open(&a.file).map_err(|e| Error::io_refused("cannot open", &a.file, e))?;
-    let in_layout = Layout::read(&a.file, &mut f, input.raw.as_ref())?;
-    in_layout.check_workable(&a.file)?;
-    drop(f);
-    let op = a.op;
-    let axis = Axis::parse_for(op, &a.axis, in_layout.shape.len())?;
-    // --rows reads the input through a raw view of those rows.
-    let sel = Selection::new(&in_layout, a.rows, a.cols)?;
-    let input = Target {
-        raw: sel.raw.clone().or(input.raw),
-        ..input
-    };
     let out_dtype = match &a.layout.dtype {
-        Some(d) if input.raw.is_none() => parse_dtype(d)?,
-        _ => op.result_dtype(in_layout.dtype),
+        Some(d) if input.raw.is_none() => Some(parse_dtype(d)?),
+        _ => None,
     };
-    let params = ReduceParams {
-        op,
-        axis,
-        ddof: a.ddof,
-        dtype: in_layout.dtype,
-        shape: sel.shape.clone(),
-        out_dtype,
-        cols: sel.cols,
-    };
-    Reduce::new(params.clone())?;
-    let out_shape = axis.out_shape(&params.shape);
-    let scalar = out_shape.is_empty();
-    if !scalar && a.out.is_none() && !(a.run.distributed && axis.across_rows()) {
-        return Err(Error::refused(format!(
-            "--axis {} gives an array of shape {}: give --out OUT",
-            a.axis,
-            mmrun::layout::shape_text(&out_shape)
-        )));
+    let r = Reduction::open(&a.file, input.raw, a.op, &a.axis, a.ddof, out_dtype)?
+        .select(a.rows, a.cols)?;
+    let out = a.out.as_ref().map(|p| Output {
+        path: p.clone(),
+        force: a.force,
+        header: a.npy_header.into(),
+    });
+    r.check_out(out.as_ref(), a.run.distributed)?;
+    if a.run.distributed {
+        check_distributed(&r, out.is_some(), a.run.report.is_some() || a.run.json)?;
     }
-    let describe = |values: Option<&[Value]>, bytes: Option<&[u8]>| {
-        serde_json::json!({
-            "op": op.name(),
-            "axis": a.axis,
-            "ddof": a.ddof,
-            "dtype": out_dtype.descr(),
-            "shape": out_shape,
-            "out": a.out,
-            "value": match values {
-                // The value the result's bytes hold, not the f64 accumulator.
-                Some([Value::F(v)]) if stored_float(*v, out_dtype).is_finite() => {
-                    serde_json::json!(stored_float(*v, out_dtype))
-                }
-                Some([v]) => serde_json::json!(v.to_string()),
-                _ => serde_json::Value::Null,
-            },
-            "bytes_hex": match (scalar, bytes) {
-                (true, Some(b)) => serde_json::json!(b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
-                _ => serde_json::Value::Null,
-            },
-        })
-    };
-
-    if !axis.across_rows() {
-        // One output row per input row: workers write OUT's rows.
-        let out = a.out.clone().expect("checked above");
-        let target = out_target(
-            &out,
-            out_dtype,
-            out_shape.clone(),
-            a.force,
-            a.npy_header,
-            a.run.distributed,
-        );
-        let runner = a
-            .run
-            .runner(target)?
-            .input(a.file.clone(), input.raw.clone());
-        let in_row_bytes = in_layout.row_bytes()?;
-        return a.run.finish("reduce", || {
-            let mut s = runner.run(|_| {
-                let k: Box<dyn Kernel> = Box::new(Reduce::new(params.clone())?);
-                Ok(Some(k))
-            })?;
-            s.results = describe(None, None);
-            if !s.dry_run {
-                s.results["warnings"] = Warnings::of_shape(&params).to_json();
-            }
-            // Throughput counts what the run read as well as what it wrote.
-            if !s.dry_run {
-                let read = s.rows.len().saturating_mul(in_row_bytes);
-                s.bytes = s.bytes.saturating_add(read);
-            }
-            Ok(s)
-        });
-    }
-
-    // Across rows: workers scan, the coordinator finishes the tree.
-    if a.run.distributed && a.out.is_some() {
-        return Err(Error::refused(
-            "with --distributed, --axis 0 and all leave exact partials in each rank's --report: combine them with mmrun report merge --out OUT",
-        ));
-    }
-    if a.run.distributed && a.run.report.is_none() && !a.run.json {
-        return Err(Error::refused(
-            "--distributed --axis 0/all needs --report FILE (or --json): the rank's partials go there",
-        ));
-    }
-    let target = Target {
-        create: None,
-        force: false,
-        ..input
-    };
-    let runner = a.run.runner(target)?;
+    let runner = a.run.runner(r.target(out.as_ref(), a.run.distributed)?)?;
     let mut printed: Option<String> = None;
     a.run.finish("reduce", || {
-        let scanned = runner.scan(|_| Ok(Box::new(Reduce::new(params.clone())?)))?;
-        let mut summary = scanned.summary;
-        if summary.dry_run {
-            summary.results = describe(None, None);
-            return Ok(summary);
-        }
-        if a.run.distributed {
-            let mut nodes = Vec::new();
-            for r in &scanned.results {
-                nodes.extend(
-                    mmrun::kernels::reduce::Node::decode_all(r)
-                        .map_err(|e| e.with_summary(summary.clone()))?
-                        .iter()
-                        .map(|n| n.record()),
-                );
-            }
-            summary.results = serde_json::json!({
-                "reduce": params,
-                "partials": nodes,
-            });
-            return Ok(summary);
-        }
-        let mut forest = Reduce::new(params.clone())?.forest();
-        let finished = scanned
-            .results
-            .iter()
-            .try_for_each(|r| forest.insert_encoded(r))
-            .and_then(|()| forest.finish_with_warnings());
-        let (bytes, values, warnings) = match finished {
-            Ok(v) => v,
-            Err(e) => return Err(e.with_summary(summary)),
-        };
-        summary.results = describe(Some(&values), Some(&bytes));
-        summary.results["warnings"] = warnings.to_json();
-        match &a.out {
-            Some(out) => {
-                let t = out_target(
-                    out,
-                    out_dtype,
-                    out_shape.clone(),
-                    a.force,
-                    a.npy_header,
-                    false,
-                );
-                if let Err(e) = publish_values(t, bytes, a.run.sync.into(), !a.run.no_lock) {
-                    return Err(e.with_summary(summary));
-                }
-            }
-            None => printed = Some(scalar_text(&values, out_dtype)),
-        }
-        Ok(summary)
+        let done = r.run(runner, out.as_ref())?;
+        printed = done.text();
+        Ok(done.summary)
     })?;
     if let (Some(p), false) = (printed, a.run.json) {
         println!("{p}");
     }
     if a.run.dry_run && !a.run.json {
-        println!(
-            "  {}",
-            reduce_output_text(a.out.as_deref(), out_dtype, &out_shape)
-        );
+        println!("  {}", r.output_text(a.out.as_deref()));
     }
     Ok(())
 }
 
-/// Where a reduction's result goes, for its dry run.
-fn reduce_output_text(out: Option<&std::path::Path>, dtype: DType, shape: &[u64]) -> String {
-    match out {
-        Some(p) => format!(
-            "output: {} (new .npy, {dtype} {})",
-            p.display(),
-            mmrun::layout::shape_text(shape)
-        ),
-        None => format!("output: one {dtype} number on stdout"),
-    }
-}
-
-/// The output of `apply --out` / `reduce --out`: a new `.npy` built and
-/// published by this run, or, for a rank, the pending file that
-/// `create --pending` made (ranks never create files).
-fn out_target(
-    out: &std::path::Path,
-    dtype: DType,
-    shape: Vec<u64>,
-    force: bool,
-    header: HeaderArg,
-    rank: bool,
-) -> Target {
-    if rank {
-        return Target::existing(out);
-    }
-    let mut t = Target::new_npy(out, dtype, shape);
-    t.force = force;
-    // An output is always a new file: it is never worked on in place.
-    t.create_only = true;
-    if let Some(new) = t.create.as_mut() {
-        new.header = header.into();
-    }
-    t
-}
-
-/// Publishes `bytes` as the data of the new file `target` (a reduction
-/// finished by the coordinator), with the same file safety as every run.
-fn publish_values(
-    target: Target,
-    bytes: Vec<u8>,
-    sync: SyncMode,
-    lock: bool,
-) -> Result<RunSummary> {
-    use mmrun::kernels::reduce::Values;
-    hosted(Runner::new(target))
-        .workers(Workers::Count(1))
-        .spawn(Spawn::Fork)
-        .sync(sync)
-        .lock(lock)
-        .progress(ProgressMode::Never)
-        .run(|_| Ok(Some(Box::new(Values::new(bytes)) as Box<dyn Kernel>)))
-}
-
-/// A one-number result as NumPy prints it (`print(np.float32(x))`).
-fn scalar_text(values: &[mmrun::kernels::reduce::Value], dtype: DType) -> String {
-    use mmrun::kernels::reduce::{python_float, Value};
-    let truth = |b: bool| if b { "True" } else { "False" }.to_string();
-    match values {
-        [Value::F(v)] if dtype == DType::F32 => format_f32(*v as f32),
-        [Value::F(v)] if dtype == DType::F16 => format_f32(half::f16::from_f64(*v).to_f32()),
-        [Value::F(v)] if dtype.is_float() => python_float(*v),
-        [Value::F(v)] if dtype == DType::Bool => truth(*v != 0.0),
-        [Value::I(v)] if dtype == DType::Bool => truth(*v != 0),
-        [v] => v.to_string(),
-        _ => String::new(),
-    }
-}
-
 fn merge_reports(a: MergeArgs) -> Result<()> {
-    use mmrun::report::merge::{merge, merged_text};
-    let merged = merge(&a.reports)?;
-    match (&merged.reduce, &a.out) {
-        (Some(m), Some(out)) => {
-            let shape = m.params.axis.out_shape(&m.params.shape);
-            let t = out_target(
-                out,
-                m.params.out_dtype,
-                shape,
-                a.force,
-                HeaderArg::Page,
-                false,
-            );
-            publish_values(t, m.bytes.clone(), SyncMode::Full, true)?;
-        }
-        (Some(m), None) if !m.params.axis.out_shape(&m.params.shape).is_empty() => {
-            return Err(Error::refused(
-                "the merged result is an array: give --out OUT",
-            ));
-        }
-        (None, Some(_)) if merged.problems.is_empty() => {
-            return Err(Error::refused(
-                "--out is for a reduction's result, and these reports hold none",
-            ));
-        }
-        _ => {}
-    }
+    use mmrun::commands::merge::merge_reports;
+    use mmrun::report::merge::merged_text;
+    let out = a.out.as_ref().map(|p| Output {
+        path: p.clone(),
+        force: a.force,
+        header: HeaderStyle::Page,
+    });
+    let merged = merge_reports(&a.reports, out.as_ref(), |t| hosted(Runner::new(t)))?;
     if a.json {
         println!(
             "{}",
@@ -1555,16 +1090,12 @@ fn merge_reports(a: MergeArgs) -> Result<()> {
         return Err(Error::failed(merged.problems.join("; ")));
     }
     if let (Some(m), None, false) = (&merged.reduce, &a.out, a.json) {
-        println!("{}", scalar_text(&m.values, m.params.out_dtype));
+        println!(
+            "{}",
+            mmrun::commands::reduce::scalar_text(&m.values, m.params.out_dtype)
+        );
     }
     Ok(())
-}
-
-/// A float32 (or float16, widened) as NumPy prints it: the shortest digits
-/// that round-trip in float32, in Python's float notation.
-fn format_f32(v: f32) -> String {
-    let shortest: f64 = format!("{v:e}").parse().unwrap_or(v as f64);
-    mmrun::kernels::reduce::python_float(shortest)
 }
 
 fn fill_kind(
@@ -1590,16 +1121,8 @@ fn fill_kind(
 fn verify(a: VerifyArgs) -> Result<()> {
     let target = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
     let kind = fill_kind(&a.value, a.arange, a.random, a.seed)?;
-    let reading = Reading::start(&a.file)?;
-    let mut probe =
-        File::open(&a.file).map_err(|e| Error::io_refused("cannot open", &a.file, e))?;
-    let rows = match a.rows {
-        Some(r) => Some(r.resolve(Layout::read(&a.file, &mut probe, target.raw.as_ref())?.rows())),
-        None => None,
-    };
-    let (layout, verdict) = mmrun::verify::verify(&a.file, target.raw.as_ref(), kind, rows)?;
-    // A verdict on a file that changed under it is no verdict.
-    reading.check()?;
+    let (layout, verdict) =
+        mmrun::commands::verify::verify_file(&a.file, target.raw.as_ref(), kind, a.rows)?;
     if a.json {
         let doc = serde_json::json!({
             "schema_version": report::SCHEMA_VERSION,
@@ -1631,107 +1154,14 @@ fn verify(a: VerifyArgs) -> Result<()> {
 
 fn info(a: InfoArgs) -> Result<()> {
     let target = a.layout.target(&a.file, false, HeaderStyle::Page, false)?;
-    let mut file = File::open(&a.file).map_err(|e| {
-        mmrun::coordinator::pending_elsewhere(&a.file)
-            .unwrap_or_else(|| Error::io_refused("cannot open", &a.file, e))
-    })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io_refused("cannot stat", &a.file, e))?;
-    if meta.is_dir() {
-        return Err(Error::refused(format!(
-            "{} is a directory",
-            a.file.display()
-        )));
-    }
-    let layout = match Layout::read(&a.file, &mut file, target.raw.as_ref()) {
-        Ok(l) => l,
-        // A dtype NumPy writes that mmrun does not compute on: described.
-        Err(e) if target.raw.is_none() => return info_other(&a, file, meta.len(), e),
-        Err(e) => return Err(e),
-    };
+    let described = mmrun::commands::info::describe(&a.file, target.raw.as_ref())?;
     if a.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report::info_json(&a.file, &layout, meta.len()))
-                .expect("json")
+            serde_json::to_string_pretty(&described.json()).expect("json")
         );
     } else {
-        println!("{}", report::info_text(&a.file, &layout, meta.len()));
-    }
-    Ok(())
-}
-
-/// `info` on a `.npy` whose dtype mmrun has no element type for (complex,
-/// datetime64, strings, structured …): describes it, and says that other
-/// commands refuse it. `refused` is returned when the header is not one
-/// NumPy reads either.
-fn info_other(a: &InfoArgs, mut file: File, file_len: u64, refused: Error) -> Result<()> {
-    use std::io::{Seek, SeekFrom};
-    if file.seek(SeekFrom::Start(0)).is_err() {
-        return Err(refused);
-    }
-    let Ok(h) =
-        mmrun::layout::npy::read_other_header(&mut std::io::BufReader::new(&mut file), file_len)
-    else {
-        return Err(refused);
-    };
-    if DType::from_numpy(&h.dtype.descr).is_some() {
-        // A dtype mmrun knows: the refusal was about something else.
-        return Err(refused);
-    }
-    let count = h.shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
-    let data = count.and_then(|n| n.checked_mul(h.dtype.itemsize));
-    let Some(data) = data.filter(|&d| {
-        h.data_offset
-            .checked_add(d)
-            .is_some_and(|end| end <= file_len)
-    }) else {
-        return Err(Error::refused(format!(
-            "{}: truncated: shape {} of {} needs more than the file's {file_len} bytes",
-            a.file.display(),
-            mmrun::layout::shape_text(&h.shape),
-            h.dtype.name
-        )));
-    };
-    let big = h.dtype.descr.starts_with('>');
-    let why = format!(
-        "mmrun computes on bool, integer and float arrays: fill, apply, reduce and convert refuse {}",
-        h.dtype.name
-    );
-    if a.json {
-        let doc = serde_json::json!({
-            "schema_version": 1,
-            "file": a.file,
-            "format": "npy",
-            "npy_version": format!("{}.{}", h.version.0, h.version.1),
-            "dtype": h.dtype.descr,
-            "dtype_name": h.dtype.name,
-            "itemsize": h.dtype.itemsize,
-            "byte_order": if big { "big" } else { "little" },
-            "fortran_order": h.fortran_order,
-            "shape": h.shape,
-            "data_offset": h.data_offset,
-            "data_bytes": data,
-            "file_bytes": file_len,
-            "computable": false,
-            "note": why,
-        });
-        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
-    } else {
-        println!(
-            "{}: npy v{}.{}, dtype {} ({}, {} bytes per element), shape {}, {} order, data at byte {}, {} of data ({data} bytes), file {file_len} bytes\n  note: {why}",
-            a.file.display(),
-            h.version.0,
-            h.version.1,
-            h.dtype.descr,
-            h.dtype.name,
-            h.dtype.itemsize,
-            mmrun::layout::shape_text(&h.shape),
-            if h.fortran_order { "Fortran" } else { "C" },
-            h.data_offset,
-            indicatif::HumanBytes(data),
-        );
+        println!("{}", described.text());
     }
     Ok(())
 }
@@ -1773,8 +1203,16 @@ fn fill(a: FillArgs) -> Result<()> {
     // A random fill without --seed draws one, echoed in the summary (or
     // takes the one the interrupted run recorded, under --resume).
     let seed = match (a.random, a.seed) {
-        (Some(_), None) => Some(run_seed(&a.file, a.run.resume, None)?),
-        (Some(_), Some(s)) => Some(run_seed(&a.file, a.run.resume, Some(s))?),
+        (Some(_), None) => Some(mmrun::commands::seed::run_seed(
+            &a.file,
+            a.run.resume,
+            None,
+        )?),
+        (Some(_), Some(s)) => Some(mmrun::commands::seed::run_seed(
+            &a.file,
+            a.run.resume,
+            Some(s),
+        )?),
         (None, _) => None,
     };
     let kind = fill_kind(&a.value, a.arange, a.random, seed)?;
@@ -1797,7 +1235,8 @@ fn exec(a: ExecArgs) -> Result<()> {
             "exec --distributed needs --seed: every rank must pass its workers the same MMRUN_SEED",
         ));
     }
-    let seed = run_seed(&a.file, a.run.resume && !a.run.distributed, a.seed)?;
+    let seed =
+        mmrun::commands::seed::run_seed(&a.file, a.run.resume && !a.run.distributed, a.seed)?;
     let program = Program {
         argv: a.command.clone(),
         keep_launcher_env: a.keep_launcher_env,

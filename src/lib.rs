@@ -85,11 +85,13 @@
 extern crate self as mmrun;
 
 pub mod bench;
+pub mod commands;
 pub mod coordinator;
 pub mod distributed;
 pub mod error;
 pub mod exit_code;
 pub mod expr;
+pub mod hex;
 pub mod journal;
 pub mod kernels;
 pub mod layout;
