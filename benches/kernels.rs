@@ -127,6 +127,7 @@ fn reduce_kernel(c: &mut Criterion) {
         dtype: DType::F32,
         shape: vec![rows, cols],
         out_dtype: DType::F32,
+        cols: None,
     };
     let mut group = c.benchmark_group("kernel/reduce");
     group.throughput(Throughput::Bytes(bytes.len() as u64));

@@ -71,6 +71,7 @@ fn params(layout: &Layout, op: Op, axis: Axis) -> ReduceParams {
         dtype: layout.dtype,
         shape: layout.shape.clone(),
         out_dtype: op.result_dtype(layout.dtype),
+        cols: None,
     }
 }
 

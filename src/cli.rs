@@ -258,7 +258,7 @@ struct ReduceArgs {
     file: PathBuf,
     #[command(flatten)]
     layout: LayoutArgs,
-    /// The reduction: sum, mean, min, max, std, var, prod, any, all, nansum, nanmin or nanmax.
+    /// The reduction: sum, mean, min, max, std, var, prod, any, all, argmin, argmax, nansum, nanmean, nanmin, nanmax, nanstd or nanvar.
     #[arg(long, value_parser = parse_op)]
     op: mmrun::kernels::reduce::Op,
     /// NumPy's axis (0, 1, …, negative from the end), a tuple (1,2), rows (all but axis 0) or all.
@@ -267,6 +267,12 @@ struct ReduceArgs {
     /// Delta degrees of freedom of std and var (divide by N - K).
     #[arg(long, value_name = "K", default_value_t = 0)]
     ddof: u64,
+    /// Only these rows (Python slice A:B over axis 0): np.OP(a[A:B], axis=…).
+    #[arg(long, value_name = "A:B", allow_hyphen_values = true)]
+    rows: Option<RowSlice>,
+    /// Only these axis-1 indices (Python slice A:B): np.OP(a[:, A:B], axis=…).
+    #[arg(long, value_name = "A:B", allow_hyphen_values = true)]
+    cols: Option<RowSlice>,
     /// Write the result to this new file (needed unless the result is one number).
     #[arg(long, value_name = "OUT")]
     out: Option<PathBuf>,
@@ -1038,7 +1044,8 @@ fn reduce(a: ReduceArgs) -> Result<()> {
         Some(d) if input.raw.is_none() => Some(parse_dtype(d)?),
         _ => None,
     };
-    let r = Reduction::open(&a.file, input.raw, a.op, &a.axis, a.ddof, out_dtype)?;
+    let r = Reduction::open(&a.file, input.raw, a.op, &a.axis, a.ddof, out_dtype)?
+        .select(a.rows, a.cols)?;
     let out = a.out.as_ref().map(|p| Output {
         path: p.clone(),
         force: a.force,

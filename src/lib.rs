@@ -63,6 +63,7 @@
 //!     dtype: DType::F32,
 //!     shape: vec![1000, 100],
 //!     out_dtype: Op::Mean.result_dtype(DType::F32),
+//!     cols: None,
 //! };
 //! let scanned = Runner::new(Target::existing(&path))
 //!     .workers(Workers::Count(3))

@@ -120,8 +120,8 @@ def _options(opts):
             argv += ["--shape", _shape_text(v)]
         elif key == "dtype":
             argv += ["--dtype", _dtype_text(v)]
-        elif key == "rows":
-            argv += ["--rows", _rows_text(v)]
+        elif key in ("rows", "cols"):
+            argv += [_opt_name(key), _rows_text(v)]
         elif key == "value":
             argv += ["--value", _value_text(v)]
         elif v is True:
@@ -276,7 +276,9 @@ def reduce(path: PathLike, op: str, axis: Union[int, str, None] = None, *, ddof:
            dtype: Any = None, out: Optional[PathLike] = None, workers: Optional[int] = None,
            force: bool = False, **opts: Any) -> Any:
     """``mmrun reduce PATH --op OP --axis AXIS``: ``sum``, ``mean``, ``min``,
-    ``max``, ``std`` or ``var`` as NumPy computes it.
+    ``max``, ``std``, ``var``, ``prod``, ``any``, ``all``, ``argmin``,
+    ``argmax`` or a ``nan*`` variant as NumPy computes it; ``rows=`` and
+    ``cols=`` (slices) reduce ``a[rows, cols]``; a tuple ``axis`` is NumPy's.
 
     ``axis=None`` (or ``"all"``) returns a NumPy scalar of NumPy's result
     dtype (e.g. ``np.float32`` for the mean of float32), bit for bit what

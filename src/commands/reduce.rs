@@ -39,9 +39,12 @@ use crate::commands::{publish_values, Output};
 use crate::coordinator::read::Reading;
 use crate::coordinator::{RunSummary, Runner, Target};
 use crate::error::{Error, Result};
-use crate::kernels::reduce::{python_float, Axis, Node, Op, Reduce, ReduceParams, Value};
+use crate::kernels::reduce::{
+    python_float, Axis, Node, Op, Reduce, ReduceParams, Selection, Value, Warnings,
+};
 use crate::kernels::Kernel;
 use crate::layout::{shape_text, DType, Layout, RawSpec};
+use crate::plan::RowSlice;
 
 /// A resolved reduction of one file: what [`Reduction::open`] checked.
 #[derive(Debug, Clone)]
@@ -116,7 +119,7 @@ impl Reduction {
         let input = Layout::read(&file, &mut f, raw.as_ref())?;
         input.check_workable(&file)?;
         drop(f);
-        let resolved = Axis::parse(axis, input.shape.len())?;
+        let resolved = Axis::parse_for(op, axis, input.shape.len())?;
         let params = ReduceParams {
             op,
             axis: resolved,
@@ -124,6 +127,7 @@ impl Reduction {
             dtype: input.dtype,
             shape: input.shape.clone(),
             out_dtype: out_dtype.unwrap_or_else(|| op.result_dtype(input.dtype)),
+            cols: None,
         };
         Reduce::new(params.clone())?;
         Ok(Reduction {
@@ -134,6 +138,22 @@ impl Reduction {
             axis_text: axis.to_string(),
             params,
         })
+    }
+
+    /// Narrows the reduction to `a[rows, cols]` (`--rows A:B --cols C:D`,
+    /// Python's slices): the input is then read through a raw view of those
+    /// rows, and the result, its shape and any index are the slice's.
+    pub fn select(mut self, rows: Option<RowSlice>, cols: Option<RowSlice>) -> Result<Reduction> {
+        if rows.is_none() && cols.is_none() {
+            return Ok(self);
+        }
+        let sel = Selection::new(&self.input, rows, cols)?;
+        self.params.shape = sel.shape;
+        self.params.cols = sel.cols;
+        self.raw = sel.raw.or(self.raw);
+        self.out_shape = self.params.axis.out_shape(&self.params.shape);
+        Reduce::new(self.params.clone())?;
+        Ok(self)
     }
 
     /// Whether the result is one number.
@@ -233,6 +253,9 @@ impl Reduction {
                 Ok(Some(k))
             })?;
             s.results = self.describe(Some(&out.path), None);
+            if !s.dry_run {
+                s.results["warnings"] = Warnings::of_shape(&self.params).to_json();
+            }
             // Throughput counts what the run read as well as what it wrote.
             if !s.dry_run {
                 let read = s.rows.len().saturating_mul(self.input.row_bytes()?);
@@ -268,13 +291,14 @@ impl Reduction {
             .results
             .iter()
             .try_for_each(|r| forest.insert_encoded(r))
-            .and_then(|()| forest.finish());
-        let (bytes, values) = match finished {
+            .and_then(|()| forest.finish_with_warnings());
+        let (bytes, values, warnings) = match finished {
             Ok(v) => v,
             Err(e) => return Err(e.with_summary(summary)),
         };
         let result = Reduced { bytes, values };
         summary.results = self.describe(out_path, Some(&result));
+        summary.results["warnings"] = warnings.to_json();
         let published = match out {
             Some(out) => {
                 let t = out.target(self.out_dtype(), self.out_shape.clone(), false);

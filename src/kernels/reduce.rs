@@ -63,6 +63,17 @@ pub enum Op {
     NanMin,
     /// `np.nanmax`.
     NanMax,
+    /// `np.argmin`: the int64 index of the first minimum (of the first NaN,
+    /// which NumPy takes as the minimum).
+    ArgMin,
+    /// `np.argmax`: the int64 index of the first maximum (or first NaN).
+    ArgMax,
+    /// `np.nanmean`: NaN ignored (an all-NaN slice gives NaN).
+    NanMean,
+    /// `np.nanstd` with `ddof`.
+    NanStd,
+    /// `np.nanvar` with `ddof`.
+    NanVar,
 }
 
 impl Op {
@@ -81,23 +92,34 @@ impl Op {
             Op::NanSum => "nansum",
             Op::NanMin => "nanmin",
             Op::NanMax => "nanmax",
+            Op::ArgMin => "argmin",
+            Op::ArgMax => "argmax",
+            Op::NanMean => "nanmean",
+            Op::NanStd => "nanstd",
+            Op::NanVar => "nanvar",
         }
+    }
+
+    /// Whether the result is an index (`argmin`, `argmax`).
+    pub fn is_arg(self) -> bool {
+        matches!(self, Op::ArgMin | Op::ArgMax)
     }
 
     /// NumPy's result dtype for this operation on `input`: sums of bool
     /// and integers widen to the platform integer (int64, or uint64 for
     /// unsigned), means and variances of them are float64, floats keep
-    /// their type, min and max keep the input's.
+    /// their type, min and max keep the input's, indexes are int64.
     pub fn result_dtype(self, input: DType) -> DType {
         use DType::*;
         match self {
             Op::Any | Op::All => Bool,
+            Op::ArgMin | Op::ArgMax => I64,
             Op::Sum | Op::Prod | Op::NanSum => match input {
                 Bool | I8 | I16 | I32 | I64 => I64,
                 U8 | U16 | U32 | U64 => U64,
                 f => f,
             },
-            Op::Mean | Op::Var | Op::Std => {
+            Op::Mean | Op::Var | Op::Std | Op::NanMean | Op::NanVar | Op::NanStd => {
                 if input.is_float() {
                     input
                 } else {
@@ -110,27 +132,37 @@ impl Op {
 
     fn kind(self, input: DType) -> Kind {
         match self {
-            Op::Var | Op::Std => Kind::V,
+            Op::ArgMin | Op::ArgMax => Kind::A,
+            // NumPy's nan* functions are the plain ones on integers.
+            Op::NanMean | Op::NanVar | Op::NanStd if input.is_float() => Kind::N,
+            Op::Var | Op::Std | Op::NanVar | Op::NanStd => Kind::V,
             Op::Any | Op::All => Kind::I,
             _ if input.is_float() => Kind::F,
             _ => Kind::I,
         }
     }
 
-    /// NumPy's ufunc name, for its error message on empty reductions.
-    fn ufunc(self) -> &'static str {
-        match self {
+    /// NumPy's error message for an empty reduction of this operation.
+    fn empty_error(self) -> String {
+        let ufunc = match self {
+            Op::ArgMin | Op::ArgMax => {
+                return format!("attempt to get {} of an empty sequence", self.name())
+            }
             Op::Min => "minimum",
             Op::Max => "maximum",
             Op::NanMin => "fmin",
             Op::NanMax => "fmax",
             _ => "add",
-        }
+        };
+        format!("zero-size array to reduction operation {ufunc} which has no identity")
     }
 
     /// Whether the operation has no identity (an empty reduction is refused).
     fn needs_elements(self) -> bool {
-        matches!(self, Op::Min | Op::Max | Op::NanMin | Op::NanMax)
+        matches!(
+            self,
+            Op::Min | Op::Max | Op::NanMin | Op::NanMax | Op::ArgMin | Op::ArgMax
+        )
     }
 }
 
@@ -150,9 +182,14 @@ impl std::str::FromStr for Op {
             "nansum" => Op::NanSum,
             "nanmin" => Op::NanMin,
             "nanmax" => Op::NanMax,
+            "argmin" => Op::ArgMin,
+            "argmax" => Op::ArgMax,
+            "nanmean" => Op::NanMean,
+            "nanstd" => Op::NanStd,
+            "nanvar" => Op::NanVar,
             _ => {
                 return Err(Error::refused(format!(
-                    "unknown --op '{s}' (sum, mean, min, max, std, var, prod, any, all, nansum, nanmin or nanmax)"
+                    "unknown --op '{s}' (sum, mean, min, max, std, var, prod, any, all, argmin, argmax, nansum, nanmean, nanmin, nanmax, nanstd or nanvar)"
                 )))
             }
         })
@@ -178,6 +215,16 @@ pub enum Axis {
         #[serde(default, skip_serializing_if = "is_zero")]
         extra: usize,
     },
+    /// Axis 0 together with `axis` ≥ 1 and the `extra` consecutive axes
+    /// after it (`--axis 0,2`): each row is reduced along those axes, and
+    /// the rows' partial results combine across rows as for axis 0.
+    ZeroInner {
+        /// The first axis after 0, counted in the file's shape (so ≥ 1).
+        axis: usize,
+        /// How many further consecutive axes are reduced with it.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        extra: usize,
+    },
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -187,8 +234,9 @@ fn is_zero(n: &usize) -> bool {
 impl Axis {
     /// Parses `--axis`: an integer as NumPy takes it (negative counts from
     /// the end), `rows`, `all`, or a tuple of axes (`1,2` or `(0, 1)`) as
-    /// NumPy's `axis=(1, 2)`: axis 0 alone, every axis, or consecutive axes
-    /// after 0 (other tuples are refused).
+    /// NumPy's `axis=(1, 2)`: axis 0 alone, every axis, or one run of
+    /// consecutive axes after 0, with or without axis 0 (other tuples are
+    /// refused).
     pub fn parse(text: &str, ndim: usize) -> Result<Axis> {
         let t = text.trim();
         if t.contains(',') || t.starts_with('(') {
@@ -225,8 +273,16 @@ impl Axis {
                     axis: first,
                     extra: axes.len() - 1,
                 }),
+                [0, first, ref rest @ ..]
+                    if rest.iter().enumerate().all(|(i, &a)| a == first + 1 + i) =>
+                {
+                    Ok(Axis::ZeroInner {
+                        axis: first,
+                        extra: rest.len(),
+                    })
+                }
                 _ => Err(Error::refused(format!(
-                    "--axis '{text}': mmrun reduces axis 0 alone, every axis, or consecutive axes after 0 (such as 1,2); reduce in two steps for this tuple"
+                    "--axis '{text}': mmrun reduces one run of consecutive axes after 0 (such as 1,2), with or without axis 0 (such as 0,2), or every axis; reduce in two steps for this tuple"
                 ))),
             };
         }
@@ -260,9 +316,35 @@ impl Axis {
         })
     }
 
+    /// [`Axis::parse`] for `op`: `argmin` and `argmax` take one axis or
+    /// all, as NumPy's do, so a tuple is refused even where it would mean
+    /// axis 0 or every axis.
+    pub fn parse_for(op: Op, text: &str, ndim: usize) -> Result<Axis> {
+        let t = text.trim();
+        if op.is_arg() && (t.contains(',') || t.starts_with('(')) {
+            return Err(Error::refused(format!(
+                "--op {} takes one axis or all, as np.{} does: not a tuple of axes",
+                op.name(),
+                op.name()
+            )));
+        }
+        Axis::parse(text, ndim)
+    }
+
+    /// The axes as NumPy's `axis` argument spells them (`0`, `(0, 2)`).
+    fn describe(self) -> String {
+        match self {
+            Axis::ZeroInner { axis, extra } => {
+                let rest: Vec<String> = (axis..=axis + extra).map(|a| a.to_string()).collect();
+                format!("(0, {})", rest.join(", "))
+            }
+            _ => "0".into(),
+        }
+    }
+
     /// Whether partial results combine across rows (in the dyadic tree).
     pub fn across_rows(self) -> bool {
-        matches!(self, Axis::Zero | Axis::All)
+        matches!(self, Axis::Zero | Axis::All | Axis::ZeroInner { .. })
     }
 
     /// The result's shape for an input of `shape`.
@@ -277,6 +359,12 @@ impl Axis {
                 .filter(|&(i, _)| i < axis || i > axis + extra)
                 .map(|(_, &d)| d)
                 .collect(),
+            Axis::ZeroInner { axis, extra } => shape
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != 0 && (i < axis || i > axis + extra))
+                .map(|(_, &d)| d)
+                .collect(),
         }
     }
 
@@ -287,6 +375,9 @@ impl Axis {
             Axis::All => shape.iter().product(),
             Axis::Rows => shape.iter().skip(1).product(),
             Axis::Inner { axis, extra } => shape[axis..=axis + extra].iter().product(),
+            Axis::ZeroInner { axis, extra } => {
+                shape[0] * shape[axis..=axis + extra].iter().product::<u64>()
+            }
         }
     }
 }
@@ -306,6 +397,10 @@ pub struct ReduceParams {
     pub shape: Vec<u64>,
     /// The result's dtype.
     pub out_dtype: DType,
+    /// Only these indices of axis 1 (`--cols`); `shape` is then the
+    /// selection's, its axis 1 `cols.end - cols.start` long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cols: Option<Cols>,
 }
 
 impl ReduceParams {
@@ -315,7 +410,18 @@ impl ReduceParams {
             .check_computable("reduce")
             .and_then(|()| self.out_dtype.check_computable("reduce"))
             .map_err(Error::refused)?;
-        if let Axis::Inner { axis, extra } = self.axis {
+        if let Some(c) = self.cols {
+            if self.shape.len() < 2
+                || c.start > c.end
+                || c.end > c.of
+                || self.shape[1] != c.end - c.start
+            {
+                return Err(Error::refused(
+                    "bad reduce parameters: the column window does not match the shape",
+                ));
+            }
+        }
+        if let Axis::Inner { axis, extra } | Axis::ZeroInner { axis, extra } = self.axis {
             if axis == 0 || axis.saturating_add(extra) >= self.shape.len() {
                 return Err(Error::refused(format!(
                     "axis {axis} is out of bounds for array of dimension {}",
@@ -323,19 +429,31 @@ impl ReduceParams {
                 )));
             }
         }
+        let several = match self.axis {
+            Axis::Inner { extra, .. } => extra > 0,
+            Axis::ZeroInner { .. } => true,
+            Axis::Rows => self.shape.len() > 2,
+            _ => false,
+        };
+        if self.op.is_arg() && several {
+            return Err(Error::refused(format!(
+                "--op {} takes one axis or all, as np.{} does: not a tuple of axes",
+                self.op.name(),
+                self.op.name()
+            )));
+        }
         let outputs: u64 = self.axis.out_shape(&self.shape).iter().product();
         if self.op.needs_elements() && self.axis.count(&self.shape) == 0 && outputs > 0 {
-            return Err(Error::refused(format!(
-                "zero-size array to reduction operation {} which has no identity",
-                self.op.ufunc()
-            )));
+            return Err(Error::refused(self.op.empty_error()));
         }
         Ok(())
     }
 
     fn width(&self) -> usize {
         match self.axis {
-            Axis::Zero => self.shape.iter().skip(1).product::<u64>() as usize,
+            Axis::Zero | Axis::ZeroInner { .. } => {
+                self.axis.out_shape(&self.shape).iter().product::<u64>() as usize
+            }
             _ => 1,
         }
     }
@@ -344,6 +462,7 @@ impl ReduceParams {
     fn unit(&self) -> u64 {
         match self.axis {
             Axis::All => self.shape.iter().skip(1).product(),
+            Axis::ZeroInner { axis, extra } => self.shape[axis..=axis + extra].iter().product(),
             _ => 1,
         }
     }
@@ -358,6 +477,12 @@ enum Kind {
     I,
     /// (mean, M2) pairs: var and std.
     V,
+    /// (count, mean, M2) of the elements that are not NaN: nanvar and
+    /// nanstd of floats; (count, sum, 0) for nanmean.
+    N,
+    /// (key, index): argmin and argmax. The key orders elements as the
+    /// operation does ([`Elem::key`]); the index is the element's.
+    A,
 }
 
 /// The partial results of one tree node: one state per result element.
@@ -369,6 +494,10 @@ pub enum States {
     I(Vec<i128>),
     /// (mean, M2) states.
     V(Vec<[f64; 2]>),
+    /// (count, mean or sum, M2) states.
+    N(Vec<[f64; 3]>),
+    /// (key, index) states.
+    A(Vec<[i128; 2]>),
 }
 
 impl States {
@@ -377,6 +506,8 @@ impl States {
             States::F(v) => v.len(),
             States::I(v) => v.len(),
             States::V(v) => v.len(),
+            States::N(v) => v.len(),
+            States::A(v) => v.len(),
         }
     }
 
@@ -386,6 +517,8 @@ impl States {
             Kind::F => States::F(vec![if one { 1.0 } else { 0.0 }; width]),
             Kind::I => States::I(vec![one as i128; width]),
             Kind::V => States::V(vec![[0.0; 2]; width]),
+            Kind::N => States::N(vec![[0.0; 3]; width]),
+            Kind::A => States::A(vec![<[i128; 2]>::identity(op); width]),
         }
     }
 
@@ -394,6 +527,8 @@ impl States {
             States::F(v) => bytemuck::cast_slice(v),
             States::I(v) => bytemuck::cast_slice(v),
             States::V(v) => bytemuck::cast_slice(v),
+            States::N(v) => bytemuck::cast_slice(v),
+            States::A(v) => bytemuck::cast_slice(v),
         }
     }
 
@@ -402,6 +537,8 @@ impl States {
             States::F(_) => b'f',
             States::I(_) => b'i',
             States::V(_) => b'v',
+            States::N(_) => b'n',
+            States::A(_) => b'a',
         }
     }
 
@@ -425,6 +562,23 @@ impl States {
                             f64::from_le_bytes(c[..8].try_into().expect("8")),
                             f64::from_le_bytes(c[8..].try_into().expect("8")),
                         ]
+                    })
+                    .collect(),
+            ),
+            b'n' if b.len().is_multiple_of(24) => States::N(
+                b.chunks_exact(24)
+                    .map(|c| {
+                        let f = |i: usize| f64::from_le_bytes(c[i..i + 8].try_into().expect("8"));
+                        [f(0), f(8), f(16)]
+                    })
+                    .collect(),
+            ),
+            b'a' if b.len().is_multiple_of(32) => States::A(
+                b.chunks_exact(32)
+                    .map(|c| {
+                        let i =
+                            |k: usize| i128::from_le_bytes(c[k..k + 16].try_into().expect("16"));
+                        [i(0), i(16)]
                     })
                     .collect(),
             ),
@@ -453,7 +607,8 @@ pub struct NodeRecord {
     pub start: u64,
     /// Level: the node covers `2^level` rows.
     pub level: u32,
-    /// `f` (f64), `i` (i128) or `v` ((mean, M2) f64 pairs).
+    /// `f` (f64), `i` (i128), `v` ((mean, M2) f64 pairs), `n` ((count,
+    /// mean, M2) f64 triples) or `a` ((key, index) i128 pairs).
     pub kind: String,
     /// The states' little-endian bytes, as hex.
     pub data: String,
@@ -527,6 +682,23 @@ impl Node {
 trait Elem: bytemuck::Pod {
     fn f(self) -> f64;
     fn i(self) -> i128;
+    /// The element's place in the order of `argmin`/`argmax` (`op`): its
+    /// value for integers; for floats an integer in the same order as the
+    /// value (-0.0 equal to 0.0), NaN above every value for `argmax` and
+    /// below every value for `argmin`, since NumPy returns its first NaN.
+    #[inline(always)]
+    fn key(self, op: Op) -> i128 {
+        let f = self.f();
+        if f.is_nan() {
+            return if op == Op::ArgMax {
+                i128::MAX
+            } else {
+                i128::MIN
+            };
+        }
+        let b = (if f == 0.0 { 0.0 } else { f }).to_bits() as i64;
+        (if b < 0 { b ^ i64::MAX } else { b }) as i128
+    }
 }
 
 macro_rules! int_elem {
@@ -536,6 +708,8 @@ macro_rules! int_elem {
             fn f(self) -> f64 { self as f64 }
             #[inline(always)]
             fn i(self) -> i128 { self as i128 }
+            #[inline(always)]
+            fn key(self, _: Op) -> i128 { self as i128 }
         }
     )*};
 }
@@ -685,6 +859,8 @@ fn chan(a: &mut [f64; 2], b: [f64; 2], na: u64, nb: u64) {
 /// A partial-result type: how two nodes' states combine.
 trait State: Copy + Send + 'static {
     fn combine(op: Op, a: &mut [Self], b: &[Self], na: u64, nb: u64);
+    /// The state `st` holds (of this kind).
+    fn of(st: St) -> Self;
     fn wrap(v: Vec<Self>) -> States;
     fn unwrap(s: &mut States) -> &mut Vec<Self>;
     fn zero() -> Self;
@@ -699,6 +875,12 @@ impl State for f64 {
             Op::NanMax => a.iter_mut().zip(b).for_each(|(x, &y)| *x = nanmax(*x, y)),
             Op::Prod => a.iter_mut().zip(b).for_each(|(x, &y)| *x *= y),
             _ => a.iter_mut().zip(b).for_each(|(x, &y)| *x += y),
+        }
+    }
+    fn of(st: St) -> f64 {
+        match st {
+            St::F(v) => v,
+            _ => unreachable!("states of one run share one kind"),
         }
     }
     fn wrap(v: Vec<f64>) -> States {
@@ -731,6 +913,12 @@ impl State for i128 {
             _ => a.iter_mut().zip(b).for_each(|(x, &y)| *x += y),
         }
     }
+    fn of(st: St) -> i128 {
+        match st {
+            St::I(v) => v,
+            _ => unreachable!("states of one run share one kind"),
+        }
+    }
     fn wrap(v: Vec<i128>) -> States {
         States::I(v)
     }
@@ -749,6 +937,12 @@ impl State for [f64; 2] {
     fn combine(_: Op, a: &mut [[f64; 2]], b: &[[f64; 2]], na: u64, nb: u64) {
         a.iter_mut().zip(b).for_each(|(x, &y)| chan(x, y, na, nb));
     }
+    fn of(st: St) -> [f64; 2] {
+        match st {
+            St::V(v) => v,
+            _ => unreachable!("states of one run share one kind"),
+        }
+    }
     fn wrap(v: Vec<[f64; 2]>) -> States {
         States::V(v)
     }
@@ -763,11 +957,121 @@ impl State for [f64; 2] {
     }
 }
 
+/// Chan et al.'s combine of two (count, mean, M2) triples, which carry
+/// their own counts (NaN elements are not counted).
+#[inline(always)]
+fn chan_counted(a: &mut [f64; 3], b: [f64; 3]) {
+    if b[0] == 0.0 {
+        return;
+    }
+    if a[0] == 0.0 {
+        *a = b;
+        return;
+    }
+    let (na, nb) = (a[0], b[0]);
+    let n = na + nb;
+    let d = b[1] - a[1];
+    a[1] += d * (nb / n);
+    a[2] += b[2] + d * d * (na * (nb / n));
+    a[0] = n;
+}
+
+impl State for [f64; 3] {
+    fn combine(op: Op, a: &mut [[f64; 3]], b: &[[f64; 3]], _: u64, _: u64) {
+        match op {
+            // (count, sum): NumPy's nanmean is nansum / count.
+            Op::NanMean => a.iter_mut().zip(b).for_each(|(x, y)| {
+                x[0] += y[0];
+                x[1] += y[1];
+            }),
+            _ => a.iter_mut().zip(b).for_each(|(x, &y)| chan_counted(x, y)),
+        }
+    }
+    fn of(st: St) -> [f64; 3] {
+        match st {
+            St::N(v) => v,
+            _ => unreachable!("states of one run share one kind"),
+        }
+    }
+    fn wrap(v: Vec<[f64; 3]>) -> States {
+        States::N(v)
+    }
+    fn unwrap(s: &mut States) -> &mut Vec<[f64; 3]> {
+        match s {
+            States::N(v) => v,
+            _ => unreachable!("states of one run share one kind"),
+        }
+    }
+    fn zero() -> [f64; 3] {
+        [0.0; 3]
+    }
+}
+
+/// Whether key `b` replaces key `a` for `argmin`/`argmax`: only when
+/// strictly better, so the left operand (the lower index) wins ties.
+#[inline(always)]
+fn arg_better(op: Op, b: i128, a: i128) -> bool {
+    if op == Op::ArgMax {
+        b > a
+    } else {
+        b < a
+    }
+}
+
+impl State for [i128; 2] {
+    fn combine(op: Op, a: &mut [[i128; 2]], b: &[[i128; 2]], _: u64, _: u64) {
+        a.iter_mut().zip(b).for_each(|(x, &y)| {
+            if arg_better(op, y[0], x[0]) {
+                *x = y;
+            }
+        });
+    }
+    fn of(st: St) -> [i128; 2] {
+        match st {
+            St::A(v) => v,
+            _ => unreachable!("states of one run share one kind"),
+        }
+    }
+    fn wrap(v: Vec<[i128; 2]>) -> States {
+        States::A(v)
+    }
+    fn unwrap(s: &mut States) -> &mut Vec<[i128; 2]> {
+        match s {
+            States::A(v) => v,
+            _ => unreachable!("states of one run share one kind"),
+        }
+    }
+    fn zero() -> [i128; 2] {
+        [0; 2]
+    }
+}
+
+impl ArgIdentity for [i128; 2] {
+    fn identity(op: Op) -> [i128; 2] {
+        // Every element's key is strictly better than this one.
+        [
+            if op == Op::ArgMax {
+                i128::MIN
+            } else {
+                i128::MAX
+            },
+            0,
+        ]
+    }
+}
+
+/// The state no element loses to, for `argmin`/`argmax`.
+trait ArgIdentity {
+    fn identity(op: Op) -> Self;
+}
+
 fn combine_states(op: Op, a: &mut States, b: &States, na: u64, nb: u64) {
     match (a, b) {
         (States::F(a), States::F(b)) => f64::combine(op, a, b, na, nb),
         (States::I(a), States::I(b)) => i128::combine(op, a, b, na, nb),
         (States::V(a), States::V(b)) => <[f64; 2]>::combine(op, a, b, na, nb),
+        (States::N(a), States::N(b)) => <[f64; 3]>::combine(op, a, b, na, nb),
+        (States::A(a), States::A(b)) => <[i128; 2]>::combine(op, a, b, na, nb),
         _ => unreachable!("states of one run share one kind"),
     }
 }
@@ -837,6 +1141,36 @@ fn state_of_run<T: Elem>(op: Op, kind: Kind, x: &[T]) -> St {
                 d * d
             });
             St::V([mean, m2])
+        }
+        Kind::N => {
+            let count = x.iter().filter(|v| !v.f().is_nan()).count() as f64;
+            let sum = pairwise(x, |v| fval(Op::NanSum, v));
+            if op == Op::NanMean {
+                return St::N([count, sum, 0.0]);
+            }
+            if count == 0.0 {
+                return St::N([0.0; 3]);
+            }
+            let mean = sum / count;
+            let m2 = pairwise(x, move |v| {
+                let f = v.f();
+                if f.is_nan() {
+                    0.0
+                } else {
+                    (f - mean) * (f - mean)
+                }
+            });
+            St::N([count, mean, m2])
+        }
+        Kind::A => {
+            let mut best = <[i128; 2]>::identity(op);
+            for (i, &v) in x.iter().enumerate() {
+                let k = v.key(op);
+                if arg_better(op, k, best[0]) {
+                    best = [k, i as i128];
+                }
+            }
+            St::A(best)
         }
     }
 }
@@ -940,6 +1274,55 @@ fn states_of_strided<T: Elem>(op: Op, kind: Kind, x: &[T], inner: usize, out: &m
             }
             out.extend(mean.into_iter().zip(m2).map(|(m, q)| St::V([m, q])));
         }
+        Kind::N => {
+            let mut count = vec![0.0f64; inner];
+            let mut sum = vec![0.0f64; inner];
+            for run in x.chunks_exact(inner) {
+                for ((c, s), &v) in count.iter_mut().zip(sum.iter_mut()).zip(run) {
+                    if !v.f().is_nan() {
+                        *c += 1.0;
+                        *s += v.f();
+                    }
+                }
+            }
+            if op == Op::NanMean {
+                out.extend(count.into_iter().zip(sum).map(|(c, s)| St::N([c, s, 0.0])));
+                return;
+            }
+            let mean: Vec<f64> = count
+                .iter()
+                .zip(&sum)
+                .map(|(&c, &s)| if c == 0.0 { 0.0 } else { s / c })
+                .collect();
+            let mut m2 = vec![0.0f64; inner];
+            for run in x.chunks_exact(inner) {
+                m2.iter_mut().zip(run).zip(&mean).for_each(|((a, &v), &m)| {
+                    let f = v.f();
+                    if !f.is_nan() {
+                        *a += (f - m) * (f - m);
+                    }
+                });
+            }
+            out.extend(
+                count
+                    .into_iter()
+                    .zip(mean)
+                    .zip(m2)
+                    .map(|((c, m), q)| St::N([c, m, q])),
+            );
+        }
+        Kind::A => {
+            let mut acc = vec![<[i128; 2]>::identity(op); inner];
+            for (k, run) in x.chunks_exact(inner).enumerate() {
+                acc.iter_mut().zip(run).for_each(|(a, &v)| {
+                    let key = v.key(op);
+                    if arg_better(op, key, a[0]) {
+                        *a = [key, k as i128];
+                    }
+                });
+            }
+            out.extend(acc.into_iter().map(St::A));
+        }
     }
 }
 
@@ -949,6 +1332,8 @@ enum St {
     F(f64),
     I(i128),
     V([f64; 2]),
+    N([f64; 3]),
+    A([i128; 2]),
 }
 
 /// A finished result element before it is stored in the output dtype.
@@ -972,14 +1357,29 @@ impl std::fmt::Display for Value {
 /// The finished value of a state over `count` elements.
 fn finish(op: Op, st: St, count: u64, ddof: u64) -> Value {
     let var = |m2: f64| m2 / count.saturating_sub(ddof) as f64;
+    // np.nanvar: NaN where the degrees of freedom are not positive.
+    let nanvar = |c: f64, m2: f64| {
+        let dof = c - ddof as f64;
+        if dof > 0.0 {
+            m2 / dof
+        } else {
+            f64::NAN
+        }
+    };
     match (op, st) {
         (Op::Mean, St::F(s)) => Value::F(s / count as f64),
-        (Op::Mean, St::I(s)) => Value::F(s as f64 / count as f64),
-        (Op::Var, St::V([_, m2])) => Value::F(var(m2)),
-        (Op::Std, St::V([_, m2])) => Value::F(var(m2).sqrt()),
+        (Op::Mean | Op::NanMean, St::I(s)) => Value::F(s as f64 / count as f64),
+        (Op::Var | Op::NanVar, St::V([_, m2])) => Value::F(var(m2)),
+        (Op::Std | Op::NanStd, St::V([_, m2])) => Value::F(var(m2).sqrt()),
+        // 0 / 0 is NaN: an all-NaN slice's mean, as NumPy gives.
+        (Op::NanMean, St::N([c, s, _])) => Value::F(s / c),
+        (Op::NanVar, St::N([c, _, m2])) => Value::F(nanvar(c, m2)),
+        (Op::NanStd, St::N([c, _, m2])) => Value::F(nanvar(c, m2).sqrt()),
         (_, St::F(v)) => Value::F(v),
         (_, St::I(v)) => Value::I(v),
         (_, St::V([m, _])) => Value::F(m),
+        (_, St::N([_, m, _])) => Value::F(m),
+        (_, St::A([_, i])) => Value::I(i),
     }
 }
 
@@ -1070,8 +1470,12 @@ pub fn python_float(v: f64) -> String {
 pub struct Reduce {
     params: ReduceParams,
     kind: Kind,
-    /// Elements per row of the input.
+    /// Elements per row of the selection.
     row_len: u64,
+    /// Elements per row of the file (more than `row_len` with `--cols`).
+    stride: usize,
+    /// Where the selection starts in each row of the file.
+    col_off: usize,
     /// Per-row axes: the row seen as `(outer, n, inner)`, reducing `n`.
     outer: usize,
     n: usize,
@@ -1095,17 +1499,24 @@ impl Reduce {
         let row_shape = params.shape.get(1..).unwrap_or(&[]);
         let row_len: u64 = row_shape.iter().product();
         let (outer, n, inner) = match params.axis {
-            Axis::Inner { axis, extra } => (
+            Axis::Inner { axis, extra } | Axis::ZeroInner { axis, extra } => (
                 row_shape[..axis - 1].iter().product::<u64>() as usize,
                 row_shape[axis - 1..axis + extra].iter().product::<u64>() as usize,
                 row_shape[axis + extra..].iter().product::<u64>() as usize,
             ),
             _ => (1, row_len as usize, 1),
         };
+        let inner_row: u64 = row_shape.get(1..).unwrap_or(&[]).iter().product();
+        let (stride, col_off) = match params.cols {
+            Some(c) => ((c.of * inner_row) as usize, (c.start * inner_row) as usize),
+            None => (row_len as usize, 0),
+        };
         Ok(Reduce {
             kind: params.op.kind(params.dtype),
             params,
             row_len,
+            stride,
+            col_off,
             outer,
             n,
             inner,
@@ -1150,7 +1561,7 @@ impl Reduce {
         data: &[T],
         first_row: u64,
         rows: u64,
-        leaf: impl Fn(&[T], &mut [S]) + Copy,
+        leaf: impl Fn(u64, &[T], &mut [S]) + Copy,
     ) {
         let width = self.params.width();
         let rl = self.row_len as usize;
@@ -1168,8 +1579,9 @@ impl Reduce {
             let local = (s - first_row) as usize;
             subtree(
                 self.params.op,
-                &data[local * rl..],
-                rl,
+                &data[local * self.stride..],
+                s,
+                (self.stride, self.col_off, rl),
                 level,
                 self.params.unit(),
                 &mut out,
@@ -1185,6 +1597,27 @@ impl Reduce {
                 },
             );
             s += 1u64 << level;
+        }
+    }
+
+    /// The states of row `x` reduced along the axes after 0 that
+    /// [`Axis::ZeroInner`] names, one per remaining position, in order.
+    fn row_states<T: Elem, S: State>(&self, x: &[T], out: &mut [S]) {
+        let op = self.params.op;
+        let mut buf = Vec::new();
+        let mut k = 0;
+        for o in 0..self.outer {
+            let part = &x[o * self.n * self.inner..(o + 1) * self.n * self.inner];
+            if self.inner == 1 {
+                out[k] = S::of(state_of_run(op, self.kind, part));
+                k += 1;
+            } else {
+                states_of_strided(op, self.kind, part, self.inner, &mut buf);
+                for &st in &buf {
+                    out[k] = S::of(st);
+                    k += 1;
+                }
+            }
         }
     }
 
@@ -1218,25 +1651,27 @@ impl Reduce {
     }
 }
 
-/// The value of the full node of `2^level` rows starting at `data`,
-/// defined recursively as the tree defines it, into `out`.
+/// The value of the full node of `2^level` rows starting at `data` (row
+/// `row`), defined recursively as the tree defines it, into `out`.
 #[allow(clippy::too_many_arguments)]
 fn subtree<T: Elem, S: State>(
     op: Op,
     data: &[T],
-    row_len: usize,
+    row: u64,
+    (stride, off, len): (usize, usize, usize),
     level: u32,
     unit: u64,
     out: &mut [S],
     scratch: &mut Vec<Vec<S>>,
-    leaf: impl Fn(&[T], &mut [S]) + Copy,
+    leaf: impl Fn(u64, &[T], &mut [S]) + Copy,
 ) {
     if level == 0 {
-        leaf(&data[..row_len], out);
+        leaf(row, &data[off..off + len], out);
         return;
     }
     let half = 1usize << (level - 1);
-    subtree(op, data, row_len, level - 1, unit, out, scratch, leaf);
+    let row_len = (stride, off, len);
+    subtree(op, data, row, row_len, level - 1, unit, out, scratch, leaf);
     let i = (level - 1) as usize;
     if scratch.len() <= i {
         scratch.resize_with(i + 1, Vec::new);
@@ -1246,7 +1681,8 @@ fn subtree<T: Elem, S: State>(
     right.resize(out.len(), S::zero());
     subtree(
         op,
-        &data[half * row_len..],
+        &data[half * stride..],
+        row + half as u64,
         row_len,
         level - 1,
         unit,
@@ -1261,41 +1697,86 @@ fn subtree<T: Elem, S: State>(
 
 fn scan_typed<T: Elem>(data: &[T], k: &Reduce, first_row: u64, rows: u64) {
     let op = k.params.op;
+    let row_len = k.row_len as i128;
     match (k.params.axis, k.kind) {
+        (Axis::ZeroInner { .. }, Kind::F) => {
+            k.scan_rows::<T, f64>(data, first_row, rows, |_, r, o| k.row_states(r, o))
+        }
+        (Axis::ZeroInner { .. }, Kind::I) => {
+            k.scan_rows::<T, i128>(data, first_row, rows, |_, r, o| k.row_states(r, o))
+        }
+        (Axis::ZeroInner { .. }, Kind::V) => {
+            k.scan_rows::<T, [f64; 2]>(data, first_row, rows, |_, r, o| k.row_states(r, o))
+        }
+        (Axis::ZeroInner { .. }, Kind::N) => {
+            k.scan_rows::<T, [f64; 3]>(data, first_row, rows, |_, r, o| k.row_states(r, o))
+        }
+        (Axis::ZeroInner { .. }, Kind::A) => {
+            k.scan_rows::<T, [i128; 2]>(data, first_row, rows, |_, r, o| k.row_states(r, o))
+        }
         (Axis::Zero, Kind::F) if op == Op::NanSum => {
-            k.scan_rows::<T, f64>(data, first_row, rows, |r, o| {
+            k.scan_rows::<T, f64>(data, first_row, rows, |_, r, o| {
                 o.iter_mut()
                     .zip(r)
                     .for_each(|(o, &v)| *o = fval(Op::NanSum, v))
             })
         }
-        (Axis::Zero, Kind::F) => k.scan_rows::<T, f64>(data, first_row, rows, |r, o| {
+        (Axis::Zero, Kind::F) => k.scan_rows::<T, f64>(data, first_row, rows, |_, r, o| {
             o.iter_mut().zip(r).for_each(|(o, &v)| *o = v.f())
         }),
         (Axis::Zero, Kind::I) if matches!(op, Op::Any | Op::All) => {
-            k.scan_rows::<T, i128>(data, first_row, rows, move |r, o| {
+            k.scan_rows::<T, i128>(data, first_row, rows, move |_, r, o| {
                 o.iter_mut().zip(r).for_each(|(o, &v)| *o = ival(op, v))
             })
         }
-        (Axis::Zero, Kind::I) => k.scan_rows::<T, i128>(data, first_row, rows, |r, o| {
+        (Axis::Zero, Kind::I) => k.scan_rows::<T, i128>(data, first_row, rows, |_, r, o| {
             o.iter_mut().zip(r).for_each(|(o, &v)| *o = v.i())
         }),
-        (Axis::Zero, Kind::V) => k.scan_rows::<T, [f64; 2]>(data, first_row, rows, |r, o| {
+        (Axis::Zero, Kind::V) => k.scan_rows::<T, [f64; 2]>(data, first_row, rows, |_, r, o| {
             o.iter_mut().zip(r).for_each(|(o, &v)| *o = [v.f(), 0.0])
         }),
-        (_, Kind::F) => k.scan_rows::<T, f64>(data, first_row, rows, move |r, o| {
+        // One element: counted unless NaN (its sum and mean are itself).
+        (Axis::Zero, Kind::N) => k.scan_rows::<T, [f64; 3]>(data, first_row, rows, |_, r, o| {
+            o.iter_mut().zip(r).for_each(|(o, &v)| {
+                *o = if v.f().is_nan() {
+                    [0.0; 3]
+                } else {
+                    [1.0, v.f(), 0.0]
+                }
+            })
+        }),
+        // np.argmin(axis=0): the index is the row.
+        (Axis::Zero, Kind::A) => {
+            k.scan_rows::<T, [i128; 2]>(data, first_row, rows, move |row, r, o| {
+                o.iter_mut()
+                    .zip(r)
+                    .for_each(|(o, &v)| *o = [v.key(op), row as i128])
+            })
+        }
+        (_, Kind::F) => k.scan_rows::<T, f64>(data, first_row, rows, move |_, r, o| {
             if let St::F(v) = state_of_run(op, Kind::F, r) {
                 o[0] = v;
             }
         }),
-        (_, Kind::I) => k.scan_rows::<T, i128>(data, first_row, rows, move |r, o| {
+        (_, Kind::I) => k.scan_rows::<T, i128>(data, first_row, rows, move |_, r, o| {
             if let St::I(v) = state_of_run(op, Kind::I, r) {
                 o[0] = v;
             }
         }),
-        (_, Kind::V) => k.scan_rows::<T, [f64; 2]>(data, first_row, rows, move |r, o| {
+        (_, Kind::V) => k.scan_rows::<T, [f64; 2]>(data, first_row, rows, move |_, r, o| {
             if let St::V(v) = state_of_run(op, Kind::V, r) {
                 o[0] = v;
+            }
+        }),
+        (_, Kind::N) => k.scan_rows::<T, [f64; 3]>(data, first_row, rows, move |_, r, o| {
+            if let St::N(v) = state_of_run(op, Kind::N, r) {
+                o[0] = v;
+            }
+        }),
+        // np.argmin(axis=None): the flat index of the whole array.
+        (_, Kind::A) => k.scan_rows::<T, [i128; 2]>(data, first_row, rows, move |row, r, o| {
+            if let St::A([key, i]) = state_of_run(op, Kind::A, r) {
+                o[0] = [key, row as i128 * row_len + i];
             }
         }),
     }
@@ -1308,10 +1789,10 @@ fn run_rows<T: Elem>(
     first_row: u64,
     out_row_bytes: usize,
 ) -> std::result::Result<(), String> {
-    let rl = k.row_len as usize;
+    let (rl, stride, off) = (k.row_len as usize, k.stride, k.col_off);
     let mut buf = Vec::new();
     for (i, o) in out.chunks_mut(out_row_bytes.max(1)).enumerate() {
-        let row = &x[i * rl..(i + 1) * rl];
+        let row = &x[i * stride + off..i * stride + off + rl];
         Reduce::reduce_row(row, k, o, first_row + i as u64, &mut buf)?;
     }
     Ok(())
@@ -1515,7 +1996,14 @@ impl Forest {
     /// Combines what is left and returns the result, as the output dtype's
     /// bytes (C order) and as values.
     pub fn finish(self) -> Result<(Vec<u8>, Vec<Value>)> {
+        self.finish_with_warnings().map(|(b, v, _)| (b, v))
+    }
+
+    /// [`Forest::finish`], with the RuntimeWarnings NumPy would have
+    /// raised, counted by result element.
+    pub fn finish_with_warnings(self) -> Result<(Vec<u8>, Vec<Value>, Warnings)> {
         let p = self.params.clone();
+        let mut warnings = Warnings::default();
         let (states, count) = self.root()?;
         let per_element = match p.axis {
             Axis::Zero => p.shape.first().copied().unwrap_or(1),
@@ -1525,21 +2013,25 @@ impl Forest {
             States::F(v) => v.into_iter().map(St::F).collect(),
             States::I(v) => v.into_iter().map(St::I).collect(),
             States::V(v) => v.into_iter().map(St::V).collect(),
+            States::N(v) => v.into_iter().map(St::N).collect(),
+            States::A(v) => v.into_iter().map(St::A).collect(),
         };
         let mut bytes = vec![0u8; sts.len() * p.out_dtype.itemsize() as usize];
         let mut values = Vec::with_capacity(sts.len());
         for (i, st) in sts.into_iter().enumerate() {
-            let v = finish(p.op, st, per_element, p.ddof);
-            let v = store(v, p.out_dtype, &mut bytes, i).map_err(|e| match p.axis {
-                Axis::Zero => Error::failed(format!(
-                    "element {i} of the {} over axis 0: {e}",
-                    p.op.name()
+            let value = finish(p.op, st, per_element, p.ddof);
+            let v = store(value, p.out_dtype, &mut bytes, i).map_err(|e| match p.axis {
+                Axis::Zero | Axis::ZeroInner { .. } => Error::failed(format!(
+                    "element {i} of the {} over axis {}: {e}",
+                    p.op.name(),
+                    p.axis.describe()
                 )),
                 _ => Error::failed(format!("the {} of every row: {e}", p.op.name())),
             })?;
+            warnings.element(&p, st, per_element, value, v);
             values.push(v);
         }
-        Ok((bytes, values))
+        Ok((bytes, values, warnings))
     }
 }
 
@@ -1601,6 +2093,11 @@ impl Kernel for Values {
         Ok(())
     }
 }
+
+mod select;
+mod warnings;
+pub use select::{Cols, Selection};
+pub use warnings::Warnings;
 
 #[cfg(test)]
 mod tests;

@@ -115,6 +115,14 @@ pub fn summary_text(s: &RunSummary) -> String {
     for r in retries(s) {
         text.push_str(&format!("; retried after {r}"));
     }
+    // NumPy's RuntimeWarnings a reduction counted ({"warning", "count"}).
+    if let Some(ws) = s.results.get("warnings").and_then(|w| w.as_array()) {
+        for w in ws {
+            if let (Some(what), Some(n)) = (w["warning"].as_str(), w["count"].as_u64()) {
+                text.push_str(&format!("; {what} ({n} result(s))"));
+            }
+        }
+    }
     if s.plan.workers() < s.workers_requested && s.plan.workers() > 0 {
         text.push_str(&format!(
             "; {} workers asked for, clamped to the {} rows",

@@ -33,6 +33,8 @@ mod reduce;
 mod expr_vocab;
 // mmrun reduce on zero-size arrays and overflowing floats, against NumPy.
 mod reduce_numpy;
+// mmrun reduce argmin/argmax and the nan* moments against NumPy.
+mod reduce_ops;
 // mmrun convert against NumPy's astype and can_cast.
 mod convert;
 // Every fixed-size dtype NumPy writes: create and exec lay it out, kernels refuse it.

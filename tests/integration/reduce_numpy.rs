@@ -247,8 +247,9 @@ fn prod_any_all_and_nan_ops_agree_with_numpy() {
 }
 
 /// Tuple axes as NumPy's `axis=(1, 2)` (refused as "not an axis" before):
-/// consecutive axes after 0, and the tuples that mean axis 0, every axis
-/// but 0, or every axis; other tuples are refused before any work.
+/// consecutive axes after 0, with or without axis 0 (`0,2`, `(0, 2, 3)`:
+/// refused before this change too), and the tuples that mean axis 0, every
+/// axis but 0, or every axis; other tuples are refused before any work.
 #[test]
 fn tuple_axes_reduce_as_numpy() {
     let Some(py) = require_numpy("reduce_numpy") else {
@@ -275,9 +276,13 @@ fn tuple_axes_reduce_as_numpy() {
                 "0,1,2,3",
                 "(0,)",
                 "(2,)",
+                "0,2",
+                "0,1",
+                "(0, 2, 3)",
+                "3,0",
             ][..],
         ),
-        ("n.npy", &["1,2", "(0, 1, 2)", "2,1"][..]),
+        ("n.npy", &["1,2", "(0, 1, 2)", "2,1", "0,2", "1,0"][..]),
     ] {
         for (k, axis) in axes.iter().enumerate() {
             for op in ["sum", "mean", "var", "max", "prod", "any"] {
@@ -321,7 +326,8 @@ fn tuple_axes_reduce_as_numpy() {
         ),
     );
     for (axis, needle) in [
-        ("0,2", "consecutive axes after 0"),
+        ("1,3", "one run of consecutive axes after 0"),
+        ("0,1,3", "one run of consecutive axes after 0"),
         ("1,1", "duplicate value in 'axis'"),
         ("1,4", "axis 4 is out of bounds for array of dimension 4"),
     ] {

@@ -11,6 +11,7 @@ fn params(op: Op, axis: Axis, dtype: DType, shape: &[u64]) -> ReduceParams {
         dtype,
         shape: shape.to_vec(),
         out_dtype: op.result_dtype(dtype),
+        cols: None,
     }
 }
 
@@ -60,6 +61,8 @@ fn any_split_gives_identical_bytes() {
         (Axis::Zero, vec![37, 5]),
         (Axis::All, vec![100]),
         (Axis::Zero, vec![64, 3]),
+        (Axis::ZeroInner { axis: 2, extra: 0 }, vec![37, 3, 4]),
+        (Axis::ZeroInner { axis: 1, extra: 1 }, vec![21, 3, 4]),
     ] {
         for op in [Op::Sum, Op::Mean, Op::Var, Op::Min] {
             let p = params(op, axis, DType::F64, &shape);
@@ -206,7 +209,20 @@ fn axes_parse_as_numpy_takes_them() {
         vec![4, 7]
     );
     assert!(Axis::parse("1,1", 3).is_err());
-    assert!(Axis::parse("0,2", 3).is_err());
+    // Axis 0 with one run of axes after it (refused before).
+    assert_eq!(
+        Axis::parse("0,2", 3).unwrap(),
+        Axis::ZeroInner { axis: 2, extra: 0 }
+    );
+    assert_eq!(
+        Axis::parse("(2, 0, 3)", 5).unwrap(),
+        Axis::ZeroInner { axis: 2, extra: 1 }
+    );
+    assert_eq!(
+        Axis::ZeroInner { axis: 2, extra: 0 }.out_shape(&[4, 5, 6, 7]),
+        vec![5, 7]
+    );
+    assert!(Axis::parse("0,1,3", 4).is_err());
     assert!(Axis::parse("1,3", 4).is_err());
     assert!(Axis::parse("1,5", 4).is_err());
 }
@@ -236,4 +252,89 @@ fn floats_print_as_python_does() {
     assert_eq!(python_float(-2.5e300), "-2.5e+300");
     assert_eq!(python_float(f64::NAN), "nan");
     assert_eq!(python_float(123456.75), "123456.75");
+}
+
+/// Data with NaNs (an all-NaN column and row) and repeated values, so ties
+/// and NaN handling show in argmin/argmax and the nan* moments.
+fn with_nans_and_ties(rows: usize, cols: usize) -> Vec<f64> {
+    let mut d = noisy(rows * cols);
+    for (i, v) in d.iter_mut().enumerate() {
+        if i % 7 == 3 || i % cols == 1 || i / cols == 4 {
+            *v = f64::NAN;
+        } else if i % 5 == 0 {
+            *v = 0.25;
+        }
+    }
+    d
+}
+
+#[test]
+fn arg_and_nan_moments_give_identical_bytes_for_any_split() {
+    for (axis, shape) in [
+        (Axis::All, vec![37u64, 5]),
+        (Axis::Zero, vec![37, 5]),
+        (Axis::All, vec![100]),
+    ] {
+        for op in [Op::ArgMin, Op::ArgMax, Op::NanMean, Op::NanVar, Op::NanStd] {
+            let p = params(op, axis, DType::F64, &shape);
+            let data = with_nans_and_ties(
+                shape[0] as usize,
+                shape.get(1).copied().unwrap_or(1) as usize,
+            );
+            let rows = shape[0];
+            let one = tree_result(&p, &data, &[(0, rows)], 1000);
+            for splits in [
+                vec![(0, 1), (1, rows)],
+                vec![(0, rows / 3), (rows / 3, rows / 2), (rows / 2, rows)],
+                (0..rows).map(|r| (r, r + 1)).collect::<Vec<_>>(),
+                vec![(rows / 2, rows), (0, rows / 2)],
+            ] {
+                for block in [1, 3, 1000] {
+                    assert_eq!(
+                        tree_result(&p, &data, &splits, block),
+                        one,
+                        "{op:?} {axis:?} {shape:?} {splits:?} block {block}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn argmin_argmax_take_the_first_tie_and_the_first_nan() {
+    let idx = |op: Op, data: &[f64]| {
+        let p = params(op, Axis::All, DType::F64, &[data.len() as u64]);
+        let n = data.len() as u64;
+        let out = tree_result(&p, data, &[(0, n / 2), (n / 2, n)], 1);
+        i64::from_le_bytes(out.try_into().unwrap())
+    };
+    let ties = [1.0, 3.0, -2.0, 3.0, -2.0, 0.0, -0.0];
+    assert_eq!(idx(Op::ArgMax, &ties), 1);
+    assert_eq!(idx(Op::ArgMin, &ties), 2);
+    let nans = [1.0, 3.0, f64::NAN, -9.0, f64::NAN];
+    assert_eq!(idx(Op::ArgMax, &nans), 2);
+    assert_eq!(idx(Op::ArgMin, &nans), 2);
+    // -0.0 and 0.0 are equal, as NumPy compares them: the first wins.
+    assert_eq!(idx(Op::ArgMin, &[0.5, -0.0, 0.0]), 1);
+    assert_eq!(idx(Op::ArgMax, &[-1.0, 0.0, -0.0]), 1);
+}
+
+#[test]
+fn nan_moments_ignore_nan_and_an_all_nan_slice_is_nan() {
+    let data = [1.0, f64::NAN, 3.0, f64::NAN];
+    let get = |op: Op, d: &[f64]| {
+        let p = params(op, Axis::All, DType::F64, &[d.len() as u64]);
+        let out = tree_result(&p, d, &[(0, 1), (1, d.len() as u64)], 1);
+        f64::from_le_bytes(out.try_into().unwrap())
+    };
+    assert_eq!(get(Op::NanMean, &data), 2.0);
+    assert_eq!(get(Op::NanVar, &data), 1.0);
+    assert_eq!(get(Op::NanStd, &data), 1.0);
+    for op in [Op::NanMean, Op::NanVar, Op::NanStd] {
+        assert!(get(op, &[f64::NAN; 3]).is_nan(), "{op:?}");
+    }
+    assert_eq!(Op::ArgMax.result_dtype(DType::F32), DType::I64);
+    assert_eq!(Op::NanVar.result_dtype(DType::I16), DType::F64);
+    assert_eq!(Op::NanMean.result_dtype(DType::F16), DType::F16);
 }
