@@ -97,6 +97,7 @@ pub mod layout;
 pub mod os;
 pub mod plan;
 pub mod progress;
+pub mod pyfloat;
 #[cfg(feature = "python")]
 pub mod python;
 pub mod report;

@@ -13,6 +13,7 @@ pub mod convert;
 pub mod fill;
 pub mod func;
 pub mod reduce;
+pub mod values;
 
 use half::f16;
 use serde::{Deserialize, Serialize};
@@ -332,7 +333,7 @@ const REGISTRY: &[(&str, Builder)] = &[
     ("fill", fill::build),
     ("apply", apply::build),
     ("reduce", reduce::build),
-    ("values", reduce::build_values),
+    ("values", values::build),
     ("convert", convert::build),
 ];
 

@@ -226,14 +226,3 @@ fn integer_results_that_do_not_fit_are_errors_floats_overflow_to_inf() {
     store(Value::I(-7), DType::I32, &mut buf, 0).unwrap();
     assert_eq!(i32::from_le_bytes(buf), -7);
 }
-
-#[test]
-fn floats_print_as_python_does() {
-    assert_eq!(python_float(0.1), "0.1");
-    assert_eq!(python_float(1.0), "1.0");
-    assert_eq!(python_float(1e16), "1e+16");
-    assert_eq!(python_float(1.5e-7), "1.5e-07");
-    assert_eq!(python_float(-2.5e300), "-2.5e+300");
-    assert_eq!(python_float(f64::NAN), "nan");
-    assert_eq!(python_float(123456.75), "123456.75");
-}
