@@ -843,7 +843,7 @@ impl Runner {
             "seed": self.seed.map(|s| s.to_string()),
             "work": match work {
                 Work::Create => serde_json::Value::Null,
-                Work::Kernel(k) => serde_json::json!(k.spec()),
+                Work::Kernel(k) => serde_json::json!(k.describe()),
                 Work::Program(p, _) => serde_json::json!({ "program": p.argv }),
             },
         })

@@ -259,8 +259,16 @@ pub struct KernelSpec {
 /// processes. A kernel must only write the block it is given, and its
 /// output for a row must not depend on which worker or block holds it.
 pub trait Kernel: Send + Sync {
-    /// The name and parameters that rebuild this kernel through [`build`].
+    /// The name and parameters that rebuild this kernel through [`build`]
+    /// (asked only when workers are re-executed).
     fn spec(&self) -> KernelSpec;
+
+    /// The kernel as a run's report and its journal fingerprint record it,
+    /// asked on every run: by default its [`Kernel::spec`]. A kernel whose
+    /// spec carries bulk data names that data here by size and digest.
+    fn describe(&self) -> KernelSpec {
+        self.spec()
+    }
 
     /// Computes one block.
     fn run(&self, rows: AnyRowsMut<'_>) -> std::result::Result<(), String>;
