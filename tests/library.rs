@@ -433,7 +433,47 @@ const TESTS: &[(&str, fn())] = &[
         "exec_without_a_worker_exe_is_refused",
         exec_without_a_worker_exe_is_refused,
     ),
+    (
+        "a_reading_closure_on_a_new_file_is_retried_exactly",
+        a_reading_closure_on_a_new_file_is_retried_exactly,
+    ),
 ];
+
+/// A closure that reads what it writes (`+= 1`) on a new file and fails
+/// once after writing its block: with `retries(1)` the block is zeroed
+/// before the retry, so the file holds ones everywhere, as an undisturbed
+/// run leaves it. Before, the retried rows held 2.
+fn a_reading_closure_on_a_new_file_is_retried_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("failed-once");
+    let m = marker.clone();
+    let kernel = from_fn(move |rows: AnyRowsMut<'_>| {
+        let AnyRowsMut::F32(mut rows) = rows else {
+            return Err("float32 only".into());
+        };
+        let first = rows.first_row();
+        rows.as_mut_slice().iter_mut().for_each(|x| *x += 1.0);
+        if first == 100 && !m.exists() {
+            fs::write(&m, b"").unwrap();
+            return Err("failed once after writing".into());
+        }
+        Ok(())
+    });
+    let summary = Runner::new(new_target(dir.path()))
+        .workers(Workers::Count(3))
+        .retries(1)
+        .run(|_| Ok(Some(Box::new(kernel) as Box<dyn Kernel>)))
+        .unwrap();
+    assert!(marker.exists(), "the block never failed");
+    assert_eq!(summary.workers.len(), 4, "one retry: {:?}", summary.workers);
+    let bytes = fs::read(dir.path().join("x.npy")).unwrap();
+    let data = &bytes[bytes.len() - (SHAPE[0] * SHAPE[1] * 4) as usize..];
+    let wrong = data
+        .chunks_exact(4)
+        .filter(|c| f32::from_le_bytes((*c).try_into().unwrap()) != 1.0)
+        .count();
+    assert_eq!(wrong, 0, "elements other than 1 after the retry");
+}
 
 fn main() -> ExitCode {
     let filters: Vec<String> = std::env::args()

@@ -27,6 +27,7 @@ mod observer;
 pub mod program;
 mod ranks;
 pub mod read;
+pub mod restore;
 mod runner;
 pub mod scan;
 pub mod supervise;
@@ -591,6 +592,25 @@ impl Runner {
         if ranges.is_empty() {
             return Ok(());
         }
+        // A program, or a kernel reading its own block (a closure; not one
+        // reading an input file), on a new file may read what it writes: a
+        // range it runs again (retried, or resumed after an interrupted
+        // run) starts from zeros, as in an undisturbed run. Only whole
+        // ranges are then recorded done (below), so no zeroed row is ever
+        // trusted by a later --resume.
+        let reads_own_rows = match work {
+            Work::Program(..) => true,
+            Work::Kernel(k) => k.reads_input() && prepared.input.is_none(),
+            Work::Create => false,
+        };
+        let zero = (reads_own_rows && matches!(prepared.mode, Mode::New { .. }))
+            .then(|| restore::ZeroRows::new(work_path.to_path_buf(), layout))
+            .transpose()?;
+        if let (Some(z), true) = (&zero, self.resume) {
+            for &r in &ranges {
+                z.zero(file, r)?;
+            }
+        }
         let concurrency = summary.workers_requested.min(ranges.len()).max(1);
         let tasks: Vec<WorkerTask> = ranges
             .iter()
@@ -635,10 +655,11 @@ impl Runner {
                 .unwrap_or_default(),
             results: None,
             pin: self.pin.then(os::allowed_cpus),
+            zero_before_retry: zero.clone(),
         };
         let mut observer =
             RunObserver::new(journal, file, trusted.clone(), self, summary, row_bytes);
-        observer.whole_ranges = matches!(work, Work::Program(..));
+        observer.whole_ranges = matches!(work, Work::Program(..)) || zero.is_some();
         let sup = supervise::run_workers(watch, file, &tasks, kind, &cfg, &mut observer);
         let journal_error = observer.finish();
         let sup = sup?;

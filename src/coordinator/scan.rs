@@ -192,6 +192,7 @@ impl Runner {
             extra_env: Vec::new(),
             results: Some(&slots),
             pin: self.pin.then(os::allowed_cpus),
+            zero_before_retry: None,
         };
         let mut observer = ScanObserver {
             display: Progress::new(self.progress, summary.rows.len(), row_bytes),

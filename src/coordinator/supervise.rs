@@ -177,6 +177,9 @@ pub struct SpawnConfig<'a> {
     pub results: Option<&'a ResultSlots>,
     /// `--pin`: worker slot `s` runs on `cpus[s % cpus.len()]`.
     pub pin: Option<Vec<usize>>,
+    /// Set a failed task's rows back to zeros before retrying it (a new
+    /// file whose program may read what it writes; see `restore`).
+    pub zero_before_retry: Option<super::restore::ZeroRows>,
 }
 
 impl SpawnConfig<'_> {
@@ -545,7 +548,15 @@ pub fn run_workers(
                 done[l.task] = p.load(l.slot).min(tasks[l.task].range.len());
             }
             let may_retry = !stopping && !cfg.fail_fast && attempts[l.task] <= cfg.retries;
-            if may_retry {
+            // A retry that cannot start from the rows' first state is not
+            // made: the task fails for good, with the reason logged.
+            let restored = match (&cfg.zero_before_retry, may_retry) {
+                (Some(z), true) => z.zero(file, tasks[l.task].range).map_err(|e| {
+                    tracing::error!("{e}: rows {} are not retried", tasks[l.task].range);
+                }),
+                _ => Ok(()),
+            };
+            if may_retry && restored.is_ok() {
                 tracing::info!("retrying rows {} ({})", tasks[l.task].range, r.describe());
                 queue.push_back(l.task);
             } else {

@@ -39,6 +39,9 @@ pub struct Apply {
     identity: Compiled,
     /// Elements per axis-1 index (the product of the axes after axis 1).
     inner: u64,
+    /// Elements per row of the file (the product of the axes after
+    /// axis 0; 1 for 0-d and 1-d arrays).
+    row_len: u64,
     /// No --rows or --cols: every element is rewritten, so blocks need not
     /// be whole rows ([`Kernel::elementwise`]).
     whole: bool,
@@ -74,6 +77,7 @@ impl Apply {
             ));
         }
         let inner = params.shape.iter().skip(2).product::<u64>();
+        let row_len = params.shape.iter().skip(1).product::<u64>();
         let rows = params.shape.first().copied().unwrap_or(1);
         let whole = params.cols.is_none() && params.rows == RowRange::new(0, rows);
         Ok(Apply {
@@ -82,6 +86,7 @@ impl Apply {
             expr,
             identity,
             inner,
+            row_len,
             scratch: Mutex::new(None),
             identity_scratch: Mutex::new(None),
         })
@@ -98,6 +103,41 @@ impl Apply {
             Some(c) => (c.start * self.inner, c.end * self.inner),
             None => (0, row_len),
         }
+    }
+
+    /// Cuts the flat elements `first..first + len` into pieces that are
+    /// either all selected (EXPR) or all not, and calls `f(lo, hi,
+    /// selected)` for each, in order. Rows and columns come from the flat
+    /// index and the file's shape, so a block may be whole rows, part of
+    /// a row or the flat view alike.
+    fn pieces(
+        &self,
+        first: u64,
+        len: u64,
+        mut f: impl FnMut(u64, u64, bool) -> std::result::Result<(), String>,
+    ) -> std::result::Result<(), String> {
+        let end = first + len;
+        if len == 0 {
+            return Ok(());
+        }
+        if self.whole {
+            return f(first, end, true);
+        }
+        let row_len = self.row_len;
+        let (a, b) = self.segment(row_len);
+        let mut r = first / row_len;
+        while r * row_len < end {
+            let base = r * row_len;
+            let selected = r >= self.params.rows.start && r < self.params.rows.end;
+            for (lo, hi, sel) in [(0, a, false), (a, b, selected), (b, row_len, false)] {
+                let (lo, hi) = ((base + lo).max(first), (base + hi).min(end));
+                if lo < hi {
+                    f(lo, hi, sel)?;
+                }
+            }
+            r += 1;
+        }
+        Ok(())
     }
 
     fn with_scratch<T>(&self, len: usize, f: impl FnOnce(&mut Scratch, &mut Scratch) -> T) -> T {
@@ -135,23 +175,29 @@ impl Kernel for Apply {
         self.whole
     }
 
+    fn splits_rows(&self) -> bool {
+        // Rows and columns come from each element's flat index and the
+        // file's shape, never from the block's rows: any block will do.
+        true
+    }
+
     fn run(&self, rows: AnyRowsMut<'_>) -> std::result::Result<(), String> {
         let dtype = rows.dtype();
         let item = dtype.itemsize() as usize;
-        let (bytes, first_row, row_len) = rows.into_bytes();
-        let (a, b) = self.segment(row_len);
-        let row_bytes = row_len as usize * item;
-        self.with_scratch(bytes.len() / item.max(1), |scratch, _| {
-            for (i, row) in bytes.chunks_mut(row_bytes.max(1)).enumerate() {
-                let r = first_row + i as u64;
-                if !self.whole && (r < self.params.rows.start || r >= self.params.rows.end) {
-                    continue;
+        let first = rows.first_element();
+        let (bytes, _, _) = rows.into_bytes();
+        let len = (bytes.len() / item.max(1)) as u64;
+        self.with_scratch(len as usize, |scratch, _| {
+            // In place, elements outside the selection keep their value.
+            self.pieces(first, len, |lo, hi, selected| {
+                if !selected {
+                    return Ok(());
                 }
-                let seg = &mut row[a as usize * item..b as usize * item];
-                let col = ColumnMut::from_bytes(dtype, seg).ok_or("misaligned block")?;
-                self.expr.eval_in_place(col, r * row_len + a, scratch)?;
-            }
-            Ok(())
+                let (p, q) = ((lo - first) as usize * item, (hi - first) as usize * item);
+                let col =
+                    ColumnMut::from_bytes(dtype, &mut bytes[p..q]).ok_or("misaligned block")?;
+                self.expr.eval_in_place(col, lo, scratch)
+            })
         })
     }
 
@@ -161,42 +207,30 @@ impl Kernel for Apply {
             out_dtype.itemsize() as usize,
             input.dtype.itemsize() as usize,
         );
-        let (obytes, first_row, row_len) = out.into_bytes();
-        let (a, b) = self.segment(row_len);
-        let (orow, irow) = (row_len as usize * oi, row_len as usize * ii);
-        if row_len == 0 {
-            return Ok(());
+        let first = out.first_element();
+        let (obytes, _, _) = out.into_bytes();
+        let len = (obytes.len() / oi.max(1)) as u64;
+        if input.bytes.len() / ii.max(1) != len as usize {
+            return Err(format!(
+                "input block has {} elements, output block {len}",
+                input.bytes.len() / ii.max(1)
+            ));
         }
-        self.with_scratch(row_len as usize, |scratch, id_scratch| {
-            for (i, (o, x)) in obytes
-                .chunks_mut(orow)
-                .zip(input.bytes.chunks(irow))
-                .enumerate()
-            {
-                let r = first_row + i as u64;
-                let n0 = r * row_len;
-                let selected =
-                    self.whole || (r >= self.params.rows.start && r < self.params.rows.end);
-                // Pieces of the row: before the columns, the columns, after.
-                let pieces = [(0, a, false), (a, b, selected), (b, row_len, false)];
-                for (lo, hi, use_expr) in pieces {
-                    if lo >= hi {
-                        continue;
-                    }
-                    let (lo, hi) = (lo as usize, hi as usize);
-                    let xin = Column::from_bytes(input.dtype, &x[lo * ii..hi * ii])
-                        .ok_or("misaligned block")?;
-                    let dst = ColumnMut::from_bytes(out_dtype, &mut o[lo * oi..hi * oi])
-                        .ok_or("misaligned block")?;
-                    if use_expr {
-                        self.expr.eval_into(xin, n0 + lo as u64, dst, scratch)?;
-                    } else {
-                        self.identity
-                            .eval_into(xin, n0 + lo as u64, dst, id_scratch)?;
-                    }
+        self.with_scratch(len as usize, |scratch, id_scratch| {
+            // With an output file every element is written: EXPR where
+            // selected, `x` cast to the output dtype elsewhere.
+            self.pieces(first, len, |lo, hi, selected| {
+                let (p, q) = ((lo - first) as usize, (hi - first) as usize);
+                let xin = Column::from_bytes(input.dtype, &input.bytes[p * ii..q * ii])
+                    .ok_or("misaligned block")?;
+                let dst = ColumnMut::from_bytes(out_dtype, &mut obytes[p * oi..q * oi])
+                    .ok_or("misaligned block")?;
+                if selected {
+                    self.expr.eval_into(xin, lo, dst, scratch)
+                } else {
+                    self.identity.eval_into(xin, lo, dst, id_scratch)
                 }
-            }
-            Ok(())
+            })
         })
     }
 }

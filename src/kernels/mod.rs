@@ -202,6 +202,20 @@ impl<'a> AnyRowsMut<'a> {
         }
     }
 
+    /// Global flat index of the block's first element (see
+    /// [`RowsMut::first_element`]): right for whole rows, part of a row and
+    /// the flat view alike.
+    pub fn first_element(&self) -> u64 {
+        macro_rules! first {
+            ($($v:ident),*) => {
+                match self {
+                    $(AnyRowsMut::$v(r) => r.first_element(),)*
+                }
+            };
+        }
+        first!(Bool, I8, I16, I32, I64, U8, U16, U32, U64, F16, F32, F64)
+    }
+
     /// The block as raw bytes with its position: `(bytes, first_row,
     /// row_len)`, for kernels that work on any dtype through bytes.
     pub fn into_bytes(self) -> (&'a mut [u8], u64, u64) {
@@ -284,7 +298,9 @@ pub trait Kernel: Send + Sync {
     /// on which elements share its block or row. Ranks of a distributed
     /// run may then split such a kernel's work inside rows, at 64 KiB
     /// boundaries: the kernel is given blocks of a flat view (one element
-    /// per row) whose `first_row` is the flat index.
+    /// per row) whose `first_row` is the flat index. A local worker does
+    /// the same with rows wider than a block (of the file or its input),
+    /// so its blocks stay bounded in bytes whatever the shape.
     fn elementwise(&self) -> bool {
         false
     }
@@ -299,9 +315,13 @@ pub trait Kernel: Send + Sync {
     }
 
     /// Whether each element the kernel writes depends only on its flat
-    /// index ([`RowsMut::first_element`] and the slice), so a block may be
-    /// part of one row: a row wider than a block is then split, and a
-    /// worker's memory stays bounded whatever the shape.
+    /// index ([`RowsMut::first_element`] and the slice) and the file's
+    /// shape, never on the block's rows, so a block may be part of one
+    /// row: a worker gives such a kernel blocks of the flat view (as for
+    /// [`Kernel::elementwise`]) where a row is wider than a block, and its
+    /// memory stays bounded whatever the shape. Unlike an element-wise
+    /// kernel it may write only some elements (`apply --cols`), so ranks
+    /// still split it by whole rows.
     fn splits_rows(&self) -> bool {
         false
     }

@@ -411,12 +411,73 @@ fn overwrites_blocks(kernel: &dyn Kernel) -> bool {
 }
 
 /// [`run`] with writeback windows of about `window` bytes.
+///
+/// A kernel that sees only flat indices ([`Kernel::elementwise`] or
+/// [`Kernel::splits_rows`]) whose rows, of the file or of its input, are
+/// wider than a block runs over the flat view of the task ([`flat_task`]):
+/// blocks are then [`BLOCK_BYTES`] of elements, not whole rows, so a
+/// worker's buffers and the pages a block touches stay bounded whatever the
+/// shape, and its values are those of whole-row blocks. Progress still
+/// counts whole rows: the coordinator's journal records rows.
 fn run_windowed(
     task: &WorkerTask,
     file: &File,
     kernel: &dyn Kernel,
     progress: Option<ProgressSlot<'_>>,
     window: u64,
+) -> Result<()> {
+    match flat_task(task, kernel)? {
+        Some(flat) => {
+            let per_row = task.layout.row_len()?;
+            run_blocks(&flat, file, kernel, progress, window, per_row)
+        }
+        None => run_blocks(task, file, kernel, progress, window, 1),
+    }
+}
+
+/// `task` over the flat view of its file (and input): one element per
+/// row, `first_row` the flat index, as ranks give an element-wise kernel
+/// (see `rank_partition` in the coordinator). `None` unless the kernel
+/// sees only flat indices, a row is wider than a block, and the input (if any) has
+/// rows of as many elements, so flat indices of both files agree.
+fn flat_task(task: &WorkerTask, kernel: &dyn Kernel) -> Result<Option<WorkerTask>> {
+    if !(kernel.elementwise() || kernel.splits_rows()) || kernel.scans() {
+        return Ok(None);
+    }
+    let row_len = task.layout.row_len()?;
+    let mut widest = task.layout.row_bytes()?;
+    if let Some(input) = &task.input {
+        if input.layout.row_len()? != row_len {
+            return Ok(None);
+        }
+        widest = widest.max(input.layout.row_bytes()?);
+    }
+    if widest <= BLOCK_BYTES || row_len <= 1 {
+        return Ok(None);
+    }
+    let flat = |l: &Layout| Layout {
+        shape: vec![l.shape.iter().product()],
+        ..l.clone()
+    };
+    let mut t = task.clone();
+    t.layout = flat(&task.layout);
+    t.range = RowRange::new(task.range.start * row_len, task.range.end * row_len);
+    if let Some(input) = t.input.as_mut() {
+        input.layout = flat(&input.layout);
+    }
+    Ok(Some(t))
+}
+
+/// The block loop of [`run_windowed`]. `per_row` is how many of the task's
+/// rows make one row of the file (its row length for the flat view, else
+/// 1): progress and test hooks count rows of the file.
+fn run_blocks(
+    task: &WorkerTask,
+    file: &File,
+    kernel: &dyn Kernel,
+    progress: Option<ProgressSlot<'_>>,
+    window: u64,
+    per_row: u64,
 ) -> Result<()> {
     test_hooks::before_work(task);
     let layout = &task.layout;
@@ -458,10 +519,6 @@ fn run_windowed(
     // row may be one element while its input row is thousands.
     let in_row_bytes = input.as_ref().map_or(0, |i| i.2);
     let block_rows = (BLOCK_BYTES / row_bytes.max(in_row_bytes)).max(1);
-    // A row wider than a block is split where the kernel allows it (a
-    // block is then one row, written a block of elements at a time).
-    let split_rows =
-        region.is_none() && input.is_none() && row_bytes > BLOCK_BYTES && kernel.splits_rows();
     let aligned = offset.is_multiple_of(itemsize);
     let mut in_bounce: Vec<u64> = Vec::new();
     let mut bounce: Vec<u64> = Vec::new();
@@ -544,38 +601,6 @@ fn run_windowed(
                 .map_err(rows_failed)?;
                 bytes.copy_from_slice(staged);
             }
-            None if split_rows => {
-                // One row wider than a block: computed and written a block
-                // of its elements at a time, so the buffer stays small.
-                let span = (BLOCK_BYTES / itemsize).max(1) * itemsize;
-                let mut a = 0u64;
-                while a < row_bytes {
-                    let len = span.min(row_bytes - a);
-                    let staged = staging(&mut bounce, len as usize);
-                    kernel
-                        .run(AnyRowsMut::part_of_row(
-                            layout.dtype,
-                            staged,
-                            row,
-                            row_len,
-                            a / itemsize,
-                        ))
-                        .map_err(rows_failed)?;
-                    stream.check_len()?;
-                    let at = offset + lo as u64 + a;
-                    file.write_all_at(staged, at).map_err(|e| {
-                        Error::failed(format!(
-                            "I/O error on row {row} of {}: {e}",
-                            task.path.display()
-                        ))
-                    })?;
-                    a += len;
-                    if a < row_bytes {
-                        // The row's end is handed on below, with the block's.
-                        stream.done_to(None, at + len)?;
-                    }
-                }
-            }
             None => {
                 let staged = staging(&mut bounce, hi - lo);
                 call(
@@ -596,7 +621,7 @@ fn run_windowed(
         }
         row += n;
         if let Some((counters, slot)) = progress {
-            counters.store(slot, row - task.range.start);
+            counters.store(slot, (row - task.range.start) / per_row);
         }
         stream.done_to(region.as_mut(), offset + hi as u64)?;
         if let Some((map, _, in_row_bytes, _)) = input.as_mut() {
@@ -617,7 +642,7 @@ fn run_windowed(
                 input_released = row;
             }
         }
-        test_hooks::after_block(task, row);
+        test_hooks::after_block(task, row / per_row);
     }
     stream.check_len()?;
     // The last windows are left in flight: the coordinator's fsync waits

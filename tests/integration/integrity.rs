@@ -537,60 +537,62 @@ fn force_does_not_replace_a_file_the_user_cannot_write() {
     }
 }
 
-/// A row far wider than a 256 MiB memory cgroup (600 MB of u1): fill
-/// splits it into blocks, and the reductions and verify of it finish too,
-/// with no OOM kill. Before, a block was at least one whole row and a fill
+/// A row far wider than a 256 MiB memory cgroup (600 MB of u1), in a
+/// cgroup of each version present: fill splits it into blocks, and the
+/// reductions and verify of it finish too, with no OOM kill. Before, a block was at least one whole row and a fill
 /// worker held the row in one buffer (783 MB for a 800 MB row).
 #[test]
 fn a_row_wider_than_the_memory_limit() {
     let test = "integrity::a_row_wider_than_the_memory_limit";
-    let cg = match Cgroup::create(LIMIT) {
-        Ok(cg) => cg,
+    let cgs = match Cgroup::each(LIMIT) {
+        Ok(cgs) => cgs,
         Err(what) => return missing_tool(test, &what),
     };
     let base = match disk_dir() {
         Ok(b) => b,
         Err(what) => return missing_tool(test, &what),
     };
-    let d = Dir::new_in(&base);
-    let out = run_limited(
-        &cg,
-        &d,
-        &[
-            "fill",
-            "w.npy",
-            "--shape",
-            "2,600000000",
-            "--dtype",
-            "u1",
-            "--value",
-            "1",
-            "-w",
-            "2",
-            "--json",
-        ],
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for w in report["workers"].as_array().unwrap() {
-        let rss = w["usage"]["max_rss_kib"].as_i64().unwrap();
-        assert!(rss < 64 << 10, "a fill worker peaked at {} MiB", rss >> 10);
+    for cg in &cgs {
+        let d = Dir::new_in(&base);
+        let out = run_limited(
+            cg,
+            &d,
+            &[
+                "fill",
+                "w.npy",
+                "--shape",
+                "2,600000000",
+                "--dtype",
+                "u1",
+                "--value",
+                "1",
+                "-w",
+                "2",
+                "--json",
+            ],
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for w in report["workers"].as_array().unwrap() {
+            let rss = w["usage"]["max_rss_kib"].as_i64().unwrap();
+            assert!(rss < 64 << 10, "a fill worker peaked at {} MiB", rss >> 10);
+        }
+        let out = run_limited(
+            cg,
+            &d,
+            &["reduce", "w.npy", "--op", "sum", "--axis", "all", "-w", "2"],
+        );
+        assert_eq!(stdout(&out).trim(), "1200000000");
+        run_limited(
+            cg,
+            &d,
+            &[
+                "reduce", "w.npy", "--op", "max", "--axis", "1", "--out", "m.npy", "-w", "2",
+            ],
+        );
+        let m = fs::read(d.join("m.npy")).unwrap();
+        assert_eq!(&m[m.len() - 2..], &[1, 1]);
+        run_limited(cg, &d, &["verify", "w.npy", "--value", "1"]);
     }
-    let out = run_limited(
-        &cg,
-        &d,
-        &["reduce", "w.npy", "--op", "sum", "--axis", "all", "-w", "2"],
-    );
-    assert_eq!(stdout(&out).trim(), "1200000000");
-    run_limited(
-        &cg,
-        &d,
-        &[
-            "reduce", "w.npy", "--op", "max", "--axis", "1", "--out", "m.npy", "-w", "2",
-        ],
-    );
-    let m = fs::read(d.join("m.npy")).unwrap();
-    assert_eq!(&m[m.len() - 2..], &[1, 1]);
-    run_limited(&cg, &d, &["verify", "w.npy", "--value", "1"]);
 }
 
 /// Split rows give the same bytes as whole rows: a (3, 700001) float32
@@ -620,4 +622,189 @@ fn split_rows_fill_the_same_bytes() {
         verify.extend(kind);
         d.ok(&verify);
     }
+}
+
+/// A new-file exec whose program reads what it writes (`rows += 1`) and
+/// fails once after writing: retried (`--retries 1`) or resumed after the
+/// failure, the failed range starts again from zeros, so the file equals
+/// an undisturbed run's byte for byte, and the retry is named in the
+/// summary line and the report. Before, the retried or resumed rows held 2
+/// instead of 1, with exit 0.
+#[test]
+fn a_new_file_exec_that_reads_what_it_writes_is_retried_exactly() {
+    let Some(py) = require_numpy("a_new_file_exec_that_reads_what_it_writes_is_retried_exactly")
+    else {
+        return;
+    };
+    let d = Dir::new();
+    fs::write(
+        d.join("w.py"),
+        "import os, numpy as np\n\
+         e = os.environ\n\
+         shape = tuple(int(v) for v in e['MMRUN_SHAPE'].split(','))\n\
+         a = np.memmap(e['MMRUN_FILE'], dtype=e['MMRUN_DTYPE'], mode='r+', offset=int(e['MMRUN_DATA_OFFSET']), shape=shape)\n\
+         s, t = int(e['MMRUN_ROW_START']), int(e['MMRUN_ROW_END'])\n\
+         a[s:t] += 1\n\
+         a.flush()\n\
+         if e.get('FAIL_ONCE') and s > 0 and not os.path.exists('failed-once'):\n\
+         \x20   open('failed-once', 'w').close()\n\
+         \x20   raise SystemExit(3)\n",
+    )
+    .unwrap();
+    let py = py.to_string_lossy().into_owned();
+    let exec = |name: &'static str, extra: &[&'static str]| {
+        let mut args = vec![
+            "exec", name, "--shape", "100,1000", "--dtype", "f4", "-w", "2",
+        ];
+        args.extend(extra);
+        args.extend(["--", py.as_str(), "w.py"]);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run = |args: &[String], fail: bool| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut c = d.cmd(&args);
+        if fail {
+            c.env("FAIL_ONCE", "1");
+        }
+        c.output().unwrap()
+    };
+    let undisturbed = run(&exec("want.npy", &[]), false);
+    assert!(undisturbed.status.success(), "{}", stderr(&undisturbed));
+    let want = fs::read(d.join("want.npy")).unwrap();
+
+    // Retried.
+    let o = run(&exec("n.npy", &["--retries", "1", "--json"]), true);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let summary = err
+        .lines()
+        .find(|l| l.starts_with("mmrun: wrote"))
+        .unwrap_or_else(|| panic!("no summary line: {err}"));
+    assert!(
+        summary.contains("retried after worker 1 (rows 50..100) exited with code 3"),
+        "{summary}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        report["retries"],
+        serde_json::json!(["worker 1 (rows 50..100) exited with code 3"])
+    );
+    assert!(
+        fs::read(d.join("n.npy")).unwrap() == want,
+        "retried rows differ"
+    );
+
+    // Failed, then resumed.
+    fs::remove_file(d.join("failed-once")).unwrap();
+    let o = run(&exec("r.npy", &[]), true);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let o = run(&exec("r.npy", &["--resume"]), true);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        fs::read(d.join("r.npy")).unwrap() == want,
+        "resumed rows differ"
+    );
+    python(
+        Path::new(&py),
+        d.path(),
+        "import numpy as np\nassert (np.load('want.npy') == 1).all()\n",
+    );
+}
+
+/// An interrupted auto-seeded exec (SIGINT while one program hangs) prints
+/// its seed and resumes without `--seed` to the bytes of an uninterrupted
+/// run with that seed; an interrupted `apply --out` (apply has no seed)
+/// resumes to the bytes of an uninterrupted apply. The failed, not
+/// interrupted, exec is `an_auto_seeded_exec_resumes_without_seed`.
+#[test]
+fn interrupted_exec_and_apply_resume_to_identical_bytes() {
+    let Some(py) = require_numpy("interrupted_exec_and_apply_resume_to_identical_bytes") else {
+        return;
+    };
+    let d = Dir::new();
+    fs::write(
+        d.join("w.py"),
+        "import os, time, numpy as np\n\
+         e = os.environ\n\
+         shape = tuple(int(v) for v in e['MMRUN_SHAPE'].split(','))\n\
+         a = np.memmap(e['MMRUN_FILE'], dtype=e['MMRUN_DTYPE'], mode='r+', offset=int(e['MMRUN_DATA_OFFSET']), shape=shape)\n\
+         s, t = int(e['MMRUN_ROW_START']), int(e['MMRUN_ROW_END'])\n\
+         g = np.random.Generator(np.random.Philox(int(e['MMRUN_SEED'])))\n\
+         a[s:t] = g.random(shape, dtype=np.float32)[s:t]\n\
+         a.flush()\n\
+         if s > 0 and not os.path.exists('hung-once'):\n\
+         \x20   open('hung-once', 'w').close()\n\
+         \x20   time.sleep(3600)\n",
+    )
+    .unwrap();
+    let py = py.to_string_lossy().into_owned();
+    let exec = |name: &str, extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["exec", name, "--shape", "300,20", "-w", "2"];
+        args.extend(extra);
+        args.extend(["--kill-after", "1s", "--", py.as_str(), "w.py"]);
+        args.into_iter().map(str::to_owned).collect()
+    };
+    let args = exec("e.npy", &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let w = Bg::spawn(d.cmd(&args).stderr(Stdio::piped()));
+    assert!(wait_for(|| d.join("hung-once").exists()));
+    kill(w.pid(), Signal::SIGINT).unwrap();
+    let o = w.finish();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&o.status),
+        Some(libc::SIGINT),
+        "{}",
+        stderr(&o)
+    );
+    let seed = seed_in(&stderr(&o));
+    assert!(!seed.is_empty(), "{}", stderr(&o));
+    for (name, extra) in [
+        ("e.npy", &["--resume"][..]),
+        ("want.npy", &["--seed", &seed]),
+    ] {
+        let args = exec(name, extra);
+        d.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    assert!(
+        fs::read(d.join("e.npy")).unwrap() == fs::read(d.join("want.npy")).unwrap(),
+        "resumed exec differs from an uninterrupted run with seed {seed}"
+    );
+
+    // apply --out, interrupted while worker 1 hangs, then resumed.
+    d.ok(&[
+        "fill", "x.npy", "--shape", "300,20", "--random", "uniform", "--seed", "9",
+    ]);
+    let apply = [
+        "apply",
+        "x.npy",
+        "--expr",
+        "x * 2 + n",
+        "--out",
+        "y.npy",
+        "-w",
+        "2",
+    ];
+    let w = Bg::spawn(
+        d.cmd(&apply)
+            .env("__MMRUN_TEST_WORKER_FAULT", "1:hang")
+            .stderr(Stdio::piped()),
+    );
+    let journal = d.join(".y.npy.mmrun-journal");
+    assert!(wait_for(|| journal.exists()));
+    kill(w.pid(), Signal::SIGINT).unwrap();
+    let o = w.finish();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&o.status),
+        Some(libc::SIGINT),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.join("y.npy").exists());
+    let mut resume = apply.to_vec();
+    resume.push("--resume");
+    d.ok(&resume);
+    let mut want = apply.to_vec();
+    want[5] = "z.npy";
+    d.ok(&want);
+    assert!(fs::read(d.join("y.npy")).unwrap() == fs::read(d.join("z.npy")).unwrap());
 }

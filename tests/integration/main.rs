@@ -37,6 +37,8 @@ mod reduce_numpy;
 mod convert;
 // Files four times larger than the memory limit of their cgroup.
 mod memory;
+// Rows wider than a block: NumPy's bytes, bounded memory for the (2, 2e9) file.
+mod wide_rows;
 // Signals around publishing, worker descriptors, reaping, stopping programs.
 mod supervisor;
 // Readers never use a file a run changes; nothing rewritten without --force.

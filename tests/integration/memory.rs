@@ -42,6 +42,38 @@ pub(crate) struct Cgroup {
 impl Cgroup {
     /// Creates a cgroup limited to `limit` bytes, or says why it cannot.
     pub(crate) fn create(limit: u64) -> Result<Cgroup, String> {
+        Self::create_of(limit, None)
+    }
+
+    /// One cgroup limited to `limit` bytes for each cgroup version whose
+    /// memory controller is usable here (v1, v2 or both), or why there is
+    /// none.
+    pub(crate) fn each(limit: u64) -> Result<Vec<Cgroup>, String> {
+        let mut made = Vec::new();
+        let mut why = Vec::new();
+        for v2 in [false, true] {
+            match Self::create_of(limit, Some(v2)) {
+                Ok(cg) => made.push(cg),
+                Err(e) => why.push(e),
+            }
+        }
+        if made.is_empty() {
+            return Err(why.join("; "));
+        }
+        Ok(made)
+    }
+
+    /// `v1` or `v2`.
+    pub(crate) fn version(&self) -> &'static str {
+        if self.v2 {
+            "v2"
+        } else {
+            "v1"
+        }
+    }
+
+    /// A cgroup of version `v2` (`None`: either), as [`Cgroup::create`].
+    fn create_of(limit: u64, want_v2: Option<bool>) -> Result<Cgroup, String> {
         if !is_root() {
             return Err("a memory cgroup (needs root)".into());
         }
@@ -51,6 +83,9 @@ impl Cgroup {
         let name = format!("mmrun-memory-test-{}-{n}", std::process::id());
         let mut why = Vec::new();
         for (parent, v2) in candidate_parents() {
+            if want_v2.is_some_and(|w| w != v2) {
+                continue;
+            }
             let dir = parent.join(&name);
             if let Err(e) = fs::create_dir(&dir) {
                 why.push(format!("{}: {e}", dir.display()));
