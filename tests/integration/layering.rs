@@ -272,3 +272,45 @@ fn the_graph_reader_finds_cycles_and_grouped_paths() {
     g.entry("c".into()).or_default().insert("a".into());
     assert_eq!(find_cycle(&g).map(|c| c.len()), Some(4));
 }
+
+/// Every `MMRUN_*` variable the source passes to workers is in the
+/// protocol's one description, `src/worker/protocol.rs`.
+#[test]
+fn every_worker_variable_is_in_the_protocol_description() {
+    // The command's own settings, not part of what workers get.
+    const NOT_PROTOCOL: [&str; 4] = [
+        "MMRUN_LOG",
+        "MMRUN_WORKER_EXE",
+        "MMRUN_DEFAULT_WORKERS",
+        "MMRUN_PHILOX",
+    ];
+    let protocol = std::fs::read_to_string(src().join("worker/protocol.rs")).expect("protocol.rs");
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut names = BTreeSet::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("read");
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("\"MMRUN_") {
+            rest = &rest[i + 1..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            // `"MMRUN_"` alone is a prefix test, not a variable.
+            if name.len() > "MMRUN_".len() {
+                names.insert(name);
+            }
+        }
+    }
+    assert!(names.contains("MMRUN_ROW_START"), "found {names:?}");
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !NOT_PROTOCOL.contains(&n.as_str()))
+        .filter(|n| !protocol.contains(&format!("`{n}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in src/worker/protocol.rs: {missing:?}"
+    );
+}
