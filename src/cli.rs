@@ -954,6 +954,7 @@ fn convert(a: ConvertArgs) -> Result<()> {
         force: a.force,
         raw: a.raw,
         header: a.npy_header.into(),
+        rank: a.run.distributed,
     };
     let job = Conversion::with_output(
         input,

@@ -3,7 +3,10 @@
 //! `.npy` mmrun reads — big-endian and Fortran order included — or a raw
 //! file as `numpy.memmap` reads it); [`ConvertInput::open`] reads that
 //! layout under the read discipline; [`Conversion::new`] checks the output
-//! and the casting rule before anything is created.
+//! and the casting rule before anything is created. Workers read IN
+//! through their own mapping of it ([`Runner::input_layout`]); under
+//! `--distributed` ([`OutputOptions::rank`]) a rank writes its part of an
+//! OUT made by `create --pending`.
 //!
 //! ```
 //! use mmrun::commands::convert::{Conversion, ConvertInput};
@@ -158,6 +161,13 @@ pub struct Conversion {
     params: ConvertParams,
     target: Target,
     reading: Reading,
+    /// IN, resolved, and its layout as read: what the workers map.
+    input: PathBuf,
+    in_layout: Layout,
+    /// IN and OUT as given, for messages.
+    shown: (PathBuf, PathBuf),
+    /// OUT is a pending file this rank writes part of.
+    rank: bool,
 }
 
 impl Conversion {
@@ -193,6 +203,7 @@ impl Conversion {
         options: OutputOptions,
     ) -> Result<Conversion> {
         let in_layout = &input.layout;
+        let expect_dtype = out_dtype;
         let out_dtype = out_dtype.unwrap_or(in_layout.dtype);
         if let Ok(out) = std::fs::symlink_metadata(output) {
             let same = match (std::fs::metadata(&input.path), std::fs::metadata(output)) {
@@ -205,7 +216,7 @@ impl Conversion {
                     output.display()
                 )));
             }
-            if !options.force && !out.is_dir() {
+            if !options.force && !out.is_dir() && !options.rank {
                 return Err(Error::refused(format!(
                     "{} already exists: use --force to replace it",
                     output.display()
@@ -215,9 +226,24 @@ impl Conversion {
         // Workers re-executed with --spawn exec may not share our directory.
         let real = std::fs::canonicalize(&input.path)
             .map_err(|e| Error::io_refused("cannot resolve", &input.path, e))?;
-        let params = ConvertParams::new(real, in_layout, casting, strict);
+        let params = ConvertParams::new(real.clone(), in_layout, casting, strict);
         // A conversion the casting rule forbids is refused before anything.
         Convert::new(params.clone(), out_dtype)?;
+        let shown = (input.path.clone(), output.to_path_buf());
+        if options.rank {
+            // Ranks write their part of an OUT made by `create --pending`.
+            let mut target = Target::existing(output);
+            target.expect_dtype = expect_dtype;
+            return Ok(Conversion {
+                params,
+                target,
+                reading: input.reading,
+                input: real,
+                in_layout: input.layout,
+                shown,
+                rank: true,
+            });
+        }
         let mut target = Target::new_npy(output, out_dtype, in_layout.shape.clone());
         target.force = options.force;
         target.create_only = true;
@@ -236,6 +262,10 @@ impl Conversion {
             params,
             target,
             reading: input.reading,
+            input: real,
+            in_layout: input.layout,
+            shown,
+            rank: false,
         })
     }
 
@@ -248,10 +278,28 @@ impl Conversion {
     /// and publishes nothing if IN changed while it was read.
     pub fn run(self, runner: Runner) -> Result<RunSummary> {
         let params = self.params;
-        runner.reading(self.reading).run(|layout| {
-            let k: Box<dyn Kernel> = Box::new(Convert::new(params, layout.dtype)?);
-            Ok(Some(k))
-        })
+        let shape = self.in_layout.shape.clone();
+        let (rank, (input, output)) = (self.rank, self.shown);
+        runner
+            .reading(self.reading)
+            .input_layout(self.input, self.in_layout)
+            .run(|layout| {
+                if rank && layout.shape != shape {
+                    let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
+                    return Err(Error::refused(format!(
+                        "{} has shape {} but {} has {}: make OUT with mmrun create --pending {} --shape {} --dtype {} --force",
+                        output.display(),
+                        layout.shape_text(),
+                        input.display(),
+                        crate::layout::shape_text(&shape),
+                        output.display(),
+                        dims.join(","),
+                        layout.dtype
+                    )));
+                }
+                let k: Box<dyn Kernel> = Box::new(Convert::new(params, layout.dtype)?);
+                Ok(Some(k))
+            })
     }
 }
 
@@ -265,4 +313,8 @@ pub struct OutputOptions {
     pub raw: bool,
     /// The `.npy` header's size.
     pub header: HeaderStyle,
+    /// OUT is a pending file made by `create --pending`, of which this
+    /// rank writes its part (`--distributed`): it must exist, with IN's
+    /// shape (and `out_dtype`, when given).
+    pub rank: bool,
 }

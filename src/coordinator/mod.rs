@@ -198,7 +198,7 @@ impl Runner {
             let most = max_row_ranks(&layout, self.align.max(DISTRIBUTED_ALIGN))?;
             if most < layout.rows().min(1024) {
                 tracing::warn!(
-                    "{}: fill and apply split it across any number of ranks; exec'd programs and per-row reductions need whole rows per rank, which start at 64 KiB boundaries for at most {most} rank(s) ({} bytes per row)",
+                    "{}: fill, apply and convert split it across any number of ranks; exec'd programs and per-row reductions need whole rows per rank, which start at 64 KiB boundaries for at most {most} rank(s) ({} bytes per row)",
                     self.target.path.display(),
                     layout.row_bytes()?
                 );

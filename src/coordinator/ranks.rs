@@ -22,7 +22,7 @@ pub(super) fn flat_view(layout: &Layout) -> Layout {
 /// so boundaries are never anywhere else.
 ///
 /// Whole rows are split where the row size allows; otherwise an
-/// `elementwise` kernel (fill, apply) splits the elements, so a rank may own
+/// `elementwise` kernel (fill, apply, convert) splits the elements, so a rank may own
 /// partial rows at its edges: the returned layout is then the flat view
 /// ([`flat_view`]) and the range counts elements. Kernels that need whole
 /// rows (exec'd programs, per-row reductions) are refused, naming the rank

@@ -12,7 +12,7 @@ use super::read;
 use super::supervise::Spawn;
 use super::Target;
 use crate::distributed::Rank;
-use crate::layout::RawSpec;
+use crate::layout::{Layout, RawSpec};
 use crate::plan::{RowSlice, LOCAL_ALIGN};
 use crate::progress::ProgressMode;
 
@@ -101,6 +101,8 @@ pub struct Runner {
     pub(super) distributed: Option<Rank>,
     pub(super) pending: bool,
     pub(super) input: Option<(PathBuf, Option<RawSpec>)>,
+    /// The input's layout as the caller read it ([`Runner::input_layout`]).
+    pub(super) input_layout: Option<Layout>,
     pub(super) schedule: Schedule,
     pub(super) pin: bool,
     pub(super) reads: Vec<read::Reading>,
@@ -149,6 +151,7 @@ impl Runner {
             distributed: None,
             pending: false,
             input: None,
+            input_layout: None,
             schedule: Schedule::Static,
             pin: false,
             reads: Vec::new(),
@@ -304,6 +307,17 @@ impl Runner {
     /// it must have as many rows as the target. Read as raw with `raw`.
     pub fn input(mut self, path: impl Into<PathBuf>, raw: Option<RawSpec>) -> Self {
         self.input = Some((path.into(), raw));
+        self
+    }
+
+    /// A file read beside the target, described by `layout` as the caller
+    /// read it — big-endian or Fortran order included — for a kernel that
+    /// decodes such input itself in [`Kernel::run_io`] (convert). Workers
+    /// map it as they map [`Runner::input`]'s rows; a Fortran-order input
+    /// whole, since its rows are not byte ranges.
+    pub fn input_layout(mut self, path: impl Into<PathBuf>, layout: Layout) -> Self {
+        self.input = Some((path.into(), None));
+        self.input_layout = Some(layout);
         self
     }
 

@@ -116,8 +116,9 @@ pub struct WorkerRecord {
     /// Resource use from `wait4`.
     pub usage: Usage,
     /// What a failed mmrun worker said went wrong: its kernel's error or
-    /// panic message (`None` for external programs, for workers that died
-    /// of a signal and for successful ones).
+    /// panic message; for a worker that died of SIGBUS on a full file
+    /// system, that cause ([`sigbus_cause`]). `None` for external
+    /// programs, for other signal deaths and for successful workers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
 }
@@ -132,7 +133,10 @@ impl WorkerRecord {
                 None => format!("{who} exited with code {code}"),
             },
             WorkerOutcome::Signal { signal, name, .. } if *signal == libc::SIGBUS => {
-                format!("{who}: I/O error on rows {} (SIG{name}: the file was truncated or the device failed)", self.rows)
+                match &self.failure {
+                    Some(why) => format!("{who}: {why}"),
+                    None => format!("{who}: I/O error on rows {} (SIG{name}: the file was truncated or the device failed)", self.rows),
+                }
             }
             WorkerOutcome::Signal {
                 name, core_dumped, ..
@@ -150,6 +154,33 @@ impl WorkerRecord {
             WorkerOutcome::NotStarted => format!("{who} was not started"),
         }
     }
+}
+
+/// Why a worker died of SIGBUS, when the file system ran out of space.
+///
+/// A store through a shared mapping into a page the file system cannot
+/// allocate is a SIGBUS, not an error a call returns: on a full disk with
+/// a sparse file, and on copy-on-write file systems (Btrfs) even for
+/// blocks the file has, since a rewrite needs new ones — space another
+/// process may take after mmrun's check (`check_cow_space`). The signal
+/// alone does not say which; the free space left afterwards does. When less
+/// is free on the file's file system than the rows the worker had left
+/// need, the cause is named: those rows (from its progress counter) and
+/// ENOSPC. Otherwise `None`: a truncated file or a failing device, as
+/// [`WorkerRecord::describe`] says by default.
+fn sigbus_cause(task: &WorkerTask, done: u64) -> Option<String> {
+    let first = task.range.start + done.min(task.range.len());
+    let left = task.layout.row_bytes().ok()? * (task.range.end - first);
+    let dir = task.path.parent().unwrap_or(Path::new("."));
+    let avail = os::available_bytes(dir)?;
+    if avail >= left.max(1) {
+        return None;
+    }
+    Some(format!(
+        "rows {first}..{}: no space left on {} while writing through the mapping (SIGBUS; {avail} bytes free, the rows need {left})",
+        task.range.end,
+        os::filesystem_type(dir)
+    ))
 }
 
 /// How workers are started, stopped and retried.
@@ -530,6 +561,14 @@ pub fn run_workers(
                     .ok()
                     .filter(|b| !b.is_empty())
                     .map(|b| String::from_utf8_lossy(&b).into_owned());
+            }
+            if let WorkerOutcome::Signal {
+                signal: libc::SIGBUS,
+                ..
+            } = r.outcome
+            {
+                let done = cfg.progress.map_or(0, |p| p.load(l.slot));
+                r.failure = sigbus_cause(&tasks[l.task], done);
             }
             if r.outcome.succeeded() {
                 if let Some(slots) = cfg.results {

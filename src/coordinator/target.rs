@@ -120,8 +120,31 @@ impl Runner {
             prepared.input_reading = Some(read::Reading::start(path)?);
             let mut file =
                 File::open(path).map_err(|e| Error::io_refused("cannot open", path, e))?;
-            let layout = Layout::read(path, &mut file, raw.as_ref())?;
-            layout.check_workable(path)?;
+            let mut layout = match &self.input_layout {
+                Some(described) => {
+                    let have = file
+                        .metadata()
+                        .map_err(|e| Error::io_refused("cannot stat", path, e))?
+                        .len();
+                    let need = described.file_len()?;
+                    if have < need {
+                        return Err(Error::refused(format!(
+                            "{} is {have} bytes but its layout needs {need}",
+                            path.display()
+                        )));
+                    }
+                    described.clone()
+                }
+                None => {
+                    let layout = Layout::read(path, &mut file, raw.as_ref())?;
+                    layout.check_workable(path)?;
+                    layout
+                }
+            };
+            // One dimension has no memory order (NumPy writes either flag).
+            if layout.shape.len() < 2 {
+                layout.fortran_order = false;
+            }
             if layout.rows() != prepared.layout.rows() {
                 return Err(Error::refused(format!(
                     "{} has {} rows but {} has {}",

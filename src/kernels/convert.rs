@@ -2,34 +2,37 @@
 //! C-order file, for every input NumPy can hand us — big-endian, Fortran
 //! order, or a headerless file at any offset.
 //!
-//! Unlike `apply --out`, this kernel opens its input itself instead of
-//! taking rows from the worker (`Runner::input`), because the worker's input
-//! path refuses exactly the layouts convert exists for: a Fortran-order row
-//! is not a byte range of the file, and a big-endian one is not a typed
-//! slice. Each worker process opens the input once; for C order it maps the
-//! input rows of each output block, for Fortran order the whole data region,
-//! and gathers (see `Convert::gather_fortran`). Elements are decoded to
-//! native order in a staging buffer only when they are not already aligned
-//! native values, then cast with the expression engine's NumPy casts.
+//! The kernel opens and maps nothing: it reads its input through the
+//! worker's input mapping ([`Kernel::run_io`] with [`RowsIn`]), as
+//! `apply --out` does. The runner takes convert's input with the layout
+//! convert read (`Runner::input_layout`), byte order and Fortran order
+//! included. For C order the worker hands over the input elements at the
+//! same flat indices as the output block; for Fortran order, whose rows are
+//! not byte ranges, the whole data region, from which the kernel gathers
+//! (see `Convert::gather_fortran`). Elements are decoded to native order in
+//! a staging buffer only when they are not already aligned native values,
+//! then cast with the expression engine's NumPy casts.
+//!
+//! Every output element depends only on the input element at the same
+//! logical flat index, so the kernel is [`Kernel::elementwise`]: ranks of a
+//! distributed run split it at 64 KiB boundaries inside rows.
 //!
 //! Casting rules are NumPy's `np.can_cast(from, to, casting)` at the dtype
 //! level ([`can_cast`]); `--strict` adds a per-value check (`refused`) for
 //! the cases where NumPy's `astype` is silent or platform-specific.
 
 use std::fmt;
-use std::fs::File;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use half::f16;
 use serde::{Deserialize, Serialize};
 
-use super::{AnyRowsMut, Kernel, KernelSpec};
+use super::{AnyRowsMut, Kernel, KernelSpec, RowsIn};
 use crate::error::{Error, Result};
 use crate::expr::elem::{with_elem, CastTo, B8};
 use crate::layout::{ByteOrder, DType, Layout};
-use crate::os::ReadRegion;
 
 /// NumPy's `casting` argument: which dtype conversions are allowed at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -177,13 +180,6 @@ impl ConvertParams {
     }
 }
 
-/// The input as one worker process holds it.
-struct Source {
-    file: File,
-    /// The whole data region, for Fortran-order input.
-    whole: Option<ReadRegion>,
-}
-
 /// The convert kernel.
 pub struct Convert {
     params: ConvertParams,
@@ -191,10 +187,6 @@ pub struct Convert {
     rows: u64,
     row_len: u64,
     data_bytes: u64,
-    /// Opened on first use in each worker process: never in the
-    /// coordinator, so forked workers do not share one file offset or
-    /// mapping they did not make.
-    source: OnceLock<std::result::Result<Source, String>>,
     staging: Mutex<Vec<u64>>,
 }
 
@@ -235,7 +227,6 @@ impl Convert {
             data_bytes: layout.data_bytes()?,
             params,
             out,
-            source: OnceLock::new(),
             staging: Mutex::new(Vec::new()),
         })
     }
@@ -245,48 +236,35 @@ impl Convert {
         &self.params
     }
 
-    fn source(&self) -> std::result::Result<&Source, String> {
-        self.source
-            .get_or_init(|| self.open())
-            .as_ref()
-            .map_err(Clone::clone)
-    }
-
-    fn open(&self) -> std::result::Result<Source, String> {
-        let path = &self.params.input;
-        let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let len = file
-            .metadata()
-            .map_err(|e| format!("cannot stat {}: {e}", path.display()))?
-            .len();
-        // The coordinator checked the length; checking again here turns a
-        // file truncated since then into an error instead of a SIGBUS.
-        let need = self.params.data_offset.saturating_add(self.data_bytes);
-        if len < need {
-            return Err(format!(
-                "{} is {len} bytes but its layout needs {need}: was it truncated?",
-                path.display()
-            ));
+    /// Elements `e0..e0 + m` (C-order flat indices) of a Fortran-order
+    /// input, gathered from its whole data region `whole` into `staging`
+    /// as native-order elements in C order. Whole rows go through
+    /// [`Convert::gather_rows`]; the partial rows at the edges of a block
+    /// (a rank's flat partition) element by element.
+    fn gather_fortran(&self, whole: &[u8], e0: u64, m: u64, staging: &mut [u8]) {
+        let item = self.params.dtype.itemsize() as usize;
+        let l = self.row_len;
+        let end = e0 + m;
+        let mut e = e0;
+        while e < end {
+            let (r, c0) = (e / l, e % l);
+            let at = (e - e0) as usize * item;
+            if c0 == 0 && end - e >= l {
+                let n = (end - e) / l;
+                let len = (n * l) as usize * item;
+                self.gather_rows(whole, r, n as usize, &mut staging[at..at + len]);
+                e += n * l;
+            } else {
+                let c1 = l.min(c0 + (end - e));
+                let len = (c1 - c0) as usize * item;
+                self.gather_part(whole, r, c0, c1, &mut staging[at..at + len]);
+                e += c1 - c0;
+            }
         }
-        let whole = if self.params.fortran_order && self.data_bytes > 0 {
-            let n = usize::try_from(self.data_bytes)
-                .map_err(|_| "the input does not fit in the address space".to_string())?;
-            // SAFETY: the file is at least `data_offset + data_bytes` long
-            // (checked just above) and mmrun never writes or resizes an
-            // input. Another program truncating it while we read would
-            // SIGBUS this worker, reported as an I/O error on its rows; one
-            // rewriting it gives unspecified values, never UB (bytes only).
-            let map = unsafe { ReadRegion::map(&file, self.params.data_offset, n) }
-                .map_err(|e| format!("cannot map {}: {e}", path.display()))?;
-            Some(map)
-        } else {
-            None
-        };
-        Ok(Source { file, whole })
     }
 
-    /// Output rows `r0..r0 + n` of a Fortran-order input, gathered into
-    /// `staging` as native-order elements in C order.
+    /// Whole rows `r0..r0 + n` of a Fortran-order input, gathered into
+    /// `staging` in C order.
     ///
     /// Element `(r, c)` of a Fortran array (with `c` the Fortran-order
     /// index over the trailing axes) sits at flat index `r + R·c`, so for
@@ -294,7 +272,7 @@ impl Convert {
     /// input: the input is read sequentially in runs of `n`, and the
     /// strided stores land in the block's staging buffer, which is sized
     /// to stay in cache.
-    fn gather_fortran(&self, whole: &[u8], r0: u64, n: usize, staging: &mut [u8]) {
+    fn gather_rows(&self, whole: &[u8], r0: u64, n: usize, staging: &mut [u8]) {
         let item = self.params.dtype.itemsize() as usize;
         let dims = &self.params.shape[1..];
         // C-order strides of the trailing axes, in elements.
@@ -325,11 +303,33 @@ impl Convert {
         }
     }
 
-    /// The `--strict` error for element `i` of the block starting at
-    /// `first_row` (`elems` holds the block's native input elements): its
+    /// Columns `c0..c1` (C-order indices over the trailing axes) of row
+    /// `r` of a Fortran-order input, one element at a time.
+    fn gather_part(&self, whole: &[u8], r: u64, c0: u64, c1: u64, staging: &mut [u8]) {
+        let item = self.params.dtype.itemsize() as usize;
+        let dims = &self.params.shape[1..];
+        // Fortran-order strides of the trailing axes (axis 1 fastest).
+        let mut fstride = vec![1u64; dims.len()];
+        for i in 1..dims.len() {
+            fstride[i] = fstride[i - 1] * dims[i - 1];
+        }
+        let big = self.params.byte_order == ByteOrder::Big;
+        for (k, c) in (c0..c1).enumerate() {
+            let (mut rest, mut f) = (c, 0u64);
+            for i in (0..dims.len()).rev() {
+                f += (rest % dims[i]) * fstride[i];
+                rest /= dims[i];
+            }
+            let x = (r + self.rows * f) as usize * item;
+            load_strided(item, big, &whole[x..x + item], staging, k, 1);
+        }
+    }
+
+    /// The `--strict` error for element `i` of the block starting at flat
+    /// index `e0` (`elems` holds the block's native input elements): its
     /// row, N-d index and value, and why it cannot be converted.
-    fn describe(&self, first_row: u64, i: usize, elems: &[u8]) -> String {
-        let flat = first_row * self.row_len + i as u64;
+    fn describe(&self, e0: u64, i: usize, elems: &[u8]) -> String {
+        let flat = e0 + i as u64;
         let mut index = Vec::with_capacity(self.params.shape.len());
         let mut rest = flat;
         for &d in self.params.shape.iter().rev() {
@@ -352,7 +352,7 @@ impl Convert {
         };
         format!(
             "row {}: element [{}] = {value} cannot be converted to {} ({why}; --strict)",
-            first_row + i as u64 / self.row_len.max(1),
+            flat / self.row_len.max(1),
             index.join(", "),
             self.out
         )
@@ -374,60 +374,70 @@ impl Kernel for Convert {
         }
     }
 
-    fn run(&self, rows: AnyRowsMut<'_>) -> std::result::Result<(), String> {
-        let out_dtype = rows.dtype();
+    fn elementwise(&self) -> bool {
+        true
+    }
+
+    fn run(&self, _rows: AnyRowsMut<'_>) -> std::result::Result<(), String> {
+        Err("convert reads its input through the worker: run it with an input file (Runner::input_layout)".into())
+    }
+
+    fn run_io(&self, input: RowsIn<'_>, out: AnyRowsMut<'_>) -> std::result::Result<(), String> {
+        let out_dtype = out.dtype();
         if out_dtype != self.out {
             return Err(format!(
                 "convert kernel built for {} given {out_dtype} rows",
                 self.out
             ));
         }
-        let (obytes, first_row, row_len) = rows.into_bytes();
-        if row_len != self.row_len {
-            return Err("output rows do not match the input's".into());
+        if input.dtype != self.params.dtype {
+            return Err(format!(
+                "convert kernel built for {} input given {}",
+                self.params.dtype, input.dtype
+            ));
         }
+        let e0 = out.first_element();
+        let (obytes, _, _) = out.into_bytes();
         let elems = obytes.len() / out_dtype.itemsize() as usize;
         if elems == 0 {
             return Ok(());
         }
-        let n = elems / row_len as usize;
-        if first_row + n as u64 > self.rows {
-            return Err("output rows beyond the input's".into());
+        if e0 + elems as u64 > self.rows * self.row_len {
+            return Err("output elements beyond the input's".into());
         }
-        let src = self.source()?;
         let item = self.params.dtype.itemsize() as usize;
         let big = self.params.byte_order == ByteOrder::Big;
         let mut staging = self.staging.lock().unwrap_or_else(|p| p.into_inner());
-        let region;
-        let input: &[u8] = match &src.whole {
-            Some(whole) => {
-                let buf = stage(&mut staging, elems * item);
-                self.gather_fortran(whole, first_row, n, buf);
-                buf
+        let src: &[u8] = if self.params.fortran_order {
+            // The worker hands a Fortran-order input over whole.
+            if (input.bytes.len() as u64) < self.data_bytes {
+                return Err("the Fortran-order input is not given whole".into());
             }
-            None => {
-                let offset = self.params.data_offset + first_row * self.row_len * item as u64;
-                // SAFETY: `open` checked the file holds the whole data
-                // region, and these rows are inside it; mmrun never writes
-                // or resizes an input (see `open` for what another program
-                // could do).
-                region = unsafe { ReadRegion::map(&src.file, offset, elems * item) }
-                    .map_err(|e| format!("cannot map {}: {e}", self.params.input.display()))?;
-                let raw: &[u8] = &region;
-                let aligned = (raw.as_ptr() as usize).is_multiple_of(item);
-                if aligned && (!big || item == 1) {
-                    raw
-                } else {
-                    // Unaligned (a raw file at an odd offset) or
-                    // big-endian: decode to aligned native elements.
-                    let buf = stage(&mut staging, elems * item);
-                    load_strided(item, big, raw, buf, 0, 1);
-                    buf
-                }
+            let buf = stage(&mut staging, elems * item);
+            self.gather_fortran(input.bytes, e0, elems as u64, buf);
+            buf
+        } else {
+            let raw = input.bytes;
+            if raw.len() != elems * item {
+                return Err(format!(
+                    "input block of {} bytes for {elems} output elements",
+                    raw.len()
+                ));
+            }
+            let aligned = (raw.as_ptr() as usize).is_multiple_of(item);
+            if aligned && (!big || item == 1) {
+                raw
+            } else {
+                // Big-endian, or unaligned (staged by the worker as a
+                // rule; here too, so the kernel never assumes it): decode
+                // to aligned native elements.
+                let buf = stage(&mut staging, elems * item);
+                load_strided(item, big, raw, buf, 0, 1);
+                buf
             }
         };
         let bad = with_elem!(self.params.dtype, S => with_elem!(out_dtype, D => {
-            let s: &[S] = bytemuck::try_cast_slice(input).map_err(|e| e.to_string())?;
+            let s: &[S] = bytemuck::try_cast_slice(src).map_err(|e| e.to_string())?;
             let d: &mut [D] = bytemuck::try_cast_slice_mut(obytes).map_err(|e| e.to_string())?;
             cast_slice(s, d);
             if self.params.strict {
@@ -437,7 +447,7 @@ impl Kernel for Convert {
             }
         }));
         match bad {
-            Some(i) => Err(self.describe(first_row, i, input)),
+            Some(i) => Err(self.describe(e0, i, src)),
             None => Ok(()),
         }
     }
@@ -585,6 +595,7 @@ fn first_refused<S: Num, D: Num>(src: &[S], dst: &[D], to: DType) -> Option<usiz
 
 #[cfg(test)]
 mod tests {
+    use super::super::RowsMut;
     use super::*;
 
     const ORDER: [DType; 12] = [
@@ -737,11 +748,10 @@ mod tests {
         assert_eq!(v, [0x3412, 0x7856]);
     }
 
-    /// A Fortran-order (3, 2, 2) array gathered row by row gives C order.
+    /// A Fortran-order (3, 2, 2) array gathered row by row, or as any
+    /// flat range of elements (a rank's partial rows), gives C order.
     #[test]
     fn fortran_rows_gather_into_c_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f.bin");
         // C-order values v[r, a, b] = 100 r + 10 a + b, stored in Fortran
         // order: flat index r + 3 a + 6 b.
         let mut data = [0u32; 12];
@@ -752,10 +762,11 @@ mod tests {
                 }
             }
         }
+        // Big-endian, at an odd address, as a raw file at offset 3 maps.
         let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_be_bytes()).collect();
-        std::fs::write(&path, [vec![0u8; 3], bytes].concat()).unwrap();
+        let file = [vec![0u8; 3], bytes].concat();
         let params = ConvertParams {
-            input: path,
+            input: PathBuf::from("f.bin"),
             dtype: DType::U32,
             byte_order: ByteOrder::Big,
             fortran_order: true,
@@ -765,14 +776,65 @@ mod tests {
             strict: false,
         };
         let k = Convert::new(params, DType::I64).unwrap();
+        assert!(k.elementwise());
+        let whole = RowsIn {
+            bytes: &file[3..],
+            dtype: DType::U32,
+            first_row: 1,
+            row_len: 4,
+        };
         let mut out = vec![0i64; 8];
-        k.run(AnyRowsMut::I64(super::super::RowsMut::new(&mut out, 1, 4)))
+        k.run_io(whole, AnyRowsMut::I64(RowsMut::new(&mut out, 1, 4)))
             .unwrap();
         assert_eq!(out, [100, 101, 110, 111, 200, 201, 210, 211]);
+        let c_order = [0, 1, 10, 11, 100, 101, 110, 111, 200, 201, 210, 211];
+        for (a, b) in [(0, 12), (1, 3), (3, 10), (5, 6), (7, 12)] {
+            let mut out = vec![0i64; b - a];
+            k.run_io(whole, AnyRowsMut::I64(RowsMut::new(&mut out, a as u64, 1)))
+                .unwrap();
+            assert_eq!(out, c_order[a..b], "elements {a}..{b}");
+        }
+        assert!(k
+            .run(AnyRowsMut::I64(RowsMut::new(&mut out, 1, 4)))
+            .is_err());
         assert_eq!(
             super::super::build(&k.spec(), DType::I64).unwrap().spec(),
             k.spec()
         );
+    }
+
+    /// C-order input: the elements at the block's flat indices, decoded
+    /// from big-endian at an odd address.
+    #[test]
+    fn c_order_blocks_read_the_same_flat_elements() {
+        let data: Vec<u8> = (0u16..10).flat_map(|v| (v * 300).to_be_bytes()).collect();
+        let file = [vec![0u8; 1], data].concat();
+        let params = ConvertParams {
+            input: PathBuf::from("c.bin"),
+            dtype: DType::U16,
+            byte_order: ByteOrder::Big,
+            fortran_order: false,
+            shape: vec![2, 5],
+            data_offset: 1,
+            casting: Casting::Unsafe,
+            strict: true,
+        };
+        let k = Convert::new(params, DType::F32).unwrap();
+        let mut out = vec![0f32; 4];
+        let input = RowsIn {
+            bytes: &file[1 + 2 * 3..1 + 2 * 7],
+            dtype: DType::U16,
+            first_row: 3,
+            row_len: 1,
+        };
+        k.run_io(input, AnyRowsMut::F32(RowsMut::new(&mut out, 3, 1)))
+            .unwrap();
+        assert_eq!(out, [900.0, 1200.0, 1500.0, 1800.0]);
+        // A block that does not match its input is an error, not a guess.
+        let mut out = vec![0f32; 3];
+        assert!(k
+            .run_io(input, AnyRowsMut::F32(RowsMut::new(&mut out, 3, 1)))
+            .is_err());
     }
 
     #[test]

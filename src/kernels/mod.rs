@@ -244,10 +244,12 @@ impl<'a> AnyRowsMut<'a> {
 }
 
 /// The same rows of an input file, read-only, for kernels that read one
-/// file and write another (`apply --out`).
+/// file and write another (`apply --out`, `convert`).
 #[derive(Debug, Clone, Copy)]
 pub struct RowsIn<'a> {
-    /// The rows' bytes, aligned for `dtype`.
+    /// The rows' bytes, aligned for `dtype`. For an input in Fortran order
+    /// (only convert takes one), whose rows are not byte ranges, the whole
+    /// data region instead, at any alignment.
     pub bytes: &'a [u8],
     /// Element type of the input file.
     pub dtype: DType,

@@ -130,7 +130,13 @@ impl WorkerTask {
                 "MMRUN_INPUT_FORMAT".into(),
                 input.layout.format.name().into(),
             ));
-            env.push(("MMRUN_INPUT_DTYPE".into(), input.layout.dtype.descr()));
+            env.push((
+                "MMRUN_INPUT_DTYPE".into(),
+                input.layout.dtype.descr_with(input.layout.byte_order),
+            ));
+            if input.layout.fortran_order {
+                env.push(("MMRUN_INPUT_ORDER".into(), "F".into()));
+            }
             env.push(("MMRUN_INPUT_SHAPE".into(), shape.join(",")));
             env.push((
                 "MMRUN_INPUT_DATA_OFFSET".into(),
@@ -163,15 +169,19 @@ impl WorkerTask {
         let layout = Layout::new(format, dtype, shape, num("MMRUN_DATA_OFFSET")?)?;
         let input = match get("MMRUN_INPUT_FILE") {
             Some(path) => {
-                let dtype: DType = need("MMRUN_INPUT_DTYPE")?
-                    .parse()
-                    .map_err(|e| Error::refused(format!("MMRUN_INPUT_DTYPE: {e}")))?;
+                let descr = need("MMRUN_INPUT_DTYPE")?;
+                let (dtype, byte_order) = DType::parse_descr(&descr).ok_or_else(|| {
+                    Error::refused(format!("MMRUN_INPUT_DTYPE {descr} is not a dtype"))
+                })?;
                 let format = match need("MMRUN_INPUT_FORMAT")?.as_str() {
                     "raw" => Format::Raw,
                     _ => Format::Npy { major: 1 },
                 };
                 let shape = crate::layout::parse_shape(&need("MMRUN_INPUT_SHAPE")?)?;
-                let layout = Layout::new(format, dtype, shape, num("MMRUN_INPUT_DATA_OFFSET")?)?;
+                let mut layout =
+                    Layout::new(format, dtype, shape, num("MMRUN_INPUT_DATA_OFFSET")?)?;
+                layout.byte_order = byte_order;
+                layout.fortran_order = get("MMRUN_INPUT_ORDER").as_deref() == Some("F");
                 Some(InputFile {
                     path: PathBuf::from(path),
                     layout,
@@ -448,7 +458,9 @@ fn flat_task(task: &WorkerTask, kernel: &dyn Kernel) -> Result<Option<WorkerTask
     let row_len = task.layout.row_len()?;
     let mut widest = task.layout.row_bytes()?;
     if let Some(input) = &task.input {
-        if input.layout.row_len()? != row_len {
+        // A Fortran-order input is mapped whole and gathered by the kernel
+        // from whole rows of the file; its flat order is not the file's.
+        if input.layout.fortran_order || input.layout.row_len()? != row_len {
             return Ok(None);
         }
         widest = widest.max(input.layout.row_bytes()?);
@@ -513,6 +525,9 @@ fn run_blocks(
         Some(inp) => Some(map_input(inp, task.range)?),
         None => None,
     };
+    // A Fortran-order input (convert) is mapped and handed over whole: its
+    // rows are not byte ranges.
+    let whole_input = task.input.as_ref().is_some_and(|i| i.layout.fortran_order);
     // Input rows (`apply --out`) below this one have been dropped from the
     // resident set.
     let mut input_released = task.range.start;
@@ -546,7 +561,7 @@ fn run_blocks(
         if let Some(region) = region.as_ref() {
             out_ahead.before(region, lo, hi);
         }
-        if let Some((map, _, in_row_bytes, _)) = input.as_ref() {
+        if let Some((map, _, in_row_bytes, _)) = input.as_ref().filter(|_| !whole_input) {
             let a = ((row - task.range.start) * in_row_bytes) as usize;
             in_ahead.before(map, a, a + (n * in_row_bytes) as usize);
         }
@@ -556,15 +571,16 @@ fn run_blocks(
             Some((map, inp, in_row_bytes, in_row_len)) => {
                 let a = ((row - task.range.start) * in_row_bytes) as usize;
                 let b = a + (n * in_row_bytes) as usize;
-                let raw = &map[a..b];
+                let raw = if whole_input { &map[..] } else { &map[a..b] };
                 let start = inp.layout.data_offset + row * in_row_bytes;
-                let bytes: &[u8] = if start.is_multiple_of(inp.layout.dtype.itemsize()) {
-                    raw
-                } else {
-                    let staged = staging(in_bounce, raw.len());
-                    staged.copy_from_slice(raw);
-                    staged
-                };
+                let bytes: &[u8] =
+                    if whole_input || start.is_multiple_of(inp.layout.dtype.itemsize()) {
+                        raw
+                    } else {
+                        let staged = staging(in_bounce, raw.len());
+                        staged.copy_from_slice(raw);
+                        staged
+                    };
                 let rows_in = RowsIn {
                     bytes,
                     dtype: inp.layout.dtype,
@@ -625,7 +641,7 @@ fn run_blocks(
             counters.store(slot, (row - task.range.start) / per_row);
         }
         stream.done_to(region.as_mut(), offset + hi as u64)?;
-        if let Some((map, _, in_row_bytes, _)) = input.as_mut() {
+        if let Some((map, _, in_row_bytes, _)) = input.as_mut().filter(|_| !whole_input) {
             // A read-only mapping of the input keeps every page it has read
             // in this process's page tables: without dropping them a worker
             // of `apply --out` grew to its whole input partition (536 MiB
@@ -651,26 +667,26 @@ fn run_blocks(
     Ok(())
 }
 
-/// Maps the task's rows of an input file read-only; returns the mapping,
-/// the input, its row bytes and its row length.
+/// Maps the task's rows of an input file read-only (all of its data for a
+/// Fortran-order input, whose rows are not byte ranges); returns the
+/// mapping, the input, its row bytes and its row length.
 fn map_input(inp: &InputFile, range: RowRange) -> Result<(ReadRegion, &InputFile, u64, u64)> {
     let row_bytes = inp.layout.row_bytes()?;
     let row_len = inp.layout.row_len()?;
     let file = File::open(&inp.path).map_err(|e| Error::io_failed("cannot open", &inp.path, e))?;
-    let len = usize::try_from(range.len() * row_bytes)
+    let (first, bytes) = if inp.layout.fortran_order {
+        (0, inp.layout.data_bytes()?)
+    } else {
+        (range.start * row_bytes, range.len() * row_bytes)
+    };
+    let len = usize::try_from(bytes)
         .map_err(|_| Error::failed("this worker's input rows do not fit in the address space"))?;
     // SAFETY: the coordinator checked the input file is at least as long as
     // its layout says before starting workers; mmrun never writes or
     // resizes an input file. Someone else truncating it would SIGBUS this
     // worker, which is reported as an I/O error on its rows.
-    let map = unsafe {
-        ReadRegion::map(
-            &file,
-            inp.layout.data_offset + range.start * row_bytes,
-            len.max(1),
-        )
-    }
-    .map_err(|e| Error::io_failed("cannot map rows of", &inp.path, e))?;
+    let map = unsafe { ReadRegion::map(&file, inp.layout.data_offset + first, len.max(1)) }
+        .map_err(|e| Error::io_failed("cannot map rows of", &inp.path, e))?;
     Ok((map, inp, row_bytes, row_len))
 }
 

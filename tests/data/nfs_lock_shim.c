@@ -8,6 +8,8 @@
  * - With MMRUN_SHIM_NOLOCK=1 every lock request fails with ENOLCK, as on an
  *   NFS v3 mount whose lock manager (rpc.statd / lockd) does not answer, or
  *   (ENOSYS) Lustre mounted without -o flock.
+ * - With MMRUN_SHIM_LOADED_DIR=DIR every process it is loaded into leaves
+ *   an empty DIR/loaded-PID, so a test can check its ranks ran under it.
  *
  * Everything else passes straight to the kernel.
  */
@@ -19,7 +21,19 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/syscall.h>
+#include <stdio.h>
 #include <unistd.h>
+
+__attribute__((constructor)) static void mark_loaded(void) {
+    const char *dir = getenv("MMRUN_SHIM_LOADED_DIR");
+    char path[4096];
+    if (!dir || !*dir)
+        return;
+    snprintf(path, sizeof path, "%s/loaded-%ld", dir, (long)getpid());
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0)
+        close(fd);
+}
 
 static int nolock(void) {
     const char *v = getenv("MMRUN_SHIM_NOLOCK");

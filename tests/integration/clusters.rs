@@ -17,7 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 use crate::distributed::{
-    assert_same_as_local_fill, commit, create_pending, mmrun, mpirun, open_mpi, run, serial, STEP,
+    assert_same_as_local_fill, commit, create_pending, mmrun, mpirun, nfs_variants, open_mpi, run,
+    serial, STEP,
 };
 use crate::util::{self, mmrun_bin, Dir};
 
@@ -59,6 +60,11 @@ fn tools(test: &str) -> Option<&'static Tools> {
         util::missing_tool(test, "a C compiler (cc) to build the NFS lock shim");
     }
     t.as_ref()
+}
+
+/// The NFS lock shim's library, built once (`None`, reported, without `cc`).
+pub(crate) fn nfs_shim_lib(test: &str) -> Option<PathBuf> {
+    tools(test).map(|t| t.shim.clone())
 }
 
 /// `mmrun ARGS` in `dir` with the shim preloaded (`nolock`: every lock
@@ -405,6 +411,130 @@ fn mpirun_any_shape_on_any_rank_count_fill_and_apply_equal_a_local_run() {
     }
 }
 
+/// Today convert had no `--distributed` and its kernel was not
+/// element-wise. Now ranks split it like fill and apply: 1003×257 f4 → f8
+/// and 7×1000003 u1 → f4 on 1, 2, 3, 4 and 7 ranks, and a big-endian
+/// Fortran-order input on 2 and 3, give the bytes of a local convert, which
+/// are NumPy's `astype`.
+#[test]
+fn mpirun_convert_splits_any_shape_on_any_rank_count() {
+    let _g = serial();
+    let test = "mpirun_convert_splits_any_shape_on_any_rank_count";
+    if !open_mpi(test) {
+        return;
+    }
+    let Some(py) = util::require_numpy(test) else {
+        return;
+    };
+    let dir = Dir::new();
+    dir.ok(&[
+        "fill",
+        "in-f4.npy",
+        "--shape",
+        "1003,257",
+        "--dtype",
+        "f4",
+        "--random",
+        "normal",
+        "--seed",
+        "5",
+    ]);
+    dir.ok(&[
+        "create",
+        "in-u1.npy",
+        "--shape",
+        "7,1000003",
+        "--dtype",
+        "u1",
+    ]);
+    mmrun(&dir, &["apply", "in-u1.npy", "--expr", "i * 3 + j"]).ok();
+    util::python(
+        &py,
+        dir.path(),
+        "import numpy as np\n\
+         a = np.load('in-f4.npy')\n\
+         np.save('in-fb.npy', np.asfortranarray(a.astype('>f4') * 3))\n",
+    );
+    let cases: [(&str, &str, &str, &[u32]); 3] = [
+        ("in-f4.npy", "1003,257", "f8", &[1, 2, 3, 4, 7]),
+        ("in-u1.npy", "7,1000003", "f4", &[1, 2, 3, 4, 7]),
+        ("in-fb.npy", "1003,257", "f8", &[2, 3]),
+    ];
+    let mut check = String::from("import numpy as np\n");
+    for (input, shape, dtype, ranks) in cases {
+        let local = format!("local-{input}");
+        dir.ok(&["convert", input, &local, "--dtype", dtype]);
+        check += &format!(
+            "w = np.load('{input}').astype('{dtype}')\n\
+             assert np.load('{local}').tobytes() == w.tobytes(), '{local}'\n"
+        );
+        for &n in ranks {
+            let out = format!("r{n}-{input}");
+            create_pending(&dir, &out, shape, dtype);
+            let mut c = mpirun(&dir, n);
+            c.arg(mmrun_bin())
+                .args(["convert", input, &out, "--distributed", "-w", "1"]);
+            run(&format!("mpirun -n {n} mmrun convert {input}"), c, STEP).ok();
+            commit(&dir, &out);
+            assert!(
+                fs::read(dir.join(&out)).unwrap() == fs::read(dir.join(&local)).unwrap(),
+                "{n}-rank convert of {input} ({shape}) to {dtype} differs from a local convert"
+            );
+        }
+    }
+    util::python(&py, dir.path(), &check);
+}
+
+/// A rank refuses a pending OUT whose shape is not IN's, naming the
+/// `create --pending` that makes the right one; nothing changes.
+#[test]
+fn convert_distributed_refuses_an_output_of_another_shape() {
+    let dir = Dir::new();
+    dir.ok(&["create", "in.npy", "--shape", "64,2048", "--dtype", "f4"]);
+    create_pending(&dir, "out.npy", "64,2,1024", "f8");
+    let before = dir.snapshot();
+    let out = dir.run(&[
+        "convert",
+        "in.npy",
+        "out.npy",
+        "--distributed",
+        "--rank",
+        "0",
+        "--ranks",
+        "2",
+    ]);
+    util::assert_refused(
+        &out,
+        2,
+        "make OUT with mmrun create --pending out.npy --shape 64,2048 --dtype float64 --force",
+    );
+    assert_eq!(before, dir.snapshot(), "a refused rank changed files");
+    // The advice works.
+    dir.ok(&[
+        "create",
+        "--pending",
+        "out.npy",
+        "--shape",
+        "64,2048",
+        "--dtype",
+        "float64",
+        "--force",
+    ]);
+    for r in ["0", "1"] {
+        dir.ok(&[
+            "convert",
+            "in.npy",
+            "out.npy",
+            "--distributed",
+            "--rank",
+            r,
+            "--ranks",
+            "2",
+        ]);
+    }
+    dir.ok(&["commit", "out.npy"]);
+}
+
 /// Kernels that need whole rows are refused at the rank, before any work,
 /// naming how many ranks can run them.
 #[test]
@@ -715,3 +845,9 @@ fn slurm_time_limit_usr1_then_term_then_resubmitted_job_resumes() {
     assert!(out.contains("published f.npy"), "{out}");
     assert_same_as_local_fill(&dir, "f.npy", "4096,1024", "f4", "3");
 }
+
+nfs_variants!(
+    mpirun_any_shape_on_any_rank_count_fill_and_apply_equal_a_local_run,
+    mpirun_convert_splits_any_shape_on_any_rank_count,
+    mpirun_64_ranks_fill_and_commit,
+);

@@ -140,10 +140,14 @@ pub(crate) fn clean_env(cmd: &mut Command) {
     }
 }
 
-/// `mmrun ARGS` in `dir`, outside any launcher.
+/// `mmrun ARGS` in `dir`, outside any launcher (with the NFS lock shim
+/// when the test runs [`under_nfs_locks`]).
 pub(crate) fn mmrun(dir: &Dir, args: &[&str]) -> Run {
     let mut c = dir.cmd(args);
     clean_env(&mut c);
+    if let Some(shim) = nfs_shim() {
+        c.env("LD_PRELOAD", shim);
+    }
     run(&format!("mmrun {}", args.join(" ")), c, STEP)
 }
 
@@ -373,7 +377,9 @@ pub(crate) fn open_mpi(test: &str) -> bool {
     found
 }
 
-/// `mpirun -n N --oversubscribe` (allowed as root) in `dir`, running mmrun.
+/// `mpirun -n N --oversubscribe` (allowed as root) in `dir`, running mmrun;
+/// every rank preloads the NFS lock shim when the test runs
+/// [`under_nfs_locks`].
 pub(crate) fn mpirun(dir: &Dir, n: u32) -> Command {
     let mut c = Command::new("mpirun");
     clean_env(&mut c);
@@ -381,8 +387,85 @@ pub(crate) fn mpirun(dir: &Dir, n: u32) -> Command {
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .args(["-n", &n.to_string(), "--oversubscribe"]);
+    if let Some((shim, marks)) = nfs_shim_marked() {
+        c.arg("-x").arg(format!("LD_PRELOAD={}", shim.display()));
+        c.arg("-x")
+            .arg(format!("MMRUN_SHIM_LOADED_DIR={}", marks.display()));
+    }
     c
 }
+
+thread_local! {
+    /// The NFS lock shim this test's mmrun processes preload, in the
+    /// `under_nfs_locks` variant of an mpirun test, and the directory where
+    /// the ranks it is loaded into leave their marks.
+    static NFS_SHIM: std::cell::RefCell<Option<(PathBuf, PathBuf)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The NFS lock shim, when this test runs under NFS lock semantics.
+pub(crate) fn nfs_shim() -> Option<PathBuf> {
+    nfs_shim_marked().map(|(s, _)| s)
+}
+
+fn nfs_shim_marked() -> Option<(PathBuf, PathBuf)> {
+    NFS_SHIM.with(|s| s.borrow().clone())
+}
+
+/// Runs the mpirun test `test` with the Linux NFS client's lock semantics:
+/// its ranks ([`mpirun`]) and the `create --pending`/`commit` it runs
+/// through [`mmrun`] preload `tests/data/nfs_lock_shim.c` (see
+/// [`super::clusters`]). Every mpirun test has this variant, defined by
+/// [`nfs_variants`].
+pub(crate) fn under_nfs_locks(name: &str, test: fn()) {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            NFS_SHIM.with(|s| *s.borrow_mut() = None);
+        }
+    }
+    let Some(shim) = crate::clusters::nfs_shim_lib(&format!("{name} (under NFS locks)")) else {
+        return;
+    };
+    if !open_mpi(name) {
+        return;
+    }
+    let marks = tempfile::tempdir().unwrap();
+    NFS_SHIM.with(|s| *s.borrow_mut() = Some((shim, marks.path().to_path_buf())));
+    let _reset = Reset;
+    test();
+    // The ranks really ran under the shim.
+    let loaded = fs::read_dir(marks.path()).unwrap().count();
+    assert!(loaded > 0, "{name}: no rank loaded the NFS lock shim");
+}
+
+/// `mod under_nfs_locks` with one test per name given, each running that
+/// mpirun test again [`under_nfs_locks`]: so every mpirun test runs both
+/// with local lock semantics and with NFS's.
+macro_rules! nfs_variants {
+    ($($test:ident),* $(,)?) => {
+        /// The mpirun tests of this file again, every rank under the NFS
+        /// lock shim.
+        mod under_nfs_locks {
+            $(
+                #[test]
+                fn $test() {
+                    crate::distributed::under_nfs_locks(stringify!($test), super::$test)
+                }
+            )*
+        }
+    };
+}
+pub(crate) use nfs_variants;
+
+nfs_variants!(
+    mpirun_four_ranks_fill_then_commit_equals_a_local_fill,
+    mpirun_three_ranks_exec_a_shell_worker,
+    mpirun_rank_with_a_failed_worker_fails_the_job_and_commit_then_resume_completes,
+    mpirun_reductions_across_ranks_equal_a_local_reduce,
+    mpirun_apply_in_place_and_into_a_pending_output,
+    mpirun_reduce_job_example_script,
+);
 
 #[test]
 fn mpirun_four_ranks_fill_then_commit_equals_a_local_fill() {
@@ -1250,6 +1333,14 @@ fn mpirun_reduce_job_example_script() {
     }
     let mut c = Command::new("bash");
     clean_env(&mut c);
+    if let Some((shim, marks)) = nfs_shim_marked() {
+        launcher.push_str(&format!(
+            " -x LD_PRELOAD={} -x MMRUN_SHIM_LOADED_DIR={}",
+            shim.display(),
+            marks.display()
+        ));
+        c.env("LD_PRELOAD", shim);
+    }
     c.current_dir(dir.path())
         .env("MMRUN", mmrun_bin())
         .env("MPIRUN", &launcher)

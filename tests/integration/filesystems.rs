@@ -214,3 +214,72 @@ fn btrfs_in_place_apply_without_room_to_copy_is_refused_unchanged() {
     d.ok(&["apply", "c.npy", "--expr", "x * 2", "--rows", "0:16"]);
     d.ok(&["verify", "c.npy", "--rows", "0:16", "--value", "2"]);
 }
+
+/// Another process takes the space after mmrun's copy-on-write check: an
+/// in-place apply on Btrfs then runs out of space while its workers store
+/// through the mapping, which is a SIGBUS. Today that read "I/O error ...
+/// (SIGBUS: the file was truncated or the device failed)"; now it is exit
+/// 1 naming the rows and ENOSPC, the journal keeps the rows done, and once
+/// there is room `--resume` finishes the file as an undisturbed run does.
+#[test]
+fn btrfs_space_taken_mid_apply_is_named_enospc_and_resumes() {
+    use std::io::Write;
+    let test = "btrfs_space_taken_mid_apply_is_named_enospc_and_resumes";
+    let Some(m) = Mounted::new(test, "btrfs", 160) else {
+        return;
+    };
+    let d = Dir::new_in(&m.at);
+    let r = Dir::new();
+    let st = nix::sys::statvfs::statvfs(&m.at).unwrap();
+    let avail = st.blocks_available() as u64 * st.fragment_size() as u64;
+    // A file of about a third of the free space: the check lets its
+    // rewrite run.
+    let shape = format!("{},1024", avail / 3 / 4096);
+    let fill = [
+        "fill", "c.npy", "--shape", &shape, "--dtype", "f4", "--value", "1",
+    ];
+    d.ok(&fill);
+    r.ok(&fill);
+    let apply = ["apply", "c.npy", "--expr", "i * 1024 + j", "-w", "2"];
+    // The workers wait at `go` (off the full file system) until the disk
+    // is full.
+    let go = r.join("go");
+    let child = d
+        .cmd(&apply)
+        .env("__MMRUN_TEST_WORKER_WAIT", &go)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiting = r.join("go.waiting");
+    while !waiting.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut filler = fs::File::create(m.at.join("filler")).unwrap();
+    let chunk = vec![7u8; 1 << 20];
+    while filler.write_all(&chunk).is_ok() {}
+    let _ = filler.sync_all();
+    fs::write(&go, b"").unwrap();
+    let out = child.wait_with_output().unwrap();
+    util::assert_refused(
+        &out,
+        1,
+        "no space left on btrfs while writing through the mapping (SIGBUS",
+    );
+    let err = util::stderr(&out);
+    assert!(err.contains(": rows "), "the rows are not named: {err}");
+    assert!(
+        !err.contains("truncated or the device failed"),
+        "ENOSPC reported as an I/O error: {err}"
+    );
+    // Room again: the journal's rows done stay, the rest is resumed.
+    drop(filler);
+    fs::remove_file(m.at.join("filler")).unwrap();
+    fs::remove_file(&go).unwrap();
+    let _ = Command::new("sync").arg("-f").arg(&m.at).status();
+    let mut resume = apply.to_vec();
+    resume.push("--resume");
+    d.ok(&resume);
+    r.ok(&apply);
+    same(&d.join("c.npy"), &r.join("c.npy"));
+}
