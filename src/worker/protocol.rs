@@ -35,7 +35,8 @@
 //! | `MMRUN_KERNEL` | own | the kernel's spec, JSON ([`crate::kernels::KernelSpec`]), rebuilt through [`crate::kernels::build`] |
 //! | `MMRUN_RESULT_FILE`, `MMRUN_RESULT_SLOT` | own, scans | the result slots (`/proc/self/fd/5`) and this worker's slot |
 //! | `MMRUN_FAILURE_FILE`, `MMRUN_FAILURE_SLOT` | own | the failure slots (`/proc/self/fd/4`) and this worker's slot |
-//! | `MMRUN_INPUT_FILE`, `MMRUN_INPUT_FORMAT`, `MMRUN_INPUT_DTYPE`, `MMRUN_INPUT_SHAPE`, `MMRUN_INPUT_DATA_OFFSET` | own, `apply --out`, per-row `reduce` | the file read beside the one written, described as above |
+//! | `MMRUN_INPUT_FILE`, `MMRUN_INPUT_FORMAT`, `MMRUN_INPUT_DTYPE`, `MMRUN_INPUT_SHAPE`, `MMRUN_INPUT_DATA_OFFSET` | own, `apply --out`, per-row `reduce`, `convert` | the file read beside the one written, described as above (its dtype may be big-endian, `>f4`) |
+//! | `MMRUN_INPUT_ORDER` | own, `convert` | `F` when that file is in Fortran order; absent for C order |
 //!
 //! `MMRUN_DEFAULT_WORKERS` and every other `MMRUN_*` variable of the
 //! coordinator's own environment are removed (`MMRUN_LOG` is kept);

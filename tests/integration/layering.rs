@@ -229,11 +229,6 @@ fn the_module_graph_has_no_cycle_and_keeps_its_layers() {
     for (module, never) in low {
         let reached = reach(&g, module);
         for n in never {
-            // src/kernels/convert.rs still maps its input itself (os::ReadRegion),
-            // until it takes the worker's input mapping.
-            if module == "kernels" && *n == "os" && only_convert_reaches_os() {
-                continue;
-            }
             if reached.contains(*n) {
                 broken.push(format!("{module} reaches {n}"));
             }
@@ -247,16 +242,6 @@ fn the_module_graph_has_no_cycle_and_keeps_its_layers() {
         }
     }
     assert!(broken.is_empty(), "layering broken: {}", broken.join("; "));
-}
-
-/// Whether the only kernel reaching `os` is `kernels/convert.rs`, directly.
-fn only_convert_reaches_os() -> bool {
-    let mut files = Vec::new();
-    rust_files(&src().join("kernels"), &mut files);
-    files.iter().all(|f| {
-        let text = strip_comments(&std::fs::read_to_string(f).expect("read"));
-        f.ends_with("convert.rs") || !paths(&text).iter().any(|p| p == "os")
-    })
 }
 
 #[test]
