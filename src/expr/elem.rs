@@ -126,6 +126,9 @@ macro_rules! with_elem {
                 type $T = f64;
                 $body
             }
+            // Kernels refuse layout-only dtypes when they are built
+            // (`DType::check_computable`), before any element is seen.
+            other => unreachable!("no kernel computes on {other}"),
         }
     };
 }

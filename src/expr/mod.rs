@@ -230,6 +230,7 @@ impl<'a> Column<'a> {
             DType::F16 => Column::F16(c(bytes).ok()?),
             DType::F32 => Column::F32(c(bytes).ok()?),
             DType::F64 => Column::F64(c(bytes).ok()?),
+            _ => return None,
         })
     }
 }
@@ -296,6 +297,7 @@ impl<'a> ColumnMut<'a> {
             DType::F16 => ColumnMut::F16(c(bytes).ok()?),
             DType::F32 => ColumnMut::F32(c(bytes).ok()?),
             DType::F64 => ColumnMut::F64(c(bytes).ok()?),
+            _ => return None,
         })
     }
 }

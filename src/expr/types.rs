@@ -127,6 +127,7 @@ pub(crate) fn int_scalar(v: i128, dt: DType) -> Scalar {
         DType::F16 => Scalar::F16(f64_to_f16(v as f64)),
         DType::F32 => Scalar::F32(v as f64 as f32),
         DType::F64 => Scalar::F64(v as f64),
+        other => unreachable!("no integer scalar of {other}"),
     }
 }
 

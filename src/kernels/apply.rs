@@ -61,6 +61,11 @@ impl Apply {
     /// Compiles `params.expr` for `x` of `params.x_dtype`, writing `out`.
     /// Everything NumPy would refuse is refused here, before any worker.
     pub fn new(params: ApplyParams, out: DType) -> Result<Self> {
+        params
+            .x_dtype
+            .check_computable("apply")
+            .and_then(|()| out.check_computable("apply"))
+            .map_err(Error::refused)?;
         let parsed = Expr::parse(&params.expr)
             .map_err(|e| Error::refused(format!("--expr '{}': {e}", params.expr)))?;
         let expr = parsed

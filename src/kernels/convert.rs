@@ -126,6 +126,9 @@ fn safe(from: DType, to: DType) -> bool {
 /// supports, where `to` is always native little-endian. Checked against
 /// NumPy for every pair and rule in the tests.
 pub fn can_cast(from: DType, order: ByteOrder, to: DType, casting: Casting) -> bool {
+    if let Some(v) = super::layout_cast::can_cast(from, order, to, casting, safe) {
+        return v;
+    }
     let same_order = order == ByteOrder::Little || from.itemsize() == 1;
     match casting {
         Casting::No => from == to && same_order,
@@ -188,6 +191,8 @@ pub struct Convert {
     row_len: u64,
     data_bytes: u64,
     staging: Mutex<Vec<u64>>,
+    /// Byte-swap unit of the input's elements.
+    unit: usize,
 }
 
 impl fmt::Debug for Convert {
@@ -203,6 +208,13 @@ impl Convert {
     /// A conversion of `params`' input to `out`; refused (exit 2) when
     /// `params.casting` forbids it, before any worker starts.
     pub fn new(params: ConvertParams, out: DType) -> Result<Self> {
+        super::layout_cast::check_supported(params.dtype, out).map_err(Error::refused)?;
+        if params.strict && !(params.dtype.is_computable() && out.is_computable()) {
+            return Err(Error::refused(format!(
+                "--strict checks values of bool, integer and float dtypes only, not {} to {}: leave it out",
+                params.dtype, out
+            )));
+        }
         if !can_cast(params.dtype, params.byte_order, out, params.casting) {
             return Err(Error::refused(format!(
                 "cannot convert {} to {} ({}) under --casting {}: np.can_cast('{}', '{}', '{}') is False",
@@ -222,6 +234,7 @@ impl Convert {
             params.data_offset,
         )?;
         Ok(Convert {
+            unit: super::layout_cast::swap_unit(params.dtype),
             rows: layout.rows(),
             row_len: layout.row_len()?,
             data_bytes: layout.data_bytes()?,
@@ -287,7 +300,7 @@ impl Convert {
         for f in 0..l {
             let start = (r0 as usize + self.rows as usize * f) * item;
             let run = &whole[start..start + n * item];
-            load_strided(item, big, run, staging, c, l);
+            load_strided_units(item, self.unit, big, run, staging, c, l);
             // Next Fortran-order multi-index: axis 1 fastest.
             let mut i = 0;
             while i < dims.len() {
@@ -321,7 +334,7 @@ impl Convert {
                 rest /= dims[i];
             }
             let x = (r + self.rows * f) as usize * item;
-            load_strided(item, big, &whole[x..x + item], staging, k, 1);
+            load_strided_units(item, self.unit, big, &whole[x..x + item], staging, k, 1);
         }
     }
 
@@ -424,18 +437,21 @@ impl Kernel for Convert {
                     raw.len()
                 ));
             }
-            let aligned = (raw.as_ptr() as usize).is_multiple_of(item);
-            if aligned && (!big || item == 1) {
+            let aligned = (raw.as_ptr() as usize).is_multiple_of(self.unit.min(8));
+            if aligned && (!big || self.unit == 1) {
                 raw
             } else {
                 // Big-endian, or unaligned (staged by the worker as a
                 // rule; here too, so the kernel never assumes it): decode
                 // to aligned native elements.
                 let buf = stage(&mut staging, elems * item);
-                load_strided(item, big, raw, buf, 0, 1);
+                load_strided_units(item, self.unit, big, raw, buf, 0, 1);
                 buf
             }
         };
+        if !(self.params.dtype.is_computable() && out_dtype.is_computable()) {
+            return super::layout_cast::cast_block(self.params.dtype, out_dtype, src, obytes);
+        }
         let bad = with_elem!(self.params.dtype, S => with_elem!(out_dtype, D => {
             let s: &[S] = bytemuck::try_cast_slice(src).map_err(|e| e.to_string())?;
             let d: &mut [D] = bytemuck::try_cast_slice_mut(obytes).map_err(|e| e.to_string())?;
@@ -461,9 +477,35 @@ fn stage(buf: &mut Vec<u64>, len: usize) -> &mut [u8] {
     &mut bytemuck::cast_slice_mut::<u64, u8>(buf)[..len]
 }
 
-/// Decodes the elements of `src` (any alignment, either byte order) into
-/// `dst` as native values, element `k` going to element `at + k·stride`.
+/// [`load_strided_units`] for dtypes whose unit is the element.
+#[cfg(test)]
 fn load_strided(item: usize, big: bool, src: &[u8], dst: &mut [u8], at: usize, stride: usize) {
+    load_strided_units(item, item, big, src, dst, at, stride)
+}
+
+/// Decodes the elements of `src` (any alignment, either byte order) into
+/// `dst` as native values, element `k` going to element `at + k·stride`;
+/// an element of `item` bytes is swapped in units of `unit` bytes (a
+/// complex's components, a `U`'s code points; 1 for bytes and void).
+fn load_strided_units(
+    item: usize,
+    unit: usize,
+    big: bool,
+    src: &[u8],
+    dst: &mut [u8],
+    at: usize,
+    stride: usize,
+) {
+    if unit != item || ![1, 2, 4, 8].contains(&item) {
+        for (k, b) in src.chunks_exact(item).enumerate() {
+            let d = &mut dst[(at + k * stride) * item..][..item];
+            d.copy_from_slice(b);
+            if big && unit > 1 {
+                d.chunks_exact_mut(unit).for_each(<[u8]>::reverse);
+            }
+        }
+        return;
+    }
     macro_rules! load {
         ($w:ty, $n:literal) => {{
             let dst: &mut [$w] = bytemuck::cast_slice_mut(dst);

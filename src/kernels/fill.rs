@@ -61,6 +61,8 @@ enum Scalar {
     Int(i128),
     Float(f64),
     Bool(bool),
+    /// Real and imaginary parts, already rounded to the dtype's precision.
+    Complex(f64, f64),
 }
 
 /// The fill kernel.
@@ -75,6 +77,17 @@ impl Fill {
     /// A fill of `kind` for files of `dtype`; refuses values NumPy would
     /// refuse for the dtype and `normal` for non-float dtypes.
     pub fn new(kind: FillKind, dtype: DType) -> Result<Self> {
+        let what = match &kind {
+            FillKind::Value { .. } => "fill --value",
+            FillKind::Arange => "fill --arange",
+            FillKind::Uniform { .. } | FillKind::Normal { .. } => "fill --random",
+        };
+        // Constants and arange are defined for complex too; NumPy's
+        // Generator draws no complex numbers.
+        let complex_ok = dtype.is_complex() && !what.ends_with("--random");
+        if !complex_ok {
+            dtype.check_computable(what).map_err(Error::refused)?;
+        }
         let scalar = match &kind {
             FillKind::Value { value } => Some(convert_value(value, dtype)?),
             FillKind::Normal { .. } if !dtype.is_float() => {
@@ -110,6 +123,26 @@ fn convert_value(text: &str, dtype: DType) -> Result<Scalar> {
     let t = text.trim();
     let refuse = |why: String| Error::refused(format!("--value {text}: {why}"));
     match dtype.kind() {
+        'c' => {
+            let (re, im) = parse_complex(t).ok_or_else(|| {
+                refuse(format!(
+                    "{dtype} takes a number or a complex literal such as 1+2j, 2j, nan+infj"
+                ))
+            })?;
+            let narrow = |v: f64| {
+                if dtype == DType::C64 {
+                    f64::from(v as f32)
+                } else {
+                    v
+                }
+            };
+            let (re, im) = (narrow(re), narrow(im));
+            let literal_inf = t.to_ascii_lowercase().contains("inf");
+            if (re.is_infinite() || im.is_infinite()) && !literal_inf {
+                return Err(refuse(format!("overflows {dtype}")));
+            }
+            Ok(Scalar::Complex(re, im))
+        }
         'b' => match t.to_ascii_lowercase().as_str() {
             "1" | "true" => Ok(Scalar::Bool(true)),
             "0" | "false" => Ok(Scalar::Bool(false)),
@@ -145,6 +178,53 @@ fn convert_value(text: &str, dtype: DType) -> Result<Scalar> {
     }
 }
 
+/// Reads a number as Python's `complex(text)` does: `1`, `2j`, `-1.5e3J`,
+/// `1+2j`, `(1-2j)`, `nan+infj`, `j`; no spaces inside.
+fn parse_complex(text: &str) -> Option<(f64, f64)> {
+    let t = text.trim();
+    let t = match t.strip_prefix('(') {
+        Some(inner) => inner.strip_suffix(')')?.trim(),
+        None => t,
+    };
+    if t.is_empty() || t.contains(char::is_whitespace) || t.contains('_') {
+        return None;
+    }
+    let float = |s: &str| -> Option<f64> {
+        // Python's float(): digits, a dot, an exponent, nan, inf; not Rust's
+        // other spellings ("infinity" is Python's too).
+        let body = s.trim_start_matches(['+', '-']);
+        let ok = !body.is_empty()
+            && (body
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b".eE+-".contains(&b))
+                || ["nan", "inf", "infinity"].contains(&body.to_ascii_lowercase().as_str()));
+        if ok {
+            s.parse().ok()
+        } else {
+            None
+        }
+    };
+    let Some(imag) = t.strip_suffix(['j', 'J']) else {
+        return Some((float(t)?, 0.0));
+    };
+    // The sign that starts the imaginary part: the last + or - that is not
+    // the first character and does not follow an exponent's e.
+    let b = imag.as_bytes();
+    let split = (1..b.len())
+        .rev()
+        .find(|&i| (b[i] == b'+' || b[i] == b'-') && !matches!(b[i - 1], b'e' | b'E'));
+    let (re, im) = match split {
+        Some(i) => (float(&imag[..i])?, &imag[i..]),
+        None => (0.0, imag),
+    };
+    let im = match im {
+        "" | "+" => 1.0,
+        "-" => -1.0,
+        s => float(s)?,
+    };
+    Some((re, im))
+}
+
 fn int_range(dtype: DType) -> (i128, i128) {
     match dtype {
         DType::I8 => (i8::MIN.into(), i8::MAX.into()),
@@ -155,6 +235,16 @@ fn int_range(dtype: DType) -> (i128, i128) {
         DType::U16 => (0, u16::MAX.into()),
         DType::U32 => (0, u32::MAX.into()),
         _ => (0, u64::MAX.into()),
+    }
+}
+
+/// One complex element's bytes, little-endian: `c8` rounds each part to
+/// `f4` (to nearest, as NumPy's cast does).
+fn complex_bytes(dtype: DType, re: f64, im: f64) -> Vec<u8> {
+    if dtype == DType::C64 {
+        [(re as f32).to_le_bytes(), (im as f32).to_le_bytes()].concat()
+    } else {
+        [re.to_le_bytes(), im.to_le_bytes()].concat()
     }
 }
 
@@ -202,6 +292,12 @@ impl Kernel for Fill {
                     (A::F16(mut r), Scalar::Float(v)) => r.as_mut_slice().fill(f16::from_f64(v)),
                     (A::F32(mut r), Scalar::Float(v)) => r.as_mut_slice().fill(v as f32),
                     (A::F64(mut r), Scalar::Float(v)) => r.as_mut_slice().fill(v),
+                    (A::Opaque(d, mut r), Scalar::Complex(re, im)) if d.is_complex() => {
+                        let one = complex_bytes(d, re, im);
+                        for e in r.as_mut_slice().chunks_exact_mut(one.len()) {
+                            e.copy_from_slice(&one);
+                        }
+                    }
                     _ => return Err(format!("fill value does not match dtype {}", self.dtype)),
                 }
                 Ok(())
@@ -257,6 +353,16 @@ impl Kernel for Fill {
                         let f = r.first_element();
                         by_index(r.as_mut_slice(), f, |n| n as i64 as f64)
                     }
+                    A::Opaque(d, mut r) if d.is_complex() => {
+                        let size = d.itemsize() as usize;
+                        let first = r.first_element() / size as u64;
+                        for (i, e) in r.as_mut_slice().chunks_exact_mut(size).enumerate() {
+                            // Through int64, as np.arange's values are.
+                            let n = (first + i as u64) as i64 as f64;
+                            e.copy_from_slice(&complex_bytes(d, n, 0.0));
+                        }
+                    }
+                    A::Opaque(d, _) => return Err(format!("fill does not compute on {d}")),
                 }
                 Ok(())
             }
@@ -275,6 +381,7 @@ impl Kernel for Fill {
                     A::F16(mut r) => g.fill_uniform_f16(r.first_element(), r.as_mut_slice()),
                     A::F32(mut r) => g.fill_uniform_f32(r.first_element(), r.as_mut_slice()),
                     A::F64(mut r) => g.fill_uniform_f64(r.first_element(), r.as_mut_slice()),
+                    A::Opaque(d, _) => return Err(format!("fill does not compute on {d}")),
                 }
                 Ok(())
             }

@@ -12,6 +12,7 @@ pub mod apply;
 pub mod convert;
 pub mod fill;
 pub mod func;
+mod layout_cast;
 pub mod reduce;
 pub mod values;
 
@@ -116,6 +117,9 @@ pub enum AnyRowsMut<'a> {
     F16(RowsMut<'a, f16>),
     F32(RowsMut<'a, f32>),
     F64(RowsMut<'a, f64>),
+    /// A layout-only dtype (complex, datetime, strings …) that no built-in
+    /// kernel computes on, as bytes: its `row_len` counts bytes.
+    Opaque(DType, RowsMut<'a, u8>),
 }
 
 impl<'a> AnyRowsMut<'a> {
@@ -179,6 +183,11 @@ impl<'a> AnyRowsMut<'a> {
             DType::F16 => AnyRowsMut::F16(rows(c(bytes), first_row, row_len, col)),
             DType::F32 => AnyRowsMut::F32(rows(c(bytes), first_row, row_len, col)),
             DType::F64 => AnyRowsMut::F64(rows(c(bytes), first_row, row_len, col)),
+            other => {
+                let size = other.itemsize();
+                let col = col.map(|k| k * size);
+                AnyRowsMut::Opaque(other, rows(bytes, first_row, row_len * size, col))
+            }
         }
     }
 }
@@ -199,6 +208,7 @@ impl<'a> AnyRowsMut<'a> {
             AnyRowsMut::F16(_) => DType::F16,
             AnyRowsMut::F32(_) => DType::F32,
             AnyRowsMut::F64(_) => DType::F64,
+            AnyRowsMut::Opaque(d, _) => *d,
         }
     }
 
@@ -210,6 +220,8 @@ impl<'a> AnyRowsMut<'a> {
             ($($v:ident),*) => {
                 match self {
                     $(AnyRowsMut::$v(r) => r.first_element(),)*
+                    // Its positions count bytes.
+                    AnyRowsMut::Opaque(d, r) => r.first_element() / d.itemsize().max(1),
                 }
             };
         }
@@ -239,6 +251,10 @@ impl<'a> AnyRowsMut<'a> {
             AnyRowsMut::F16(r) => raw!(r),
             AnyRowsMut::F32(r) => raw!(r),
             AnyRowsMut::F64(r) => raw!(r),
+            AnyRowsMut::Opaque(d, r) => {
+                let size = d.itemsize().max(1);
+                (r.data, r.first_row, r.row_len / size)
+            }
         }
     }
 }

@@ -312,6 +312,10 @@ pub struct ReduceParams {
 impl ReduceParams {
     /// Checks what NumPy would refuse, before any worker starts.
     pub fn check(&self) -> Result<()> {
+        self.dtype
+            .check_computable("reduce")
+            .and_then(|()| self.out_dtype.check_computable("reduce"))
+            .map_err(Error::refused)?;
         if let Axis::Inner { axis, extra } = self.axis {
             if axis == 0 || axis.saturating_add(extra) >= self.shape.len() {
                 return Err(Error::refused(format!(
@@ -596,6 +600,8 @@ macro_rules! typed {
             DType::F16 => $f::<f16>(c($bytes), $($arg),*),
             DType::F32 => $f::<f32>(c($bytes), $($arg),*),
             DType::F64 => $f::<f64>(c($bytes), $($arg),*),
+            // Refused when the reduction is built (`DType::check_computable`).
+            other => return Err(format!("reduce does not compute on {other}")),
         }
     }};
 }

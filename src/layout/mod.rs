@@ -203,9 +203,18 @@ impl Layout {
 
     /// Refuses layouts mmrun reads but does not compute on.
     pub fn check_workable(&self, path: &Path) -> Result<()> {
+        // A layout-only dtype: the copy convert makes is for `mmrun exec`.
+        let only_exec = if self.dtype.is_computable() || self.dtype.is_complex() {
+            String::new()
+        } else {
+            format!(
+                " (and {} is not supported by its kernels, only by mmrun exec)",
+                self.dtype
+            )
+        };
         if self.byte_order == ByteOrder::Big {
             return Err(Error::refused(format!(
-                "{} is big-endian ({}): mmrun works on native little-endian files; convert it first: {}",
+                "{} is big-endian ({}): mmrun works on native little-endian files{only_exec}; convert it first: {}",
                 path.display(),
                 self.dtype.descr_with(ByteOrder::Big),
                 convert_command(path)
@@ -213,7 +222,7 @@ impl Layout {
         }
         if self.fortran_order && self.shape.len() > 1 {
             return Err(Error::refused(format!(
-                "{} is in Fortran order: mmrun works on C-order files; convert it first: {}",
+                "{} is in Fortran order: mmrun works on C-order files{only_exec}; convert it first: {}",
                 path.display(),
                 convert_command(path)
             )));

@@ -320,7 +320,7 @@ fn other_dtype(v: &PyValue, depth: usize) -> Option<OtherDType> {
             if let Some((d, _)) = DType::from_numpy(text) {
                 return Some(OtherDType {
                     descr: text.clone(),
-                    name: d.numpy_name().into(),
+                    name: d.numpy_name(),
                     itemsize: d.itemsize(),
                 });
             }
@@ -392,8 +392,16 @@ fn other_dtype(v: &PyValue, depth: usize) -> Option<OtherDType> {
                 }
                 _ => return None,
             };
+            // `np.dtype(..).str` of the unsized `U0`, `S0`, `V0` (the sized
+            // ones have a `DType`): `<U0`, `|S0`, `|V0`.
+            let descr = match kind {
+                'U' => format!("{}U{body}", if text.starts_with('>') { '>' } else { '<' }),
+                'S' | 'a' => format!("|S{body}"),
+                'V' => format!("|V{body}"),
+                _ => printable(text),
+            };
             Some(OtherDType {
-                descr: printable(text),
+                descr,
                 name,
                 itemsize,
             })
@@ -600,7 +608,8 @@ mod tests {
             bad("{'descr': __import__('os'), 'fortran_order': False, 'shape': (3,), }").is_err()
         );
         assert!(bad("{'descr': '|O', 'fortran_order': False, 'shape': (3,), }").is_err());
-        assert!(bad("{'descr': '<c8', 'fortran_order': False, 'shape': (3,), }").is_err());
+        let c8 = bad("{'descr': '<c8', 'fortran_order': False, 'shape': (3,), }").unwrap();
+        assert_eq!(c8.dtype, DType::C64);
         assert!(bad("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (3,), }").is_err());
         assert!(bad("{'descr': '<f4', 'fortran_order': False, 'shape': (1+2, 2), }").is_err());
         assert!(bad("{'descr': '<f4', 'fortran_order': False, 'shape': (3, -2), }").is_err());

@@ -201,7 +201,7 @@ pub fn refusal_json(command: &str, error: &crate::Error) -> serde_json::Value {
 
 /// `info`'s JSON document for a file.
 pub fn info_json(path: &Path, l: &Layout, file_len: u64) -> serde_json::Value {
-    json!({
+    let mut doc = json!({
         "schema_version": SCHEMA_VERSION,
         "file": path,
         "format": l.format.name(),
@@ -215,6 +215,28 @@ pub fn info_json(path: &Path, l: &Layout, file_len: u64) -> serde_json::Value {
         "data_bytes": l.data_bytes().ok(),
         "file_bytes": file_len,
         "row_bytes": l.row_bytes().ok(),
+        "itemsize": l.dtype.itemsize(),
+        "computable": l.dtype.is_computable(),
+    });
+    if let Some(note) = layout_only_note(l) {
+        doc["note"] = json!(note);
+    }
+    doc
+}
+
+/// What mmrun does with a file of a layout-only dtype (complex, datetime …).
+fn layout_only_note(l: &Layout) -> Option<String> {
+    (!l.dtype.is_computable()).then(|| {
+        if l.dtype.is_complex() {
+            return format!(
+                "fill --value/--arange and convert compute on {}; apply, reduce and fill --random refuse it, and mmrun exec (a program of yours writes the rows) takes it",
+                l.dtype
+            );
+        }
+        format!(
+            "mmrun computes on bool, integer and float arrays: fill, apply, reduce and convert refuse {}; mmrun create and mmrun exec (a program of yours writes the rows) take it",
+            l.dtype
+        )
     })
 }
 
@@ -227,6 +249,7 @@ pub fn info_text(path: &Path, l: &Layout, file_len: u64) -> String {
             "big-endian: other mmrun commands refuse it; convert it to native byte order first: {convert}"
         ));
     }
+    notes.extend(layout_only_note(l));
     if l.fortran_order && l.shape.len() > 1 {
         notes.push(format!(
             "Fortran order: other mmrun commands refuse it; convert it to C order first: {convert}"

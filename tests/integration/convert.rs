@@ -660,8 +660,8 @@ fn refusals_change_nothing() {
             "already exists: use --force",
         ),
         (
-            &["convert", "x.npy", "o.npy", "--dtype", "c8"],
-            "unknown dtype 'c8'",
+            &["convert", "x.npy", "o.npy", "--dtype", "M8[s]"],
+            "convert from float32 (<f4) to datetime64[s] (<M8[s]) is not supported",
         ),
         (
             &["convert", "x.npy", "o.npy", "--dtype", ">f4"],

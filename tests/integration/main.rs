@@ -35,6 +35,10 @@ mod expr_vocab;
 mod reduce_numpy;
 // mmrun convert against NumPy's astype and can_cast.
 mod convert;
+// Every fixed-size dtype NumPy writes: create and exec lay it out, kernels refuse it.
+mod dtypes;
+// NumPy's own .npy format tests, case for case, through mmrun and NumPy.
+mod numpy_format;
 // Files four times larger than the memory limit of their cgroup.
 mod memory;
 // Rows wider than a block: NumPy's bytes, bounded memory for the (2, 2e9) file.
