@@ -5,8 +5,10 @@
 //! is chosen where the error is raised (only that code knows whether any work
 //! had started), and [`Error::exit_code`] maps it through [`crate::exit_code`].
 
+use std::any::Any;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::exit_code;
 
@@ -26,12 +28,24 @@ pub enum ErrorKind {
 
 /// An mmrun error: a kind and a one-line message, plus the run's summary
 /// when the run had got far enough to have one (for `--json` reports of
-/// failed runs).
-#[derive(Debug, Clone)]
+/// failed runs; [`Error::summary`], defined beside the summary's type in
+/// [`crate::coordinator`], so that this module depends on nothing above
+/// it).
+#[derive(Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
-    summary: Option<Box<crate::coordinator::RunSummary>>,
+    attachment: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("attachment", &self.attachment.is_some())
+            .finish()
+    }
 }
 
 /// Shorthand for results carrying an [`Error`].
@@ -43,7 +57,7 @@ impl Error {
         Error {
             kind,
             message: message.into(),
-            summary: None,
+            attachment: None,
         }
     }
 
@@ -93,14 +107,15 @@ impl Error {
         }
     }
 
-    /// The summary of the run that failed, if it got that far.
-    pub fn summary(&self) -> Option<&crate::coordinator::RunSummary> {
-        self.summary.as_deref()
+    /// What the error carries besides its message, if `T`: the run's
+    /// summary ([`Error::summary`]).
+    pub(crate) fn attached<T: Any>(&self) -> Option<&T> {
+        self.attachment.as_deref()?.downcast_ref()
     }
 
-    /// The same error carrying the run's summary.
-    pub fn with_summary(mut self, summary: crate::coordinator::RunSummary) -> Self {
-        self.summary = Some(Box::new(summary));
+    /// The same error carrying `value`.
+    pub(crate) fn attach<T: Any + Send + Sync>(mut self, value: T) -> Self {
+        self.attachment = Some(Arc::new(value));
         self
     }
 

@@ -98,6 +98,7 @@ pub mod layout;
 pub mod os;
 pub mod plan;
 pub mod progress;
+pub mod pyfloat;
 #[cfg(feature = "python")]
 pub mod python;
 pub mod report;

@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use mmrun::kernels::reduce::Values;
+use mmrun::kernels::values::Values;
 use mmrun::kernels::{from_fn, AnyRowsMut, Kernel, KernelSpec, RowsIn};
 use mmrun::{DType, ErrorKind, Runner, Spawn, Target, Workers};
 

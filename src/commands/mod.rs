@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use crate::coordinator::{RunSummary, Runner, Spawn, Target, Workers};
 use crate::error::{Error, Result};
-use crate::kernels::reduce::Values;
+use crate::kernels::values::Values;
 use crate::kernels::Kernel;
 use crate::layout::{DType, HeaderStyle};
 use crate::progress::ProgressMode;

@@ -39,12 +39,11 @@ use crate::commands::{publish_values, Output};
 use crate::coordinator::read::Reading;
 use crate::coordinator::{RunSummary, Runner, Target};
 use crate::error::{Error, Result};
-use crate::kernels::reduce::{
-    python_float, Axis, Node, Op, Reduce, ReduceParams, Selection, Value, Warnings,
-};
+use crate::kernels::reduce::{Axis, Node, Op, Reduce, ReduceParams, Selection, Value, Warnings};
 use crate::kernels::Kernel;
 use crate::layout::{shape_text, DType, Layout, RawSpec};
 use crate::plan::RowSlice;
+use crate::pyfloat::{numpy_f32, python_float};
 
 /// A resolved reduction of one file: what [`Reduction::open`] checked.
 #[derive(Debug, Clone)]
@@ -354,21 +353,14 @@ fn stored_float(v: f64, dtype: DType) -> f64 {
 pub fn scalar_text(values: &[Value], dtype: DType) -> String {
     let truth = |b: bool| if b { "True" } else { "False" }.to_string();
     match values {
-        [Value::F(v)] if dtype == DType::F32 => format_f32(*v as f32),
-        [Value::F(v)] if dtype == DType::F16 => format_f32(half::f16::from_f64(*v).to_f32()),
+        [Value::F(v)] if dtype == DType::F32 => numpy_f32(*v as f32),
+        [Value::F(v)] if dtype == DType::F16 => numpy_f32(half::f16::from_f64(*v).to_f32()),
         [Value::F(v)] if dtype.is_float() => python_float(*v),
         [Value::F(v)] if dtype == DType::Bool => truth(*v != 0.0),
         [Value::I(v)] if dtype == DType::Bool => truth(*v != 0),
         [v] => v.to_string(),
         _ => String::new(),
     }
-}
-
-/// A float32 (or float16, widened) as NumPy prints it: the shortest digits
-/// that round-trip in float32, in Python's float notation.
-fn format_f32(v: f32) -> String {
-    let shortest: f64 = format!("{v:e}").parse().unwrap_or(v as f64);
-    python_float(shortest)
 }
 
 /// Checks a distributed reduction's own refusals: across rows a rank

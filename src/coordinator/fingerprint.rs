@@ -24,7 +24,7 @@ pub(super) fn fingerprint(
     };
     let what = match work {
         Work::Create => serde_json::Value::Null,
-        Work::Kernel(k) => serde_json::json!(k.spec()),
+        Work::Kernel(k) => serde_json::json!(k.describe()),
         Work::Program(p, _) => serde_json::json!(p.argv),
     };
     let text = serde_json::json!({

@@ -116,6 +116,18 @@ pub struct RunSummary {
     pub read_only: bool,
 }
 
+impl Error {
+    /// The summary of the run that failed, if it got that far.
+    pub fn summary(&self) -> Option<&RunSummary> {
+        self.attached()
+    }
+
+    /// The same error carrying the run's summary.
+    pub fn with_summary(self, summary: RunSummary) -> Self {
+        self.attach(summary)
+    }
+}
+
 impl Runner {
     /// Builds (or checks) the file and runs the kernel `make` returns for
     /// its layout over the planned rows; `None` from `make` only creates
@@ -852,7 +864,7 @@ impl Runner {
             "seed": self.seed.map(|s| s.to_string()),
             "work": match work {
                 Work::Create => serde_json::Value::Null,
-                Work::Kernel(k) => serde_json::json!(k.spec()),
+                Work::Kernel(k) => serde_json::json!(k.describe()),
                 Work::Program(p, _) => serde_json::json!({ "program": p.argv }),
             },
         })

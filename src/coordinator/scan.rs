@@ -107,7 +107,7 @@ impl Runner {
                 "schedule": self.schedule,
                 "pin": self.pin,
                 "align": self.align,
-                "kernel": kernel.spec(),
+                "kernel": kernel.describe(),
                 "distributed": self.distributed,
             }),
             results: serde_json::Value::Null,

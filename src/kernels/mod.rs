@@ -14,6 +14,7 @@ pub mod fill;
 pub mod func;
 mod layout_cast;
 pub mod reduce;
+pub mod values;
 
 use half::f16;
 use serde::{Deserialize, Serialize};
@@ -290,8 +291,16 @@ pub struct KernelSpec {
 /// processes. A kernel must only write the block it is given, and its
 /// output for a row must not depend on which worker or block holds it.
 pub trait Kernel: Send + Sync {
-    /// The name and parameters that rebuild this kernel through [`build`].
+    /// The name and parameters that rebuild this kernel through [`build`]
+    /// (asked only when workers are re-executed).
     fn spec(&self) -> KernelSpec;
+
+    /// The kernel as a run's report and its journal fingerprint record it,
+    /// asked on every run: by default its [`Kernel::spec`]. A kernel whose
+    /// spec carries bulk data names that data here by size and digest.
+    fn describe(&self) -> KernelSpec {
+        self.spec()
+    }
 
     /// Computes one block.
     fn run(&self, rows: AnyRowsMut<'_>) -> std::result::Result<(), String>;
@@ -370,7 +379,7 @@ const REGISTRY: &[(&str, Builder)] = &[
     ("fill", fill::build),
     ("apply", apply::build),
     ("reduce", reduce::build),
-    ("values", reduce::build_values),
+    ("values", values::build),
     ("convert", convert::build),
 ];
 

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use super::{AnyRowsMut, Kernel, KernelSpec, RowsIn};
 use crate::error::{Error, Result};
 use crate::layout::DType;
+pub use crate::pyfloat::python_float;
 
 /// A reduction operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -655,7 +656,7 @@ impl Node {
             start: self.start,
             level: self.level,
             kind: (self.states.tag() as char).to_string(),
-            data: to_hex(self.states.bytes()),
+            data: crate::hex::encode(self.states.bytes()),
         }
     }
 
@@ -665,7 +666,7 @@ impl Node {
         if r.kind.len() != 1 {
             return Err(bad());
         }
-        let bytes = from_hex(&r.data).ok_or_else(bad)?;
+        let bytes = crate::hex::decode(&r.data).ok_or_else(bad)?;
         let states = States::from_bytes(r.kind.as_bytes()[0], &bytes).ok_or_else(bad)?;
         Ok(Node {
             start: r.start,
@@ -1442,27 +1443,6 @@ fn store(v: Value, dtype: DType, out: &mut [u8], at: usize) -> std::result::Resu
     Ok(v)
 }
 
-/// `v` as Python prints a float (`repr`): shortest round-trip digits,
-/// exponent form below 1e-4 and from 1e16, `nan`, `inf`.
-pub fn python_float(v: f64) -> String {
-    if v.is_nan() {
-        return "nan".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    let a = v.abs();
-    if a == 0.0 || (1e-4..1e16).contains(&a) {
-        let s = format!("{v:?}");
-        return s;
-    }
-    // `{:e}` gives the shortest round-trip digits: 1.5e300, 1e-7.
-    let s = format!("{v:e}");
-    let (mant, exp) = s.split_once('e').expect("LowerExp has an exponent");
-    let exp: i32 = exp.parse().expect("LowerExp exponent");
-    format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
-}
-
 // ---------------------------------------------------------------------------
 // The kernel.
 
@@ -2032,65 +2012,6 @@ impl Forest {
             values.push(v);
         }
         Ok((bytes, values, warnings))
-    }
-}
-
-/// Writes given bytes into the rows of a new file: how a reduction across
-/// rows, finished by the coordinator, is published with the same file
-/// safety as every other output.
-#[derive(Debug)]
-pub struct Values {
-    bytes: Vec<u8>,
-}
-
-impl Values {
-    /// A kernel writing `bytes` (the whole data of the file, C order).
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Values { bytes }
-    }
-}
-
-/// Registry constructor for [`Values`].
-pub(super) fn build_values(params: &serde_json::Value, _dtype: DType) -> Result<Box<dyn Kernel>> {
-    let bad = || Error::refused("bad values parameters: expected {\"hex\": \"…\"}");
-    let hex = params.get("hex").and_then(|h| h.as_str()).ok_or_else(bad)?;
-    Ok(Box::new(Values {
-        bytes: from_hex(hex).ok_or_else(bad)?,
-    }))
-}
-
-fn to_hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn from_hex(h: &str) -> Option<Vec<u8>> {
-    if !h.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..h.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-impl Kernel for Values {
-    fn spec(&self) -> KernelSpec {
-        KernelSpec {
-            name: "values".into(),
-            params: serde_json::json!({ "hex": to_hex(&self.bytes) }),
-        }
-    }
-
-    fn run(&self, rows: AnyRowsMut<'_>) -> std::result::Result<(), String> {
-        let item = rows.dtype().itemsize() as usize;
-        let (bytes, first_row, row_len) = rows.into_bytes();
-        let start = first_row as usize * row_len as usize * item;
-        let src = self
-            .bytes
-            .get(start..start + bytes.len())
-            .ok_or("the values do not cover the file")?;
-        bytes.copy_from_slice(src);
-        Ok(())
     }
 }
 

@@ -3,8 +3,8 @@
 //!
 //! A worker is started either by `fork` (it inherits the open file and the
 //! kernel) or by re-executing `mmrun __worker`, which rebuilds everything
-//! from the environment of the external-worker protocol (see
-//! [`WorkerTask::to_env`]) plus `MMRUN_KERNEL`, the kernel's spec as JSON.
+//! from its environment: the worker protocol, written down in [`protocol`]
+//! ([`WorkerTask::to_env`] implements it).
 //!
 //! Each worker touches only its own rows. A fill, which overwrites every
 //! element of its blocks, computes each block in a cache-sized buffer that
@@ -18,6 +18,7 @@
 //! rows are populated a window at a time ahead of the loop (`prefetch`).
 
 mod prefetch;
+pub mod protocol;
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -36,8 +37,8 @@ use prefetch::Prefetch;
 /// and 1 MiB measured alike here (512 KiB L2), 128 KiB and 4 MiB slower.
 const BLOCK_BYTES: u64 = 1 << 20;
 
-/// Protocol version of the worker environment.
-pub const PROTOCOL_VERSION: &str = "1";
+/// Protocol version of the worker environment ([`protocol`]).
+pub use protocol::PROTOCOL_VERSION;
 
 /// Everything one worker needs to know.
 #[derive(Debug, Clone, PartialEq)]

@@ -52,5 +52,7 @@ mod integrity;
 // The mapped path over many windows: results against NumPy, populate and
 // madvise calls under strace.
 mod mapped_path;
+// The module import graph of src/: no cycle, layers as design.md draws them.
+mod layering;
 // Inputs answered as NumPy answers them, no panics, helpful messages, quiet and JSON output.
 mod agreement;

@@ -243,17 +243,6 @@ fn integer_results_that_do_not_fit_are_errors_floats_overflow_to_inf() {
     assert_eq!(i32::from_le_bytes(buf), -7);
 }
 
-#[test]
-fn floats_print_as_python_does() {
-    assert_eq!(python_float(0.1), "0.1");
-    assert_eq!(python_float(1.0), "1.0");
-    assert_eq!(python_float(1e16), "1e+16");
-    assert_eq!(python_float(1.5e-7), "1.5e-07");
-    assert_eq!(python_float(-2.5e300), "-2.5e+300");
-    assert_eq!(python_float(f64::NAN), "nan");
-    assert_eq!(python_float(123456.75), "123456.75");
-}
-
 /// Data with NaNs (an all-NaN column and row) and repeated values, so ties
 /// and NaN handling show in argmin/argmax and the nan* moments.
 fn with_nans_and_ties(rows: usize, cols: usize) -> Vec<f64> {
