@@ -312,7 +312,7 @@ impl Runner {
 
     /// A file read beside the target, described by `layout` as the caller
     /// read it — big-endian or Fortran order included — for a kernel that
-    /// decodes such input itself in [`Kernel::run_io`] (convert). Workers
+    /// decodes such input itself in [`Kernel::run_io`](crate::kernels::Kernel::run_io) (convert). Workers
     /// map it as they map [`Runner::input`]'s rows; a Fortran-order input
     /// whole, since its rows are not byte ranges.
     pub fn input_layout(mut self, path: impl Into<PathBuf>, layout: Layout) -> Self {

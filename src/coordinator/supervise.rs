@@ -117,7 +117,7 @@ pub struct WorkerRecord {
     pub usage: Usage,
     /// What a failed mmrun worker said went wrong: its kernel's error or
     /// panic message; for a worker that died of SIGBUS on a full file
-    /// system, that cause ([`sigbus_cause`]). `None` for external
+    /// system, that cause (see `sigbus_cause`). `None` for external
     /// programs, for other signal deaths and for successful workers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
