@@ -61,20 +61,11 @@ fn argmin_argmax_and_nan_moments_agree_with_numpy() {
                 ("nanstd", "2"),
             ] {
                 let out = format!("{}_{op}{ddof}_{}.npy", &f[..1], axis.replace('-', "m"));
-                let mut first: Option<Vec<u8>> = None;
-                for cfg in configs {
-                    let mut args = vec![
-                        "reduce", f, "--op", op, "--axis", axis, "--ddof", ddof, "--out", &out,
-                        "--force",
-                    ];
-                    args.extend_from_slice(cfg);
-                    d.ok(&args);
-                    let bytes = std::fs::read(d.join(&out)).unwrap();
-                    match &first {
-                        None => first = Some(bytes),
-                        Some(b) => assert!(*b == bytes, "{f} {op} --axis {axis}: {cfg:?} differs"),
-                    }
-                }
+                let args = [
+                    "reduce", f, "--op", op, "--axis", axis, "--ddof", ddof, "--out", &out,
+                    "--force",
+                ];
+                same_bytes_for_each(&d, &args, &out, configs);
                 cases.push(format!("('{f}', '{op}', {ddof}, '{axis}', '{out}')"));
             }
         }

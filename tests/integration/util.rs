@@ -226,3 +226,20 @@ pub fn all_pids() -> Vec<i32> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect()
 }
+
+/// Runs `mmrun ARGS CFG` for each of `configs` (each writing `out`) and
+/// asserts every configuration wrote the same bytes: results must not
+/// depend on the worker count, spawn mode or schedule.
+pub fn same_bytes_for_each(d: &Dir, args: &[&str], out: &str, configs: &[&[&str]]) {
+    let mut first: Option<Vec<u8>> = None;
+    for cfg in configs {
+        let mut all = args.to_vec();
+        all.extend_from_slice(cfg);
+        d.ok(&all);
+        let bytes = std::fs::read(d.join(out)).unwrap();
+        match &first {
+            None => first = Some(bytes),
+            Some(b) => assert!(*b == bytes, "{args:?}: {cfg:?} differs"),
+        }
+    }
+}
