@@ -517,6 +517,19 @@ impl States {
         }
     }
 
+    /// [`States::identity`], or an error when the memory cannot be had
+    /// (a row of billions of elements along axis 0).
+    fn try_identity(op: Op, kind: Kind, width: usize) -> std::result::Result<States, String> {
+        let one = matches!(op, Op::Prod | Op::All);
+        Ok(match kind {
+            Kind::F => States::F(states_of_len(width, if one { 1.0 } else { 0.0 })?),
+            Kind::I => States::I(states_of_len(width, one as i128)?),
+            Kind::V => States::V(states_of_len(width, [0.0; 2])?),
+            Kind::N => States::N(states_of_len(width, [0.0; 3])?),
+            Kind::A => States::A(states_of_len(width, <[i128; 2]>::identity(op))?),
+        })
+    }
+
     fn identity(op: Op, kind: Kind, width: usize) -> States {
         let one = matches!(op, Op::Prod | Op::All);
         match kind {
@@ -845,6 +858,59 @@ fn fval<T: Elem>(op: Op, v: T) -> f64 {
     }
 }
 
+/// A state of one element, as axis 0 starts each column from the rows.
+trait ZeroState: State {
+    fn of_elem<T: Elem>(op: Op, row: u64, v: T) -> Self;
+}
+
+impl ZeroState for f64 {
+    #[inline(always)]
+    fn of_elem<T: Elem>(op: Op, _: u64, v: T) -> f64 {
+        fval(op, v)
+    }
+}
+
+impl ZeroState for i128 {
+    #[inline(always)]
+    fn of_elem<T: Elem>(op: Op, _: u64, v: T) -> i128 {
+        ival(op, v)
+    }
+}
+
+impl ZeroState for [f64; 2] {
+    #[inline(always)]
+    fn of_elem<T: Elem>(_: Op, _: u64, v: T) -> [f64; 2] {
+        [v.f(), 0.0]
+    }
+}
+
+impl ZeroState for [f64; 3] {
+    /// One element: counted unless NaN (its sum and mean are itself).
+    #[inline(always)]
+    fn of_elem<T: Elem>(_: Op, _: u64, v: T) -> [f64; 3] {
+        if v.f().is_nan() {
+            [0.0; 3]
+        } else {
+            [1.0, v.f(), 0.0]
+        }
+    }
+}
+
+impl ZeroState for [i128; 2] {
+    /// np.argmin(axis=0): the index is the row.
+    #[inline(always)]
+    fn of_elem<T: Elem>(op: Op, row: u64, v: T) -> [i128; 2] {
+        [v.key(op), row as i128]
+    }
+}
+
+/// The states of row `row`'s elements `x` along axis 0, into `out`.
+fn zero_states<T: Elem, S: ZeroState>(op: Op, row: u64, x: &[T], out: &mut [S]) {
+    out.iter_mut()
+        .zip(x)
+        .for_each(|(o, &v)| *o = S::of_elem(op, row, v));
+}
+
 /// Chan et al.'s combine of two (mean, M2) pairs over `na` and `nb`
 /// elements.
 #[inline(always)]
@@ -1069,6 +1135,24 @@ impl ArgIdentity for [i128; 2] {
 /// The state no element loses to, for `argmin`/`argmax`.
 trait ArgIdentity {
     fn identity(op: Op) -> Self;
+}
+
+/// `n` states `v`, or a one-line error when the memory for them cannot be
+/// had: along axis 0 a process holds a few rows' worth of states, and a
+/// row of billions of elements needs more than a machine may have (NumPy's
+/// `MemoryError` for its result), which is then a failed worker, not an
+/// abort.
+fn states_of_len<S: Clone>(n: usize, v: S) -> std::result::Result<Vec<S>, String> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(n).map_err(|_| {
+        format!(
+            "cannot allocate {:.1} GB for the partial results of a row ({n} of them): \
+             reduce fewer columns at a time with --cols",
+            (n as f64) * (std::mem::size_of::<S>() as f64) / 1e9
+        )
+    })?;
+    out.resize(n, v);
+    Ok(out)
 }
 
 /// `combine(a, b)` of two single states of one kind, over `na` and `nb`
@@ -1505,6 +1589,8 @@ pub const PIECE: u64 = 1 << 17;
 struct PartRow {
     row: u64,
     acc: Vec<Option<(St, u64)>>,
+    /// Along axis 0: the row's states, one per element, as parts arrive.
+    zero: Option<States>,
 }
 
 impl std::fmt::Debug for Reduce {
@@ -1550,10 +1636,10 @@ impl Reduce {
 
     /// Whether a row may be read in parts: each result reduces one
     /// contiguous run of the row (no inner axes after the reduced ones),
-    /// which the pieces cut. Along axis 0 alone a row's states are as wide
-    /// as the row, and rows stay whole.
+    /// which the pieces cut, or the row is a leaf of axis 0, one state per
+    /// element, filled part by part.
     fn splits_input_rows(&self) -> bool {
-        self.inner == 1 && self.params.axis != Axis::Zero
+        self.inner == 1
     }
 
     /// Folds `x`, elements of one run starting `at` elements into the file
@@ -1636,7 +1722,7 @@ impl Reduce {
         first_row: u64,
         rows: u64,
         leaf: impl Fn(u64, &[T], &mut [S]) + Copy,
-    ) {
+    ) -> std::result::Result<(), String> {
         let width = self.params.width();
         let rl = self.row_len as usize;
         let mut stack = self.stack.lock().unwrap_or_else(|p| p.into_inner());
@@ -1649,7 +1735,11 @@ impl Reduce {
             while level > 0 && (level >= 64 || s + (1u64 << level) > end) {
                 level -= 1;
             }
-            let mut out = vec![S::zero(); width];
+            let mut out = states_of_len(width, S::zero())?;
+            // The right halves' buffers, one per level below this node.
+            while scratch.len() < level as usize {
+                scratch.push(states_of_len(width, S::zero())?);
+            }
             let local = (s - first_row) as usize;
             subtree(
                 self.params.op,
@@ -1672,6 +1762,7 @@ impl Reduce {
             );
             s += 1u64 << level;
         }
+        Ok(())
     }
 
     /// The states of row `x` reduced along the axes after 0 that
@@ -1769,7 +1860,12 @@ fn subtree<T: Elem, S: State>(
     scratch[i] = right;
 }
 
-fn scan_typed<T: Elem>(data: &[T], k: &Reduce, first_row: u64, rows: u64) {
+fn scan_typed<T: Elem>(
+    data: &[T],
+    k: &Reduce,
+    first_row: u64,
+    rows: u64,
+) -> std::result::Result<(), String> {
     let op = k.params.op;
     let row_len = k.row_len as i128;
     match (k.params.axis, k.kind) {
@@ -1788,45 +1884,21 @@ fn scan_typed<T: Elem>(data: &[T], k: &Reduce, first_row: u64, rows: u64) {
         (Axis::ZeroInner { .. }, Kind::A) => {
             k.scan_rows::<T, [i128; 2]>(data, first_row, rows, |_, r, o| k.row_states(r, o))
         }
-        (Axis::Zero, Kind::F) if op == Op::NanSum => {
-            k.scan_rows::<T, f64>(data, first_row, rows, |_, r, o| {
-                o.iter_mut()
-                    .zip(r)
-                    .for_each(|(o, &v)| *o = fval(Op::NanSum, v))
-            })
-        }
-        (Axis::Zero, Kind::F) => k.scan_rows::<T, f64>(data, first_row, rows, |_, r, o| {
-            o.iter_mut().zip(r).for_each(|(o, &v)| *o = v.f())
+        (Axis::Zero, Kind::F) => k.scan_rows::<T, f64>(data, first_row, rows, |row, r, o| {
+            zero_states(op, row, r, o)
         }),
-        (Axis::Zero, Kind::I) if matches!(op, Op::Any | Op::All) => {
-            k.scan_rows::<T, i128>(data, first_row, rows, move |_, r, o| {
-                o.iter_mut().zip(r).for_each(|(o, &v)| *o = ival(op, v))
-            })
-        }
-        (Axis::Zero, Kind::I) => k.scan_rows::<T, i128>(data, first_row, rows, |_, r, o| {
-            o.iter_mut().zip(r).for_each(|(o, &v)| *o = v.i())
+        (Axis::Zero, Kind::I) => k.scan_rows::<T, i128>(data, first_row, rows, |row, r, o| {
+            zero_states(op, row, r, o)
         }),
-        (Axis::Zero, Kind::V) => k.scan_rows::<T, [f64; 2]>(data, first_row, rows, |_, r, o| {
-            o.iter_mut().zip(r).for_each(|(o, &v)| *o = [v.f(), 0.0])
+        (Axis::Zero, Kind::V) => k.scan_rows::<T, [f64; 2]>(data, first_row, rows, |row, r, o| {
+            zero_states(op, row, r, o)
         }),
-        // One element: counted unless NaN (its sum and mean are itself).
-        (Axis::Zero, Kind::N) => k.scan_rows::<T, [f64; 3]>(data, first_row, rows, |_, r, o| {
-            o.iter_mut().zip(r).for_each(|(o, &v)| {
-                *o = if v.f().is_nan() {
-                    [0.0; 3]
-                } else {
-                    [1.0, v.f(), 0.0]
-                }
-            })
+        (Axis::Zero, Kind::N) => k.scan_rows::<T, [f64; 3]>(data, first_row, rows, |row, r, o| {
+            zero_states(op, row, r, o)
         }),
-        // np.argmin(axis=0): the index is the row.
-        (Axis::Zero, Kind::A) => {
-            k.scan_rows::<T, [i128; 2]>(data, first_row, rows, move |row, r, o| {
-                o.iter_mut()
-                    .zip(r)
-                    .for_each(|(o, &v)| *o = [v.key(op), row as i128])
-            })
-        }
+        (Axis::Zero, Kind::A) => k.scan_rows::<T, [i128; 2]>(data, first_row, rows, |row, r, o| {
+            zero_states(op, row, r, o)
+        }),
         (_, Kind::F) => k.scan_rows::<T, f64>(data, first_row, rows, move |_, r, o| {
             if let St::F(v) = k.run_state(r, k.col_off as u64) {
                 o[0] = v;
@@ -1873,16 +1945,41 @@ fn read_part_typed<T: Elem>(
         if from != 0 {
             return Err(format!("row {row} was not read from its start"));
         }
+        let zero = match k.params.axis {
+            Axis::Zero => Some(States::try_identity(
+                k.params.op,
+                k.kind,
+                k.row_len as usize,
+            )?),
+            _ => None,
+        };
         *part = Some(PartRow {
             row,
             acc: vec![None; k.outer],
+            zero,
         });
     }
     let p = part.as_mut().expect("set above");
     // The selection's runs that meet this part, in file-row indices.
     let (sel, n) = (k.col_off as u64, k.n as u64);
     let (lo, hi) = (from.max(sel), (from + x.len() as u64).min(sel + k.row_len));
-    if lo < hi && n > 0 {
+    let op = k.params.op;
+    if let Some(zero) = p.zero.as_mut() {
+        if lo < hi {
+            let (xs, at) = (
+                &x[(lo - from) as usize..(hi - from) as usize],
+                (lo - sel) as usize,
+            );
+            let end = at + xs.len();
+            match zero {
+                States::F(v) => zero_states(op, row, xs, &mut v[at..end]),
+                States::I(v) => zero_states(op, row, xs, &mut v[at..end]),
+                States::V(v) => zero_states(op, row, xs, &mut v[at..end]),
+                States::N(v) => zero_states(op, row, xs, &mut v[at..end]),
+                States::A(v) => zero_states(op, row, xs, &mut v[at..end]),
+            }
+        }
+    } else if lo < hi && n > 0 {
         for o in (lo - sel) / n..(hi - sel).div_ceil(n) {
             let run = sel + o * n;
             let (a, b) = (lo.max(run), hi.min(run + n));
@@ -1894,9 +1991,26 @@ fn read_part_typed<T: Elem>(
         return Ok(());
     }
     let acc = std::mem::take(&mut p.acc);
+    let zero = p.zero.take();
     *part = None;
-    let states: Vec<St> = acc.into_iter().map(|a| k.folded::<T>(a)).collect();
     let params = &k.params;
+    if let Some(states) = zero {
+        let mut stack = k.stack.lock().unwrap_or_else(|p| p.into_inner());
+        let node = Node {
+            start: row,
+            level: 0,
+            states,
+        };
+        match k.kind {
+            Kind::F => k.push_node::<f64>(&mut stack, node),
+            Kind::I => k.push_node::<i128>(&mut stack, node),
+            Kind::V => k.push_node::<[f64; 2]>(&mut stack, node),
+            Kind::N => k.push_node::<[f64; 3]>(&mut stack, node),
+            Kind::A => k.push_node::<[i128; 2]>(&mut stack, node),
+        }
+        return Ok(());
+    }
+    let states: Vec<St> = acc.into_iter().map(|a| k.folded::<T>(a)).collect();
     if !params.axis.across_rows() {
         let out = out.ok_or("a per-row reduction's last part needs its output row")?;
         for (i, &st) in states.iter().enumerate() {
@@ -2015,8 +2129,7 @@ impl Kernel for Reduce {
             input.dtype,
             input.bytes,
             scan_typed(self, input.first_row, rows)
-        );
-        Ok(())
+        )
     }
 
     fn row_part(&self) -> Option<u64> {
@@ -2043,7 +2156,15 @@ impl Kernel for Reduce {
 
     fn take_result(&self) -> std::result::Result<Option<Vec<u8>>, String> {
         let mut stack = self.stack.lock().unwrap_or_else(|p| p.into_inner());
+        let len: usize = stack.iter().map(|n| 21 + n.states.bytes().len()).sum();
         let mut out = Vec::new();
+        out.try_reserve_exact(len).map_err(|_| {
+            format!(
+                "cannot allocate {:.1} GB to hand back this worker's partial results: \
+                 reduce fewer columns at a time with --cols",
+                len as f64 / 1e9
+            )
+        })?;
         for node in stack.drain(..) {
             node.encode(&mut out);
         }

@@ -324,8 +324,8 @@ fn the_issues_wide_file_reduces_under_a_memory_limit() {
 }
 
 /// Reductions of rows wider than a block, which workers read in parts of
-/// about a block: every op on every axis form that reduces runs of a row
-/// (`1`, `all`, `rows`, `-1`, `1,2`, `0,2` of a 3-D file), on f4 rows of
+/// about a block: every op on every axis form that reads rows in parts
+/// (`0`, `1`, `all`, `rows`, `-1`, `1,2`, `0,2` of a 3-D file), on f4 rows of
 /// 1.2 MB and f8 rows of 3.6 MB, gives NumPy's dtypes, shapes and values
 /// (floats accumulate in float64, as the README says) and the same bytes
 /// for any worker count, schedule and spawn mode.
@@ -358,9 +358,9 @@ fn reductions_of_rows_wider_than_a_block_agree_with_numpy_for_any_split() {
     ];
     let mut cases = Vec::new();
     for (f, axes) in [
-        ("f.npy", &["1", "all", "rows"][..]),
-        ("g.npy", &["2", "-1", "1,2", "0,2", "all"][..]),
-        ("i.npy", &["1", "all"][..]),
+        ("f.npy", &["1", "all", "rows", "0"][..]),
+        ("g.npy", &["2", "-1", "1,2", "0,2", "all", "0"][..]),
+        ("i.npy", &["1", "all", "0"][..]),
     ] {
         for axis in axes {
             for op in [
@@ -401,5 +401,65 @@ fn reductions_of_rows_wider_than_a_block_agree_with_numpy_for_any_split() {
              \x20       assert np.array_equal(got, want), (f, op, axis, got, want)\n",
             cases.join(", ")
         ),
+    );
+}
+
+/// Along axis 0 a process keeps one partial result per element of a row,
+/// as NumPy keeps the result. When a row is too wide for the memory a
+/// process may have (here a 400 MB address-space limit and a (2,
+/// 20 000 000) `u1` file: 320 MB of states per worker and as much again to
+/// hand them back), each worker fails with one line naming `--cols`,
+/// exit 1, nothing published. Before, the workers aborted on the failed
+/// allocation with a backtrace. The advice works: the same reduction of a
+/// slice of the columns under the same limit gives NumPy's sums.
+#[test]
+fn axis_0_of_rows_too_wide_for_memory_fails_in_one_line_and_cols_works() {
+    let Some(py) = require_numpy("wide_rows") else {
+        return;
+    };
+    let d = Dir::new();
+    d.ok(&[
+        "fill",
+        "w.npy",
+        "--shape",
+        "2,20000000",
+        "--dtype",
+        "u1",
+        "--arange",
+        "-q",
+    ]);
+    let limited = |args: &str| {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v 400000 && exec {} {args}",
+                mmrun_bin().display()
+            ))
+            .current_dir(d.path())
+            .output()
+            .unwrap()
+    };
+    let out = limited("reduce w.npy --op sum --axis 0 --out s.npy -w 2");
+    let err = stderr(&out);
+    assert_eq!(code(&out), 1, "{err}");
+    assert!(
+        err.contains("cannot allocate") && err.contains("--cols"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("memory allocation of") && !err.contains("backtrace"),
+        "{err}"
+    );
+    assert!(!d.join("s.npy").exists());
+    let out = limited("reduce w.npy --op sum --axis 0 --cols 1000:2000000 --out s.npy -w 2");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    python(
+        &py,
+        d.path(),
+        "import numpy as np\n\
+         a = np.load('w.npy', mmap_mode='r')\n\
+         want = np.sum(a[:, 1000:2000000], axis=0)\n\
+         got = np.load('s.npy')\n\
+         assert got.dtype == want.dtype and np.array_equal(got, want), (got.dtype, got[:5], want[:5])\n",
     );
 }

@@ -390,6 +390,8 @@ fn rows_read_in_parts_give_the_bytes_of_whole_rows() {
     for (axis, shape) in [
         (Axis::Rows, vec![3u64, n]),
         (Axis::All, vec![3, n]),
+        (Axis::Zero, vec![3, n]),
+        (Axis::Zero, vec![2, 3, n / 3]),
         (Axis::Inner { axis: 2, extra: 0 }, vec![2, 3, n / 3]),
         (Axis::Inner { axis: 1, extra: 1 }, vec![2, 3, n / 3]),
         (Axis::ZeroInner { axis: 2, extra: 0 }, vec![2, 3, n / 3]),
