@@ -33,6 +33,8 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use self::strided::Strided;
+
 use half::f16;
 use serde::{Deserialize, Serialize};
 
@@ -1591,6 +1593,8 @@ struct PartRow {
     acc: Vec<Option<(St, u64)>>,
     /// Along axis 0: the row's states, one per element, as parts arrive.
     zero: Option<States>,
+    /// Along an axis followed by others: each position's accumulator.
+    strided: Option<Strided>,
 }
 
 impl std::fmt::Debug for Reduce {
@@ -1636,10 +1640,11 @@ impl Reduce {
 
     /// Whether a row may be read in parts: each result reduces one
     /// contiguous run of the row (no inner axes after the reduced ones),
-    /// which the pieces cut, or the row is a leaf of axis 0, one state per
-    /// element, filled part by part.
+    /// which the pieces cut; the row is a leaf of axis 0, one state per
+    /// element, filled part by part; or a row longer than [`PIECE`]
+    /// reduces runs `inner` apart in one pass ([`Strided`]).
     fn splits_input_rows(&self) -> bool {
-        self.inner == 1
+        self.inner == 1 || self.stride as u64 > PIECE
     }
 
     /// Folds `x`, elements of one run starting `at` elements into the file
@@ -1676,6 +1681,21 @@ impl Reduce {
         let mut acc = None;
         self.fold(&mut acc, x, at, at);
         self.folded::<T>(acc)
+    }
+
+    /// The states of slice `x` of a row (runs of `inner` elements), one
+    /// per position after the reduced axes: two-pass for rows of at most
+    /// [`PIECE`] elements, one pass ([`Strided`]) for longer rows, which
+    /// may be read in parts.
+    fn strided_states<T: Elem>(&self, x: &[T], out: &mut Vec<St>) {
+        let (op, kind) = (self.params.op, self.kind);
+        if self.stride as u64 <= PIECE {
+            states_of_strided(op, kind, x, self.inner, out);
+        } else {
+            let mut acc = Strided::new(op, kind, self.inner);
+            acc.update(op, kind, x, 0, self.inner, 0);
+            acc.finish(kind, out);
+        }
     }
 
     /// A folded state, or the state of an empty run when nothing was folded.
@@ -1768,7 +1788,6 @@ impl Reduce {
     /// The states of row `x` reduced along the axes after 0 that
     /// [`Axis::ZeroInner`] names, one per remaining position, in order.
     fn row_states<T: Elem, S: State>(&self, x: &[T], out: &mut [S]) {
-        let op = self.params.op;
         let mut buf = Vec::new();
         let mut k = 0;
         for o in 0..self.outer {
@@ -1777,7 +1796,7 @@ impl Reduce {
                 out[k] = S::of(self.run_state(part, (self.col_off + o * self.n) as u64));
                 k += 1;
             } else {
-                states_of_strided(op, self.kind, part, self.inner, &mut buf);
+                self.strided_states(part, &mut buf);
                 for &st in &buf {
                     out[k] = S::of(st);
                     k += 1;
@@ -1803,7 +1822,7 @@ impl Reduce {
                 buf.clear();
                 buf.push(this.run_state(part, (this.col_off + o * this.n) as u64));
             } else {
-                states_of_strided(p.op, this.kind, part, this.inner, buf);
+                this.strided_states(part, buf);
             }
             for &st in buf.iter() {
                 let v = finish(p.op, st, count, p.ddof);
@@ -1953,10 +1972,13 @@ fn read_part_typed<T: Elem>(
             )?),
             _ => None,
         };
+        let strided = (k.inner > 1 && zero.is_none())
+            .then(|| Strided::new(k.params.op, k.kind, k.outer * k.inner));
         *part = Some(PartRow {
             row,
             acc: vec![None; k.outer],
             zero,
+            strided,
         });
     }
     let p = part.as_mut().expect("set above");
@@ -1979,12 +2001,24 @@ fn read_part_typed<T: Elem>(
                 States::A(v) => zero_states(op, row, xs, &mut v[at..end]),
             }
         }
-    } else if lo < hi && n > 0 {
-        for o in (lo - sel) / n..(hi - sel).div_ceil(n) {
-            let run = sel + o * n;
-            let (a, b) = (lo.max(run), hi.min(run + n));
+    } else if lo < hi && n > 0 && k.inner > 0 {
+        // Each slice of the row holds `n` runs of `inner` elements.
+        let slice = n * k.inner as u64;
+        for o in (lo - sel) / slice..(hi - sel).div_ceil(slice) {
+            let run = sel + o * slice;
+            let (a, b) = (lo.max(run), hi.min(run + slice));
             let xs = &x[(a - from) as usize..(b - from) as usize];
-            k.fold(&mut p.acc[o as usize], xs, a, run);
+            match p.strided.as_mut() {
+                Some(acc) => acc.update(
+                    op,
+                    k.kind,
+                    xs,
+                    (a - run) as usize,
+                    k.inner,
+                    o as usize * k.inner,
+                ),
+                None => k.fold(&mut p.acc[o as usize], xs, a, run),
+            }
         }
     }
     if !last {
@@ -1992,6 +2026,7 @@ fn read_part_typed<T: Elem>(
     }
     let acc = std::mem::take(&mut p.acc);
     let zero = p.zero.take();
+    let strided = p.strided.take();
     *part = None;
     let params = &k.params;
     if let Some(states) = zero {
@@ -2010,7 +2045,14 @@ fn read_part_typed<T: Elem>(
         }
         return Ok(());
     }
-    let states: Vec<St> = acc.into_iter().map(|a| k.folded::<T>(a)).collect();
+    let states: Vec<St> = match strided {
+        Some(acc) => {
+            let mut states = Vec::new();
+            acc.finish(k.kind, &mut states);
+            states
+        }
+        None => acc.into_iter().map(|a| k.folded::<T>(a)).collect(),
+    };
     if !params.axis.across_rows() {
         let out = out.ok_or("a per-row reduction's last part needs its output row")?;
         for (i, &st) in states.iter().enumerate() {
@@ -2345,6 +2387,7 @@ impl Forest {
 }
 
 mod select;
+mod strided;
 mod warnings;
 pub use select::{Cols, Selection};
 pub use warnings::Warnings;
