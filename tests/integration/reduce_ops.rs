@@ -43,57 +43,33 @@ fn argmin_argmax_and_nan_moments_agree_with_numpy() {
         &["-w", "4", "--schedule", "dynamic", "--chunk-rows", "1"],
     ];
     let mut cases = Vec::new();
-    for (f, axes) in [
+    for (file, axes) in [
         ("f.npy", &["all", "0", "1", "2", "-1"][..]),
         ("g.npy", &["all", "0", "1", "rows"][..]),
         ("i.npy", &["all", "0", "1"][..]),
         ("l.npy", &["all", "0", "1"][..]),
         ("b.npy", &["all", "0", "1"][..]),
     ] {
-        for axis in axes {
+        for &axis in axes {
             for (op, ddof) in [
-                ("argmin", "0"),
-                ("argmax", "0"),
-                ("nanmean", "0"),
-                ("nanstd", "0"),
-                ("nanvar", "0"),
-                ("nanvar", "1"),
-                ("nanstd", "2"),
+                ("argmin", 0),
+                ("argmax", 0),
+                ("nanmean", 0),
+                ("nanstd", 0),
+                ("nanvar", 0),
+                ("nanvar", 1),
+                ("nanstd", 2),
             ] {
-                let out = format!("{}_{op}{ddof}_{}.npy", &f[..1], axis.replace('-', "m"));
-                let args = [
-                    "reduce", f, "--op", op, "--axis", axis, "--ddof", ddof, "--out", &out,
-                    "--force",
-                ];
-                same_bytes_for_each(&d, &args, &out, configs);
-                cases.push(format!("('{f}', '{op}', {ddof}, '{axis}', '{out}')"));
+                cases.push(ReduceCase {
+                    file,
+                    op,
+                    axis,
+                    ddof,
+                });
             }
         }
     }
-    python(
-        &py,
-        d.path(),
-        &format!(
-            "import numpy as np, warnings\n\
-             warnings.simplefilter('ignore')\n\
-             for f, op, ddof, axis, out in [{}]:\n\
-             \x20   x = np.load(f)\n\
-             \x20   # rows of a 2-D file is axis 1 (argmin/argmax take no tuple)\n\
-             \x20   ax = None if axis == 'all' else (1 if axis == 'rows' else int(axis))\n\
-             \x20   kw = {{'ddof': ddof}} if op in ('nanstd', 'nanvar') else {{}}\n\
-             \x20   want = np.asarray(getattr(np, op)(x, axis=ax, **kw))\n\
-             \x20   got = np.load(out)\n\
-             \x20   assert got.dtype == want.dtype and got.shape == want.shape, (f, op, axis, got.dtype, got.shape, want.dtype, want.shape)\n\
-             \x20   if want.dtype.kind == 'f':\n\
-             \x20       # mmrun accumulates floats in float64, as the README says.\n\
-             \x20       want = np.asarray(getattr(np, op)(x.astype(np.float64), axis=ax, **kw))\n\
-             \x20       ok = np.isclose(got, want, rtol=2e-7, atol=0, equal_nan=True)\n\
-             \x20       assert ok.all(), (f, op, axis, got[~ok] if got.ndim else got, want[~ok] if got.ndim else want)\n\
-             \x20   else:\n\
-             \x20       assert np.array_equal(got, want), (f, op, axis, got, want)\n",
-            cases.join(", ")
-        ),
-    );
+    reductions_agree_with_numpy(&py, &d, &cases, configs);
     // One number on stdout, as print() gives it.
     let printed = stdout(&d.ok(&["reduce", "f.npy", "--op", "argmax", "--axis", "all"]));
     let want = python(

@@ -243,3 +243,69 @@ pub fn same_bytes_for_each(d: &Dir, args: &[&str], out: &str, configs: &[&[&str]
         }
     }
 }
+
+/// One `mmrun reduce FILE --op OP --axis AXIS --ddof DDOF`, for
+/// [`reductions_agree_with_numpy`].
+pub struct ReduceCase<'a> {
+    pub file: &'a str,
+    pub op: &'a str,
+    pub axis: &'a str,
+    pub ddof: u32,
+}
+
+/// Runs each case with `--out` under every one of `configs`, requiring
+/// the same bytes from each ([`same_bytes_for_each`]), then checks every
+/// output against live NumPy's `np.OP(x, axis=…, ddof=…)`: the same dtype
+/// and shape; integer, bool and index results equal; float results equal
+/// to NumPy's float64 answer within 2e-7 (float32 and float16 input) or
+/// 1e-12 relative, since mmrun accumulates floats in float64 (README),
+/// and for sums and means within that much of the sum of `|x|` where they
+/// cancel. `rows` is every axis but 0; `argmin`/`argmax` take one axis.
+pub fn reductions_agree_with_numpy(
+    py: &Path,
+    d: &Dir,
+    cases: &[ReduceCase<'_>],
+    configs: &[&[&str]],
+) {
+    let mut listed = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let out = format!("r{i}_{}_{}.npy", c.op, c.axis.replace(['-', ','], "m"));
+        let ddof = c.ddof.to_string();
+        let args = [
+            "reduce", c.file, "--op", c.op, "--axis", c.axis, "--ddof", &ddof, "--out", &out,
+            "--force",
+        ];
+        same_bytes_for_each(d, &args, &out, configs);
+        listed.push(format!(
+            "('{}', '{}', {}, '{}', '{out}')",
+            c.file, c.op, c.ddof, c.axis
+        ));
+    }
+    python(
+        py,
+        d.path(),
+        &format!(
+            "import numpy as np, warnings\n\
+             warnings.simplefilter('ignore')\n\
+             for f, op, ddof, axis, out in [{}]:\n\
+             \x20   x = np.load(f)\n\
+             \x20   ax = None if axis == 'all' else (tuple(range(1, x.ndim)) if axis == 'rows' else eval('(' + axis + ',)'))\n\
+             \x20   if op.startswith('arg') and ax is not None: ax = ax[0]\n\
+             \x20   kw = {{'ddof': ddof}} if op in ('std', 'var', 'nanstd', 'nanvar') else {{}}\n\
+             \x20   want = np.asarray(getattr(np, op)(x, axis=ax, **kw))\n\
+             \x20   got = np.load(out)\n\
+             \x20   assert got.dtype == want.dtype and got.shape == want.shape, (f, op, axis, got.dtype, got.shape, want.dtype, want.shape)\n\
+             \x20   if want.dtype.kind == 'f':\n\
+             \x20       x64 = x.astype(np.float64)\n\
+             \x20       want = np.asarray(getattr(np, op)(x64, axis=ax, **kw))\n\
+             \x20       rtol = 2e-7 if x.dtype.itemsize <= 4 and x.dtype.kind == 'f' else 1e-12\n\
+             \x20       sums = op in ('sum', 'mean', 'nansum', 'nanmean')\n\
+             \x20       scale = getattr(np, op)(np.abs(x64), axis=ax) if sums else 0\n\
+             \x20       ok = np.isclose(got, want, rtol=rtol, atol=0, equal_nan=True) | (np.abs(got - want) <= rtol * scale)\n\
+             \x20       assert ok.all(), (f, op, axis, got[~ok] if got.ndim else got, want[~ok] if got.ndim else want)\n\
+             \x20   else:\n\
+             \x20       assert np.array_equal(got, want), (f, op, axis, got, want)\n",
+            listed.join(", ")
+        ),
+    );
+}
