@@ -395,14 +395,7 @@ fn scan(
                 let lo = (base + from * itemsize) as usize;
                 let hi = lo + (m * itemsize) as usize;
                 ahead.before(&map, lo, hi);
-                let raw = &map[lo..hi];
-                let bytes: &[u8] = if aligned {
-                    raw
-                } else {
-                    let staged = staging(&mut bounce, raw.len());
-                    staged.copy_from_slice(raw);
-                    staged
-                };
+                let bytes = aligned_view(&map[lo..hi], aligned, &mut bounce);
                 let rows_in = RowsIn {
                     bytes,
                     dtype: layout.dtype,
@@ -431,14 +424,11 @@ fn scan(
         let n = block_rows.min(task.range.end - row);
         let lo = ((row - task.range.start) * row_bytes) as usize;
         ahead.before(&map, lo, lo + (n * row_bytes) as usize);
-        let raw = &map[lo..lo + (n * row_bytes) as usize];
-        let bytes: &[u8] = if aligned {
-            raw
-        } else {
-            let staged = staging(&mut bounce, raw.len());
-            staged.copy_from_slice(raw);
-            staged
-        };
+        let bytes = aligned_view(
+            &map[lo..lo + (n * row_bytes) as usize],
+            aligned,
+            &mut bounce,
+        );
         scan_block(bytes, row, n)?;
         // Rows read stop counting towards this worker's resident set (the
         // pages stay cached): a scan of a file larger than memory, or than
@@ -650,13 +640,8 @@ fn run_blocks(
                         );
                         in_ahead.before(&*map, lo, hi);
                         let start = inp.layout.data_offset + row * *in_row_bytes + from * itemsize;
-                        let bytes: &[u8] = if start.is_multiple_of(itemsize) {
-                            &map[lo..hi]
-                        } else {
-                            let staged = staging(in_bounce, hi - lo);
-                            staged.copy_from_slice(&map[lo..hi]);
-                            staged
-                        };
+                        let bytes =
+                            aligned_view(&map[lo..hi], start.is_multiple_of(itemsize), in_bounce);
                         let rows_in = RowsIn {
                             bytes,
                             dtype: inp.layout.dtype,
@@ -684,14 +669,8 @@ fn run_blocks(
                     let b = a + (n * *in_row_bytes) as usize;
                     let raw = if whole_input { &map[..] } else { &map[a..b] };
                     let start = inp.layout.data_offset + row * *in_row_bytes;
-                    let bytes: &[u8] =
-                        if whole_input || start.is_multiple_of(inp.layout.dtype.itemsize()) {
-                            raw
-                        } else {
-                            let staged = staging(in_bounce, raw.len());
-                            staged.copy_from_slice(raw);
-                            staged
-                        };
+                    let aligned = whole_input || start.is_multiple_of(inp.layout.dtype.itemsize());
+                    let bytes = aligned_view(raw, aligned, in_bounce);
                     let rows_in = RowsIn {
                         bytes,
                         dtype: inp.layout.dtype,
@@ -799,6 +778,17 @@ fn map_input(inp: &InputFile, range: RowRange) -> Result<(ReadRegion, &InputFile
     let map = unsafe { ReadRegion::map(&file, inp.layout.data_offset + first, len.max(1)) }
         .map_err(|e| Error::io_failed("cannot map rows of", &inp.path, e))?;
     Ok((map, inp, row_bytes, row_len))
+}
+
+/// `raw` itself when its elements are `aligned`, else a copy of it in
+/// `bounce`: kernels always see aligned, typed elements.
+fn aligned_view<'a>(raw: &'a [u8], aligned: bool, bounce: &'a mut Vec<u64>) -> &'a [u8] {
+    if aligned {
+        return raw;
+    }
+    let staged = staging(bounce, raw.len());
+    staged.copy_from_slice(raw);
+    staged
 }
 
 /// The first `len` bytes of `buf`, grown as needed, as an 8-byte aligned

@@ -444,3 +444,47 @@ fn axis_0_of_rows_too_wide_for_memory_fails_in_one_line_and_cols_works() {
          assert got.dtype == want.dtype and np.array_equal(got, want), (got.dtype, got[:5], want[:5])\n",
     );
 }
+
+/// A raw file whose data starts at an offset that is not a multiple of the
+/// itemsize, as `numpy.memmap` allows, with rows wider than a block: each
+/// part of a row is staged aligned, and the per-row and whole-file sums
+/// and means equal NumPy's on the same `memmap` view, for any split.
+#[test]
+fn unaligned_raw_rows_wider_than_a_block_reduce_as_numpy() {
+    let Some(py) = require_numpy("wide_rows") else {
+        return;
+    };
+    let d = Dir::new();
+    python(
+        &py,
+        d.path(),
+        "import numpy as np\n\
+         x = np.random.default_rng(5).standard_normal((3, 300001)).astype(np.float32)\n\
+         open('r.dat', 'wb').write(b'abc' + x.tobytes())\n",
+    );
+    let raw = [
+        "--raw", "--shape", "3,300001", "--dtype", "f4", "--offset", "3",
+    ];
+    let configs: &[&[&str]] = &[&["-w", "1"], &["-w", "3", "--spawn", "exec"]];
+    for (op, axis, out) in [
+        ("sum", "1", "s1.npy"),
+        ("mean", "all", "ma.npy"),
+        ("var", "0", "v0.npy"),
+    ] {
+        let mut args = vec!["reduce", "r.dat", "--op", op, "--axis", axis];
+        args.extend_from_slice(&raw);
+        args.extend_from_slice(&["--out", out, "--force"]);
+        same_bytes_for_each(&d, &args, out, configs);
+    }
+    python(
+        &py,
+        d.path(),
+        "import numpy as np\n\
+         x = np.memmap('r.dat', dtype=np.float32, mode='r', offset=3, shape=(3, 300001)).astype(np.float64)\n\
+         a = np.abs(x)\n\
+         for out, want, scale in [('s1.npy', x.sum(axis=1), a.sum(axis=1)), ('ma.npy', x.mean(), a.mean()), ('v0.npy', x.var(axis=0), 0)]:\n\
+         \x20   got = np.load(out)\n\
+         \x20   assert got.dtype == np.float32 and got.shape == np.shape(want), (out, got.dtype, got.shape)\n\
+         \x20   assert (np.abs(got - want) <= 2e-7 * (np.abs(want) + scale)).all(), (out, got, want)\n",
+    );
+}
