@@ -351,6 +351,30 @@ pub trait Kernel: Send + Sync {
         Err("this kernel does not read an input file".into())
     }
 
+    /// For a kernel that reads an input (or scans), the elements a row of
+    /// it wider than a block may be read in: `Some(g)` lets the worker hand
+    /// such a row over in parts ([`Kernel::read_part`]) that start at
+    /// multiples of `g` elements, because the kernel's results do not
+    /// depend on where the parts end. `None`: rows are read whole.
+    fn row_part(&self) -> Option<u64> {
+        None
+    }
+
+    /// Reads elements `from ..` of input row `input.first_row` (as many as
+    /// `input.bytes` holds), a part of a row read in parts, in order. The
+    /// part that ends the row has `last` set and, for a kernel that writes
+    /// rows, the row's output in `out`; a scanning kernel gets `None`.
+    fn read_part(
+        &self,
+        input: RowsIn<'_>,
+        from: u64,
+        last: bool,
+        out: Option<AnyRowsMut<'_>>,
+    ) -> std::result::Result<(), String> {
+        let _ = (input, from, last, out);
+        Err("this kernel reads whole rows".into())
+    }
+
     /// Whether the kernel only reads the file it is run over (a reduction
     /// across rows): workers then map it read-only and call [`Kernel::scan`]
     /// instead of writing rows.

@@ -18,7 +18,12 @@
 //!   Every combine therefore happens on the same operands in the same order
 //!   whoever computes it, and the result depends on the rows alone.
 //!
-//! Accumulation: floats in f64 (pairwise within a row, as NumPy sums, and
+//! Rows wider than a block are read in parts ([`Kernel::read_part`]): each
+//! run of a row that a result reduces is cut into pieces at the multiples
+//! of [`PIECE`] of the file row (fixed by the shape), and the pieces'
+//! states combine left to right, whether the row arrives whole or in parts.
+//!
+//! Accumulation: floats in f64 (pairwise within a piece, as NumPy sums, and
 //! the tree across rows), integers in i128 (exact: a file holds fewer than
 //! 2^63 elements of at most 64 bits, so no sum can overflow), `var`/`std`
 //! as `(mean, M2)` pairs — two passes within a row, Chan's parallel formula
@@ -1066,6 +1071,24 @@ trait ArgIdentity {
     fn identity(op: Op) -> Self;
 }
 
+/// `combine(a, b)` of two single states of one kind, over `na` and `nb`
+/// elements.
+fn combine_st(op: Op, a: St, b: St, na: u64, nb: u64) -> St {
+    fn one<S: State>(op: Op, a: S, b: S, na: u64, nb: u64) -> S {
+        let mut v = [a];
+        S::combine(op, &mut v, &[b], na, nb);
+        v[0]
+    }
+    match (a, b) {
+        (St::F(a), St::F(b)) => St::F(one(op, a, b, na, nb)),
+        (St::I(a), St::I(b)) => St::I(one(op, a, b, na, nb)),
+        (St::V(a), St::V(b)) => St::V(one(op, a, b, na, nb)),
+        (St::N(a), St::N(b)) => St::N(one(op, a, b, na, nb)),
+        (St::A(a), St::A(b)) => St::A(one(op, a, b, na, nb)),
+        _ => unreachable!("states of one run share one kind"),
+    }
+}
+
 fn combine_states(op: Op, a: &mut States, b: &States, na: u64, nb: u64) {
     match (a, b) {
         (States::F(a), States::F(b)) => f64::combine(op, a, b, na, nb),
@@ -1462,6 +1485,26 @@ pub struct Reduce {
     inner: usize,
     /// Across rows: the worker's stack of finished nodes.
     stack: Mutex<Vec<Node>>,
+    /// The row being read in parts ([`Kernel::read_part`]).
+    part: Mutex<Option<PartRow>>,
+}
+
+/// Elements per piece of a long row. A file row longer than this is
+/// reduced piece by piece: each run of elements a result reduces is cut at
+/// the multiples of `PIECE` of the file row, each piece reduced as a run,
+/// and the pieces' states combined left to right. The cuts depend on the
+/// shape alone, so a worker may read such a row in parts that end at those
+/// multiples ([`Kernel::row_part`]) and get the bits it would get reading
+/// it whole; rows of at most `PIECE` elements are one piece.
+pub const PIECE: u64 = 1 << 17;
+
+/// The row a worker is reading in parts: its index and, for each run of
+/// it a result reduces, the state of the pieces folded so far and how many
+/// elements they hold.
+#[derive(Debug)]
+struct PartRow {
+    row: u64,
+    acc: Vec<Option<(St, u64)>>,
 }
 
 impl std::fmt::Debug for Reduce {
@@ -1501,7 +1544,58 @@ impl Reduce {
             n,
             inner,
             stack: Mutex::new(Vec::new()),
+            part: Mutex::new(None),
         })
+    }
+
+    /// Whether a row may be read in parts: each result reduces one
+    /// contiguous run of the row (no inner axes after the reduced ones),
+    /// which the pieces cut. Along axis 0 alone a row's states are as wide
+    /// as the row, and rows stay whole.
+    fn splits_input_rows(&self) -> bool {
+        self.inner == 1 && self.params.axis != Axis::Zero
+    }
+
+    /// Folds `x`, elements of one run starting `at` elements into the file
+    /// row, onto `acc`: piece by piece ([`PIECE`]), each piece's state
+    /// combined after the ones before it. `run_start` is where the run
+    /// starts in the file row (argmin/argmax index from there).
+    fn fold<T: Elem>(&self, acc: &mut Option<(St, u64)>, x: &[T], at: u64, run_start: u64) {
+        let op = self.params.op;
+        let cut = self.stride as u64 > PIECE;
+        let mut i = 0usize;
+        while i < x.len() {
+            let a = at + i as u64;
+            let end = if cut {
+                ((a / PIECE + 1) * PIECE - at).min(x.len() as u64) as usize
+            } else {
+                x.len()
+            };
+            let mut st = state_of_run(op, self.kind, &x[i..end]);
+            if let St::A(s) = &mut st {
+                s[1] += (a - run_start) as i128;
+            }
+            let nb = (end - i) as u64;
+            *acc = Some(match acc.take() {
+                None => (st, nb),
+                Some((prev, na)) => (combine_st(op, prev, st, na, nb), na + nb),
+            });
+            i = end;
+        }
+    }
+
+    /// The state of run `x` of a row, starting `at` elements into the file
+    /// row: the same bits however the row was read.
+    fn run_state<T: Elem>(&self, x: &[T], at: u64) -> St {
+        let mut acc = None;
+        self.fold(&mut acc, x, at, at);
+        self.folded::<T>(acc)
+    }
+
+    /// A folded state, or the state of an empty run when nothing was folded.
+    fn folded<T: Elem>(&self, acc: Option<(St, u64)>) -> St {
+        acc.map(|(st, _)| st)
+            .unwrap_or_else(|| state_of_run::<T>(self.params.op, self.kind, &[]))
     }
 
     /// The parameters.
@@ -1589,7 +1683,7 @@ impl Reduce {
         for o in 0..self.outer {
             let part = &x[o * self.n * self.inner..(o + 1) * self.n * self.inner];
             if self.inner == 1 {
-                out[k] = S::of(state_of_run(op, self.kind, part));
+                out[k] = S::of(self.run_state(part, (self.col_off + o * self.n) as u64));
                 k += 1;
             } else {
                 states_of_strided(op, self.kind, part, self.inner, &mut buf);
@@ -1616,7 +1710,7 @@ impl Reduce {
             let part = &x[o * this.n * this.inner..(o + 1) * this.n * this.inner];
             if this.inner == 1 {
                 buf.clear();
-                buf.push(state_of_run(p.op, this.kind, part));
+                buf.push(this.run_state(part, (this.col_off + o * this.n) as u64));
             } else {
                 states_of_strided(p.op, this.kind, part, this.inner, buf);
             }
@@ -1734,32 +1828,124 @@ fn scan_typed<T: Elem>(data: &[T], k: &Reduce, first_row: u64, rows: u64) {
             })
         }
         (_, Kind::F) => k.scan_rows::<T, f64>(data, first_row, rows, move |_, r, o| {
-            if let St::F(v) = state_of_run(op, Kind::F, r) {
+            if let St::F(v) = k.run_state(r, k.col_off as u64) {
                 o[0] = v;
             }
         }),
         (_, Kind::I) => k.scan_rows::<T, i128>(data, first_row, rows, move |_, r, o| {
-            if let St::I(v) = state_of_run(op, Kind::I, r) {
+            if let St::I(v) = k.run_state(r, k.col_off as u64) {
                 o[0] = v;
             }
         }),
         (_, Kind::V) => k.scan_rows::<T, [f64; 2]>(data, first_row, rows, move |_, r, o| {
-            if let St::V(v) = state_of_run(op, Kind::V, r) {
+            if let St::V(v) = k.run_state(r, k.col_off as u64) {
                 o[0] = v;
             }
         }),
         (_, Kind::N) => k.scan_rows::<T, [f64; 3]>(data, first_row, rows, move |_, r, o| {
-            if let St::N(v) = state_of_run(op, Kind::N, r) {
+            if let St::N(v) = k.run_state(r, k.col_off as u64) {
                 o[0] = v;
             }
         }),
         // np.argmin(axis=None): the flat index of the whole array.
         (_, Kind::A) => k.scan_rows::<T, [i128; 2]>(data, first_row, rows, move |row, r, o| {
-            if let St::A([key, i]) = state_of_run(op, Kind::A, r) {
+            if let St::A([key, i]) = k.run_state(r, k.col_off as u64) {
                 o[0] = [key, row as i128 * row_len + i];
             }
         }),
     }
+}
+
+/// Reads elements `from .. from + x.len()` of file row `row`, a part of a
+/// row read in parts: folds them onto the row's runs, and with the part
+/// that ends the row finishes it — its results into `out` (per-row axes)
+/// or its states as a leaf of the tree (across rows).
+fn read_part_typed<T: Elem>(
+    x: &[T],
+    k: &Reduce,
+    row: u64,
+    from: u64,
+    last: bool,
+    out: Option<&mut [u8]>,
+) -> std::result::Result<(), String> {
+    let mut part = k.part.lock().unwrap_or_else(|p| p.into_inner());
+    if part.as_ref().is_none_or(|p| p.row != row) {
+        if from != 0 {
+            return Err(format!("row {row} was not read from its start"));
+        }
+        *part = Some(PartRow {
+            row,
+            acc: vec![None; k.outer],
+        });
+    }
+    let p = part.as_mut().expect("set above");
+    // The selection's runs that meet this part, in file-row indices.
+    let (sel, n) = (k.col_off as u64, k.n as u64);
+    let (lo, hi) = (from.max(sel), (from + x.len() as u64).min(sel + k.row_len));
+    if lo < hi && n > 0 {
+        for o in (lo - sel) / n..(hi - sel).div_ceil(n) {
+            let run = sel + o * n;
+            let (a, b) = (lo.max(run), hi.min(run + n));
+            let xs = &x[(a - from) as usize..(b - from) as usize];
+            k.fold(&mut p.acc[o as usize], xs, a, run);
+        }
+    }
+    if !last {
+        return Ok(());
+    }
+    let acc = std::mem::take(&mut p.acc);
+    *part = None;
+    let states: Vec<St> = acc.into_iter().map(|a| k.folded::<T>(a)).collect();
+    let params = &k.params;
+    if !params.axis.across_rows() {
+        let out = out.ok_or("a per-row reduction's last part needs its output row")?;
+        for (i, &st) in states.iter().enumerate() {
+            let v = finish(params.op, st, n, params.ddof);
+            store(v, params.out_dtype, out, i)
+                .map_err(|e| format!("row {row}: {} {e}", params.op.name()))?;
+        }
+        return Ok(());
+    }
+    let mut stack = k.stack.lock().unwrap_or_else(|p| p.into_inner());
+    macro_rules! leaf {
+        ($s:ty) => {
+            k.push_node::<$s>(
+                &mut stack,
+                Node {
+                    start: row,
+                    level: 0,
+                    states: <$s>::wrap(states.into_iter().map(<$s>::of).collect()),
+                },
+            )
+        };
+    }
+    match k.kind {
+        Kind::F => leaf!(f64),
+        Kind::I => leaf!(i128),
+        Kind::V => leaf!([f64; 2]),
+        Kind::N => leaf!([f64; 3]),
+        Kind::A => {
+            // np.argmin(axis=None) counts flat indices of the whole array.
+            let states = states
+                .into_iter()
+                .map(|st| match st {
+                    St::A([key, i]) if params.axis == Axis::All => {
+                        St::A([key, row as i128 * k.row_len as i128 + i])
+                    }
+                    st => st,
+                })
+                .collect::<Vec<_>>();
+            k.push_node::<[i128; 2]>(
+                &mut stack,
+                Node {
+                    start: row,
+                    level: 0,
+                    states: States::A(states.into_iter().map(<[i128; 2]>::of).collect()),
+                },
+            )
+        }
+    }
+    Ok(())
 }
 
 fn run_rows<T: Elem>(
@@ -1831,6 +2017,28 @@ impl Kernel for Reduce {
             scan_typed(self, input.first_row, rows)
         );
         Ok(())
+    }
+
+    fn row_part(&self) -> Option<u64> {
+        self.splits_input_rows().then_some(PIECE)
+    }
+
+    fn read_part(
+        &self,
+        input: RowsIn<'_>,
+        from: u64,
+        last: bool,
+        out: Option<AnyRowsMut<'_>>,
+    ) -> std::result::Result<(), String> {
+        if !self.splits_input_rows() {
+            return Err("this reduction reads whole rows".into());
+        }
+        let out = out.map(|o| o.into_bytes().0);
+        typed!(
+            input.dtype,
+            input.bytes,
+            read_part_typed(self, input.first_row, from, last, out)
+        )
     }
 
     fn take_result(&self) -> std::result::Result<Option<Vec<u8>>, String> {

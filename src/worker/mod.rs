@@ -383,6 +383,50 @@ fn scan(
     let mut released = 0usize;
     let mut ahead = Prefetch::new(len);
     let mut row = task.range.start;
+    if let Some(step) = part_elems(kernel, row_bytes, layout.dtype.itemsize()) {
+        // Rows wider than a block, read in parts of about a block: the
+        // pages a part touches are all a worker holds, whatever the shape.
+        let itemsize = layout.dtype.itemsize();
+        while row < task.range.end {
+            let base = (row - task.range.start) * row_bytes;
+            let mut from = 0;
+            while from < row_len {
+                let m = step.min(row_len - from);
+                let lo = (base + from * itemsize) as usize;
+                let hi = lo + (m * itemsize) as usize;
+                ahead.before(&map, lo, hi);
+                let raw = &map[lo..hi];
+                let bytes: &[u8] = if aligned {
+                    raw
+                } else {
+                    let staged = staging(&mut bounce, raw.len());
+                    staged.copy_from_slice(raw);
+                    staged
+                };
+                let rows_in = RowsIn {
+                    bytes,
+                    dtype: layout.dtype,
+                    first_row: row,
+                    row_len,
+                };
+                kernel
+                    .read_part(rows_in, from, from + m == row_len, None)
+                    .map_err(|e| Error::failed(format!("row {row}: {e}")))?;
+                if hi - released >= prefetch::WINDOW {
+                    map.release(released, hi - released)
+                        .map_err(|e| Error::io_failed("cannot release rows of", &task.path, e))?;
+                    released = hi;
+                }
+                from += m;
+            }
+            row += 1;
+            if let Some((counters, slot)) = progress {
+                counters.store(slot, row - task.range.start);
+            }
+            test_hooks::after_block(task, row);
+        }
+        return Ok(());
+    }
     while row < task.range.end {
         let n = block_rows.min(task.range.end - row);
         let lo = ((row - task.range.start) * row_bytes) as usize;
@@ -413,6 +457,18 @@ fn scan(
         test_hooks::after_block(task, row);
     }
     Ok(())
+}
+
+/// The elements per part in which `kernel` reads rows of `row_bytes` bytes
+/// (elements of `itemsize`): `None` when a row fits in a block or the
+/// kernel reads whole rows; else about a block's worth, a multiple of what
+/// the kernel's [`Kernel::row_part`] asks.
+fn part_elems(kernel: &dyn Kernel, row_bytes: u64, itemsize: u64) -> Option<u64> {
+    let g = kernel
+        .row_part()
+        .filter(|_| row_bytes > BLOCK_BYTES)?
+        .max(1);
+    Some((BLOCK_BYTES / itemsize.max(1) / g).max(1) * g)
 }
 
 /// Whether blocks of `kernel` can be computed in a buffer and written with
@@ -553,6 +609,14 @@ fn run_blocks(
         retired: offset,
         expect_len: region.is_none().then_some(layout.file_len()?),
     };
+    // Input rows wider than a block, read in parts by a kernel that takes
+    // them (a reduction along the row): one row per block, its input
+    // prefetched and released part by part.
+    let parts = input
+        .as_ref()
+        .filter(|_| !whole_input)
+        .and_then(|i| part_elems(kernel, i.2, i.1.layout.dtype.itemsize()));
+    let mut in_released_bytes = 0usize;
     let mut row = task.range.start;
     while row < task.range.end {
         let n = block_rows.min(task.range.end - row);
@@ -561,35 +625,82 @@ fn run_blocks(
         if let Some(region) = region.as_ref() {
             out_ahead.before(region, lo, hi);
         }
-        if let Some((map, _, in_row_bytes, _)) = input.as_ref().filter(|_| !whole_input) {
+        if let Some((map, _, in_row_bytes, _)) =
+            input.as_ref().filter(|_| !whole_input && parts.is_none())
+        {
             let a = ((row - task.range.start) * in_row_bytes) as usize;
             in_ahead.before(map, a, a + (n * in_row_bytes) as usize);
         }
-        let call = |kernel: &dyn Kernel, out: AnyRowsMut<'_>, in_bounce: &mut Vec<u64>| match &input
-        {
-            None => kernel.run(out),
-            Some((map, inp, in_row_bytes, in_row_len)) => {
-                let a = ((row - task.range.start) * in_row_bytes) as usize;
-                let b = a + (n * in_row_bytes) as usize;
-                let raw = if whole_input { &map[..] } else { &map[a..b] };
-                let start = inp.layout.data_offset + row * in_row_bytes;
-                let bytes: &[u8] =
-                    if whole_input || start.is_multiple_of(inp.layout.dtype.itemsize()) {
-                        raw
-                    } else {
-                        let staged = staging(in_bounce, raw.len());
-                        staged.copy_from_slice(raw);
-                        staged
+        let mut call =
+            |kernel: &dyn Kernel, out: AnyRowsMut<'_>, in_bounce: &mut Vec<u64>| match input
+                .as_mut()
+            {
+                None => kernel.run(out),
+                Some((map, inp, in_row_bytes, in_row_len)) if parts.is_some() => {
+                    let step = parts.expect("checked");
+                    let itemsize = inp.layout.dtype.itemsize();
+                    let a = ((row - task.range.start) * *in_row_bytes) as usize;
+                    let mut out = Some(out);
+                    let mut from = 0;
+                    while from < *in_row_len {
+                        let m = step.min(*in_row_len - from);
+                        let (lo, hi) = (
+                            a + (from * itemsize) as usize,
+                            a + ((from + m) * itemsize) as usize,
+                        );
+                        in_ahead.before(&*map, lo, hi);
+                        let start = inp.layout.data_offset + row * *in_row_bytes + from * itemsize;
+                        let bytes: &[u8] = if start.is_multiple_of(itemsize) {
+                            &map[lo..hi]
+                        } else {
+                            let staged = staging(in_bounce, hi - lo);
+                            staged.copy_from_slice(&map[lo..hi]);
+                            staged
+                        };
+                        let rows_in = RowsIn {
+                            bytes,
+                            dtype: inp.layout.dtype,
+                            first_row: row,
+                            row_len: *in_row_len,
+                        };
+                        let last = from + m == *in_row_len;
+                        kernel.read_part(
+                            rows_in,
+                            from,
+                            last,
+                            if last { out.take() } else { None },
+                        )?;
+                        if hi - in_released_bytes >= prefetch::WINDOW {
+                            // Only memory is at stake: a failure costs nothing.
+                            let _ = map.release(in_released_bytes, hi - in_released_bytes);
+                            in_released_bytes = hi;
+                        }
+                        from += m;
+                    }
+                    Ok(())
+                }
+                Some((map, inp, in_row_bytes, in_row_len)) => {
+                    let a = ((row - task.range.start) * *in_row_bytes) as usize;
+                    let b = a + (n * *in_row_bytes) as usize;
+                    let raw = if whole_input { &map[..] } else { &map[a..b] };
+                    let start = inp.layout.data_offset + row * *in_row_bytes;
+                    let bytes: &[u8] =
+                        if whole_input || start.is_multiple_of(inp.layout.dtype.itemsize()) {
+                            raw
+                        } else {
+                            let staged = staging(in_bounce, raw.len());
+                            staged.copy_from_slice(raw);
+                            staged
+                        };
+                    let rows_in = RowsIn {
+                        bytes,
+                        dtype: inp.layout.dtype,
+                        first_row: row,
+                        row_len: *in_row_len,
                     };
-                let rows_in = RowsIn {
-                    bytes,
-                    dtype: inp.layout.dtype,
-                    first_row: row,
-                    row_len: *in_row_len,
-                };
-                kernel.run_io(rows_in, out)
-            }
-        };
+                    kernel.run_io(rows_in, out)
+                }
+            };
         let rows_failed = |e: String| Error::failed(format!("rows {row}..{}: {e}", row + n));
         match region.as_mut() {
             Some(region) if aligned => {

@@ -327,3 +327,107 @@ fn nan_moments_ignore_nan_and_an_all_nan_slice_is_nan() {
     assert_eq!(Op::NanVar.result_dtype(DType::I16), DType::F64);
     assert_eq!(Op::NanMean.result_dtype(DType::F16), DType::F16);
 }
+
+/// Reads `data` (rows of `p.shape`) with each row in parts of `part`
+/// elements ([`Kernel::read_part`]), or whole when `part` is 0: the
+/// per-row outputs, or the forest's result across rows.
+fn by_parts(p: &ReduceParams, data: &[f64], part: u64) -> Vec<u8> {
+    let row_len: u64 = p.shape.iter().skip(1).product();
+    let rows = p.shape[0];
+    let k = Reduce::new(p.clone()).unwrap();
+    let out_row: u64 = if p.axis.across_rows() {
+        0
+    } else {
+        p.axis.out_shape(&p.shape).iter().skip(1).product()
+    };
+    let ob = (out_row * p.out_dtype.itemsize()) as usize;
+    let mut out = vec![0u8; ob * rows as usize];
+    for r in 0..rows {
+        let row = &data[(r * row_len) as usize..((r + 1) * row_len) as usize];
+        let o = &mut out[ob * r as usize..ob * (r + 1) as usize];
+        let mut o = Some(AnyRowsMut::from_bytes(p.out_dtype, o, r, out_row));
+        let step = if part == 0 { row_len.max(1) } else { part };
+        let mut from = 0;
+        loop {
+            let m = step.min(row_len - from);
+            let input = RowsIn {
+                bytes: bytemuck::cast_slice(&row[from as usize..(from + m) as usize]),
+                dtype: DType::F64,
+                first_row: r,
+                row_len,
+            };
+            let last = from + m == row_len;
+            if part == 0 && p.axis.across_rows() {
+                k.scan(input, 1).unwrap();
+            } else if part == 0 {
+                k.run_io(input, o.take().unwrap()).unwrap();
+            } else {
+                k.read_part(input, from, last, if last { o.take() } else { None })
+                    .unwrap();
+            }
+            from += m;
+            if last {
+                break;
+            }
+        }
+    }
+    if !p.axis.across_rows() {
+        return out;
+    }
+    let mut forest = Forest::new(p);
+    forest
+        .insert_encoded(&k.take_result().unwrap().unwrap())
+        .unwrap();
+    forest.finish().unwrap().0
+}
+
+/// Rows longer than [`PIECE`] reduce piece by piece: read whole or in any
+/// parts that end at multiples of `PIECE`, every op on every axis form
+/// that reads rows in parts gives the same bytes.
+#[test]
+fn rows_read_in_parts_give_the_bytes_of_whole_rows() {
+    let n = PIECE * 2 + 777;
+    for (axis, shape) in [
+        (Axis::Rows, vec![3u64, n]),
+        (Axis::All, vec![3, n]),
+        (Axis::Inner { axis: 2, extra: 0 }, vec![2, 3, n / 3]),
+        (Axis::Inner { axis: 1, extra: 1 }, vec![2, 3, n / 3]),
+        (Axis::ZeroInner { axis: 2, extra: 0 }, vec![2, 3, n / 3]),
+    ] {
+        let ops = [
+            Op::Sum,
+            Op::Mean,
+            Op::Var,
+            Op::Min,
+            Op::Prod,
+            Op::NanMean,
+            Op::NanVar,
+            Op::Any,
+            Op::ArgMax,
+        ];
+        for op in ops {
+            if op.is_arg() && matches!(axis, Axis::ZeroInner { .. } | Axis::Inner { extra: 1, .. })
+            {
+                continue;
+            }
+            let p = params(op, axis, DType::F64, &shape);
+            let len = shape.iter().product::<u64>() as usize;
+            let mut data = if matches!(op, Op::NanMean | Op::NanVar) {
+                with_nans_and_ties(1, len)
+            } else {
+                noisy(len)
+            };
+            // A tie for the maximum in the last piece: argmax takes the first.
+            data[len - 5] = 1e9;
+            data[len - 4] = 1e9;
+            let whole = by_parts(&p, &data, 0);
+            for part in [PIECE, 2 * PIECE, 3 * PIECE] {
+                assert_eq!(
+                    by_parts(&p, &data, part),
+                    whole,
+                    "{op:?} {axis:?} {shape:?} in parts of {part}"
+                );
+            }
+        }
+    }
+}
