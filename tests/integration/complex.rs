@@ -348,3 +348,72 @@ fn complex_refusals() {
          assert (np.load('big-native.npy') == np.load('big.npy') * 2).all()\n",
     );
 }
+
+/// reduce refuses complex input (exit 2, one line, nothing written) and
+/// names commands that give NumPy's answer from the parts: they do, run
+/// here against np.sum, np.mean and np.var of the complex array.
+#[test]
+fn reduce_refuses_complex_with_commands_that_work() {
+    let Some(py) = require_numpy("complex reduce refusal") else {
+        return;
+    };
+    let d = Dir::new();
+    python(&py, d.path(), SETUP);
+    // Finite values: with NaN or inf parts NumPy's complex mean divides
+    // (nan + 1j) by n into nan+nanj, where the parts keep 1j/n.
+    python(
+        &py,
+        d.path(),
+        "import numpy as np\n\
+         for f in ('c8', 'c16'):\n\
+         \x20   x = np.load(f + '.npy')\n\
+         \x20   x[0] = 1 - 2j\n\
+         \x20   np.save(f + 'fin.npy', x)\n",
+    );
+    for f in ["c8fin", "c16fin"] {
+        let file = format!("{f}.npy");
+        for args in [
+            &["reduce", &file, "--op", "sum", "--axis", "all"][..],
+            &[
+                "reduce", &file, "--op", "mean", "--axis", "0", "--out", "m.npy",
+            ],
+        ] {
+            let before = d.snapshot();
+            let out = d.run(args);
+            assert_refused(&out, 2, "reduce does not compute on");
+            assert!(
+                stderr(&out).contains("--expr 'real(x)'"),
+                "{}",
+                stderr(&out)
+            );
+            assert_eq!(d.snapshot(), before, "{args:?}");
+        }
+        // The commands the message names, with FILE filled in.
+        let (re, im) = (format!("{f}.npy-real.npy"), format!("{f}.npy-imag.npy"));
+        d.ok(&["apply", &file, "--expr", "real(x)", "--out", &re]);
+        d.ok(&["apply", &file, "--expr", "imag(x)", "--out", &im]);
+        for (op, out) in [("sum", "s"), ("mean", "m"), ("var", "v")] {
+            for part in [&re, &im] {
+                let o = format!("{part}-{out}.npy");
+                d.ok(&["reduce", part, "--op", op, "--axis", "0", "--out", &o]);
+            }
+        }
+        python(
+            &py,
+            d.path(),
+            &format!(
+                "import numpy as np\n\
+                 part = lambda p, o: np.load('{f}.npy-' + p + '.npy-' + o + '.npy')\n\
+                 x0 = np.load('{f}.npy')\n\
+                 for o, fn in (('s', np.sum), ('m', np.mean), ('v', np.var)):\n\
+                 \x20   want = fn(x0.astype('c16'), axis=0)\n\
+                 \x20   got = part('real', o) + part('imag', o) if o == 'v' else np.empty(want.shape, 'c16')\n\
+                 \x20   if o != 'v':\n\
+                 \x20       got.real, got.imag = part('real', o), part('imag', o)\n\
+                 \x20   close = lambda a, b: np.isclose(a, b, rtol=1e-5, equal_nan=True)\n\
+                 \x20   ok = close(got.real, want.real) & close(got.imag, want.imag)\n\
+                 \x20   assert ok.all(), (o, got[~ok], want[~ok])\n"
+            ),
+        );
+    }
+}
