@@ -82,7 +82,7 @@ fn inexact(dt: DType) -> bool {
 /// does not.
 fn not_on_complex(name: &str, dt: DType) -> String {
     format!(
-        "np.{name} of {dt} is not computed by mmrun (it computes + - * / **, comparisons, abs real imag conj angle sqrt exp log sin cos minimum maximum where isnan isfinite isinf on complex); mmrun exec runs your own NumPy code"
+        "np.{name} of {dt} is not computed by mmrun (it computes + - * / **, comparisons, abs real imag conj angle sqrt exp log log2 log10 sin cos tan tanh minimum maximum where isnan isfinite isinf on complex); mmrun exec runs your own NumPy code"
     )
 }
 
@@ -768,12 +768,24 @@ impl Cx {
                         .map(Some);
                 }
                 Func::Abs => self.part(Part::Abs, t, col)?,
-                Func::Sqrt | Func::Exp | Func::Log | Func::Sin | Func::Cos => {
+                Func::Sqrt
+                | Func::Exp
+                | Func::Log
+                | Func::Log2
+                | Func::Log10
+                | Func::Sin
+                | Func::Cos
+                | Func::Tan
+                | Func::Tanh => {
                     let op = match f {
                         Func::Sqrt => Un::Sqrt,
                         Func::Exp => Un::Exp,
                         Func::Log => Un::Log,
+                        Func::Log2 => Un::Log2,
+                        Func::Log10 => Un::Log10,
                         Func::Sin => Un::Sin,
+                        Func::Tan => Un::Tan,
+                        Func::Tanh => Un::Tanh,
                         _ => Un::Cos,
                     };
                     self.unary(op, t, col)?

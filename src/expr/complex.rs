@@ -9,7 +9,8 @@
 //! `reciprocal`, integral `**` (`npy_cpow`'s repeated products), the
 //! comparisons (NumPy orders complex numbers lexicographically: `CLT`,
 //! `CLE`… with its NaN rules) and `minimum`/`maximum`. The functions NumPy
-//! takes from the C library (`csqrt cexp clog csin ccos cpow`, `cabs`) are
+//! takes from the C library (`csqrt cexp clog csin ccos ctan ctanh cpow`,
+//! and `log2`/`log10` as `clog` times a constant) are
 //! computed here from their textbook definitions — complex64 through
 //! float64, then rounded — and agree with glibc's within a few ULP of the
 //! result's magnitude, not bit for bit.
@@ -327,6 +328,31 @@ pub(crate) fn cos64(r: f64, i: f64) -> (f64, f64) {
         return (r.cos(), -0.0 * r.sin() * i.signum());
     }
     (r.cos() * i.cosh(), -(r.sin() * i.sinh()))
+}
+
+/// `tan z` in float64: `-i·tanh(i·z)`.
+pub(crate) fn tan64(r: f64, i: f64) -> (f64, f64) {
+    let (t, u) = tanh64(-i, r);
+    (u, -t)
+}
+
+/// `tanh z` in float64, by Kahan's formula (`t = tan y`, `s = sinh x`,
+/// `β = 1 + t²`: `(β·s·√(1+s²) + i·t) / (1 + β·s²)`), with the limit `±1`
+/// where `|x| > 22` makes `tanh x` round to it.
+pub(crate) fn tanh64(r: f64, i: f64) -> (f64, f64) {
+    if i == 0.0 {
+        return (r.tanh(), i);
+    }
+    if r.abs() > 22.0 {
+        let e = (-2.0 * r.abs()).exp();
+        return (1.0f64.copysign(r), 4.0 * i.sin() * i.cos() * e);
+    }
+    let t = i.tan();
+    let beta = 1.0 + t * t;
+    let s = r.sinh();
+    let rho = (1.0 + s * s).sqrt();
+    let den = 1.0 + beta * s * s;
+    (beta * rho * s / den, t / den)
 }
 
 #[cfg(test)]

@@ -833,6 +833,25 @@ fn cx_un<T: Cx + Elem>(op: Un, a: &[T], o: &mut [T]) -> Result<(), String> {
         Un::Log => map1(a, o, via64(complex::log64)),
         Un::Sin => map1(a, o, via64(complex::sin64)),
         Un::Cos => map1(a, o, via64(complex::cos64)),
+        Un::Tan => map1(a, o, via64(complex::tan64)),
+        Un::Tanh => map1(a, o, via64(complex::tanh64)),
+        // NumPy's `nc_log2`/`nc_log10`: the natural log times a constant.
+        Un::Log2 => map1(
+            a,
+            o,
+            via64(|r, i| {
+                let (r, i) = complex::log64(r, i);
+                (r * std::f64::consts::LOG2_E, i * std::f64::consts::LOG2_E)
+            }),
+        ),
+        Un::Log10 => map1(
+            a,
+            o,
+            via64(|r, i| {
+                let (r, i) = complex::log64(r, i);
+                (r * std::f64::consts::LOG10_E, i * std::f64::consts::LOG10_E)
+            }),
+        ),
         _ => return Err("internal error: complex unary".into()),
     }
     Ok(())

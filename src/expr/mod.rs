@@ -48,8 +48,8 @@
 //! * bool elements are expected to be bytes 0 or 1, as NumPy writes them;
 //! * complex64/complex128 (`x` of a `c8`/`c16` file, Python literals `2j`)
 //!   compute `+ - * / **`, comparisons (NumPy's lexicographic order),
-//!   `abs real imag conj angle sqrt exp log sin cos minimum maximum where
-//!   isnan isfinite isinf` and casts; arithmetic is bit-exact against
+//!   `abs real imag conj angle sqrt exp log log2 log10 sin cos tan tanh
+//!   minimum maximum where isnan isfinite isinf` and casts; arithmetic is bit-exact against
 //!   NumPy's FMA loops, the C library's functions within a few ULP (see
 //!   `complex.rs`); other functions NumPy computes on complex are refused.
 
