@@ -15,6 +15,13 @@
 //! float64, then rounded — and agree with glibc's within a few ULP of the
 //! result's magnitude, not bit for bit.
 
+//!
+//! NaN payloads are not promised: where two NaNs with different payloads
+//! meet (`(nan+1j) + x` with a NaN in `x`), which one survives is the
+//! compiler's choice between its vector and scalar loops, so it may differ
+//! between blocks split differently. Every other bit is the same for any
+//! split.
+
 use super::elem::{C32, C64};
 
 /// A complex element type: its float parts and NumPy's loops on it.
