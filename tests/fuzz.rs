@@ -200,7 +200,8 @@ fn expr_token() -> impl Strategy<Value = String> {
             "and", "or", "not", "&", "|", "^", "~", "<<", ">>", "abs", "sqrt", "exp",
             "log", "sin", "cos", "floor", "ceil", "minimum", "maximum", "where", "clip",
             "tanh", "isnan", "np.", "numpy.", "np.sqrt", ".", "astype", "float32",
-            "int8", "if", "else", "lambda", "[", "]", "'", "\"",
+            "int8", "if", "else", "lambda", "[", "]", "'", "\"", "2+3j", "1.5J", "1e3j", "0j",
+            "real", "imag", "conj", "conjugate", "angle", "complex64", "np.complex128", "'c8'",
         ])
         .prop_map(str::to_string),
         1 => "[ -~]{0,4}",
@@ -229,8 +230,39 @@ fn fuzz_expression_parser_and_type_checker() {
             (DType::Bool, &[2, 2, 2][..]),
             (DType::I64, &[0, 3][..]),
             (DType::F16, &[][..]),
+            (DType::C64, &[3, 2][..]),
+            (DType::C128, &[5][..]),
         ] {
-            let _ = expr.compile(dtype, shape);
+            let Ok(c) = expr.compile(dtype, shape) else {
+                continue;
+            };
+            // Complex kernels run on special values too: no panic.
+            if dtype.is_complex() {
+                let vals = [
+                    0.0,
+                    -0.0,
+                    1.5,
+                    -2.0,
+                    f64::NAN,
+                    f64::INFINITY,
+                    -1e300,
+                    1e-310,
+                ];
+                let n: usize = shape.iter().product::<u64>() as usize;
+                let mut x: Vec<[f64; 2]> = (0..n)
+                    .map(|k| [vals[k % vals.len()], vals[(k * 3 + 1) % vals.len()]])
+                    .collect();
+                let mut scratch = c.new_scratch(n);
+                if dtype == DType::C128 {
+                    let col = mmrun::expr::ColumnMut::C128(&mut x);
+                    let _ = c.eval_in_place(col, 0, &mut scratch);
+                } else {
+                    let mut x32: Vec<[f32; 2]> =
+                        x.iter().map(|p| [p[0] as f32, p[1] as f32]).collect();
+                    let col = mmrun::expr::ColumnMut::C64(&mut x32);
+                    let _ = c.eval_in_place(col, 0, &mut scratch);
+                }
+            }
         }
     });
 }

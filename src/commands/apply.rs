@@ -141,7 +141,8 @@ impl ApplySpec {
         let input = Layout::read(&file, &mut f, raw.as_ref())?;
         input.check_workable(&file)?;
         let params = self.params(&input, self.rows_of(&input))?;
-        let probe = Apply::new(params.clone(), out_dtype.unwrap_or(DType::F64))?;
+        // complex128 takes every result, so the probe refuses only the expression.
+        let probe = Apply::new(params.clone(), out_dtype.unwrap_or(DType::C128))?;
         let out_dtype = out_dtype.unwrap_or(probe.result_dtype());
         Ok(ApplyToFile {
             file,

@@ -14,7 +14,7 @@
 //! negation) is refused here, with the column of the responsible token.
 
 use super::elem::Scalar;
-use super::eval::{exec, Arith, ClipKind, Ctx, Geom, Inst, Program, Res, Src, Un};
+use super::eval::{exec, Arith, ClipKind, Ctx, Geom, Inst, Part, Program, Res, Src, Un};
 use super::parse::{BinOp, CmpOp, Func, Node, NodeKind, Var};
 use super::pyval::{self, PyVal};
 use super::types::{
@@ -73,6 +73,19 @@ fn no_loop(name: &str) -> String {
     )
 }
 
+/// Whether `dt` is a float or complex dtype (NumPy's "inexact").
+fn inexact(dt: DType) -> bool {
+    dt.is_float() || dt.is_complex()
+}
+
+/// The refusal of a function NumPy computes on complex numbers and mmrun
+/// does not.
+fn not_on_complex(name: &str, dt: DType) -> String {
+    format!(
+        "np.{name} of {dt} is not computed by mmrun (it computes + - * / **, comparisons, abs real imag conj angle sqrt exp log log2 log10 sin cos tan tanh minimum maximum where isnan isfinite isinf on complex); mmrun exec runs your own NumPy code"
+    )
+}
+
 fn err(col: usize, message: impl Into<String>) -> ExprError {
     ExprError {
         column: col,
@@ -113,6 +126,7 @@ pub(crate) fn compile(ast: &Node, x_dt: DType, shape: &[u64]) -> Result<Program,
             let dt = match v {
                 PyVal::Bool(_) => DType::Bool,
                 PyVal::Float(_) => DType::F64,
+                PyVal::Complex(..) => DType::C128,
                 PyVal::Int(i) if i > i64::MAX as i128 && i <= u64::MAX as i128 => DType::U64,
                 PyVal::Int(_) => DType::I64,
             };
@@ -397,7 +411,7 @@ impl Cx {
     fn invert(&mut self, a: Val, col: usize) -> Result<Val, ExprError> {
         match a {
             Val::Py(p) => pyval::invert(p).map(Val::Py).map_err(|m| err(col, m)),
-            Val::T(t) if t.dt.is_float() => Err(err(col, no_loop("invert"))),
+            Val::T(t) if inexact(t.dt) => Err(err(col, no_loop("invert"))),
             Val::T(t) if t.dt == DType::Bool => {
                 let f = self.constant(Scalar::Bool(false));
                 self.compare(CmpOp::Eq, Val::T(t), Val::T(f), col, [col, col])
@@ -424,7 +438,7 @@ impl Cx {
             _ => ("right_shift", Arith::Shr),
         };
         let r = Self::result_dtype(&[a, b]);
-        if r.is_float() {
+        if inexact(r) {
             return Err(err(col, no_loop(name)));
         }
         let loop_dt = if r == DType::Bool && matches!(op, BinOp::Shl | BinOp::Shr) {
@@ -509,10 +523,10 @@ impl Cx {
                         };
                         return self.unary(Un::Square, t, col).map(Val::T);
                     }
-                    PyVal::Int(-1) if t.dt.is_float() => {
+                    PyVal::Int(-1) if inexact(t.dt) => {
                         return self.unary(Un::Recip, t, col).map(Val::T)
                     }
-                    PyVal::Float(h) if h == 0.5 && t.dt.is_float() => {
+                    PyVal::Float(h) if h == 0.5 && inexact(t.dt) => {
                         return self.unary(Un::Sqrt, t, col).map(Val::T)
                     }
                     _ => {}
@@ -529,13 +543,21 @@ impl Cx {
                 ))
             }
             BinOp::Sub => r,
-            BinOp::Div if r.is_float() => r,
+            BinOp::Div if inexact(r) => r,
+            BinOp::FloorDiv | BinOp::Rem if r.is_complex() => {
+                let name = if op == BinOp::Rem {
+                    "remainder"
+                } else {
+                    "floor_divide"
+                };
+                return Err(err(col, no_loop(name)));
+            }
             BinOp::Div => DType::F64,
             BinOp::FloorDiv | BinOp::Rem | BinOp::Pow if r == DType::Bool => DType::I8,
             BinOp::FloorDiv | BinOp::Rem | BinOp::Pow => r,
             _ => unreachable!("bitwise operators are typed above"),
         };
-        if op == BinOp::Pow && !loop_dt.is_float() {
+        if op == BinOp::Pow && !inexact(loop_dt) {
             if let Val::Py(PyVal::Int(e)) = b {
                 if e < 0 {
                     // NumPy checks the literal against the dtype first.
@@ -554,7 +576,7 @@ impl Cx {
         let tb = self.convert(b, conv_dt, IntFit::Check, cols[1])?;
         let ta = self.cast(ta, loop_dt, col)?;
         let tb = self.cast(tb, loop_dt, col)?;
-        if op == BinOp::Pow && !loop_dt.is_float() && !self.is_const(ta.src) {
+        if op == BinOp::Pow && !inexact(loop_dt) && !self.is_const(ta.src) {
             if let Src::C(r) = tb.src {
                 if self.consts[r].is_some_and(is_negative) {
                     return Err(err(
@@ -587,7 +609,9 @@ impl Cx {
     ) -> Result<Val, ExprError> {
         match (a, b) {
             (Val::Py(x), Val::Py(y)) => {
-                return Ok(Val::Py(PyVal::Bool(pyval::compare(op, x, y))));
+                return pyval::compare(op, x, y)
+                    .map(|b| Val::Py(PyVal::Bool(b)))
+                    .map_err(|m| err(col, m));
             }
             // NumPy 2 compares integer arrays with out-of-range Python ints
             // by value: the answer is the same for every element.
@@ -664,7 +688,138 @@ impl Cx {
         .map(Val::T)
     }
 
+    /// A real part of the complex `t` (`Inst::Part`), of its parts' dtype.
+    fn part(&mut self, part: Part, t: Typed, col: usize) -> Result<Typed, ExprError> {
+        let dt = t.dt;
+        let to = if dt == DType::C64 {
+            DType::F32
+        } else {
+            DType::F64
+        };
+        let a = t.src;
+        self.emit(to, &[a], t.shaped, t.shaped, col, |dst| Inst::Part {
+            part,
+            dt,
+            a,
+            dst,
+        })
+    }
+
+    /// The functions of complex arguments (`None`: the real path applies).
+    fn call_complex(
+        &mut self,
+        f: Func,
+        args: &[(Val, usize)],
+        col: usize,
+    ) -> Option<Result<Val, ExprError>> {
+        let complex = |v: &Val| match v {
+            Val::T(t) => t.dt.is_complex(),
+            Val::Py(p) => matches!(p, PyVal::Complex(..)),
+        };
+        let any = args.iter().any(|(v, _)| complex(v));
+        let real_fn = matches!(f, Func::Real | Func::Imag | Func::Conj | Func::Angle);
+        if !any && !real_fn {
+            return None;
+        }
+        if matches!(f, Func::Cast(_) | Func::Min | Func::Max | Func::Where) {
+            return None;
+        }
+        self.complex_fn(f, args, col).transpose()
+    }
+
+    fn complex_fn(
+        &mut self,
+        f: Func,
+        args: &[(Val, usize)],
+        col: usize,
+    ) -> Result<Option<Val>, ExprError> {
+        {
+            let t = self.strong(args[0].0, args[0].1)?;
+            let cx = t.dt.is_complex();
+            let r = match f {
+                Func::Real if cx => self.part(Part::Re, t, col)?,
+                Func::Real => t,
+                Func::Imag if cx => self.part(Part::Im, t, col)?,
+                Func::Imag => {
+                    // `np.imag` of a real array: zeros of its dtype.
+                    self.release(t.src);
+                    let zero = crate::expr::types::py_to(PyVal::Int(0), t.dt, IntFit::Check)
+                        .map_err(|m| err(col, m))?;
+                    let mut z = self.constant(zero);
+                    z.shaped = t.shaped;
+                    z.nd = t.nd;
+                    z
+                }
+                Func::Conj if cx => self.unary(Un::Conj, t, col)?,
+                // No bool loop: NumPy's conjugate of bools is int8.
+                Func::Conj if t.dt == DType::Bool => self.cast(t, DType::I8, col)?,
+                Func::Conj => t,
+                Func::Angle => {
+                    // `np.angle`: `arctan2(z.imag, z.real)`, or `arctan2(0, x)`.
+                    let (im, re) = if cx {
+                        let im = self.part(Part::Im, t, col)?;
+                        let re = self.part(Part::Re, t, col)?;
+                        (Val::T(im), Val::T(re))
+                    } else {
+                        (Val::Py(PyVal::Int(0)), Val::T(t))
+                    };
+                    return self
+                        .call(Func::Arctan2, &[(im, col), (re, col)], col)
+                        .map(Some);
+                }
+                Func::Abs => self.part(Part::Abs, t, col)?,
+                Func::Sqrt
+                | Func::Exp
+                | Func::Log
+                | Func::Log2
+                | Func::Log10
+                | Func::Sin
+                | Func::Cos
+                | Func::Tan
+                | Func::Tanh => {
+                    let op = match f {
+                        Func::Sqrt => Un::Sqrt,
+                        Func::Exp => Un::Exp,
+                        Func::Log => Un::Log,
+                        Func::Log2 => Un::Log2,
+                        Func::Log10 => Un::Log10,
+                        Func::Sin => Un::Sin,
+                        Func::Tan => Un::Tan,
+                        Func::Tanh => Un::Tanh,
+                        _ => Un::Cos,
+                    };
+                    self.unary(op, t, col)?
+                }
+                Func::IsNan | Func::IsFinite | Func::IsInf => {
+                    // Of the parts: NaN or inf in either, finite in both.
+                    let re = self.part(Part::Re, t, col)?;
+                    let im = self.part(Part::Im, t, col)?;
+                    let a = self.call(f, &[(Val::T(re), col)], col)?;
+                    let b = self.call(f, &[(Val::T(im), col)], col)?;
+                    let op = if f == Func::IsFinite {
+                        BinOp::BitAnd
+                    } else {
+                        BinOp::BitOr
+                    };
+                    return self.bitwise(op, a, b, col, [col; 2]).map(Some);
+                }
+                Func::Floor => return Err(err(col, no_loop("floor"))),
+                Func::Ceil => return Err(err(col, no_loop("ceil"))),
+                Func::Arctan2 => return Err(err(col, no_loop("arctan2"))),
+                Func::Hypot => return Err(err(col, no_loop("hypot"))),
+                other => {
+                    let name = format!("{other:?}").to_lowercase();
+                    return Err(err(col, not_on_complex(&name, t.dt)));
+                }
+            };
+            Ok(Some(Val::T(r)))
+        }
+    }
+
     fn call(&mut self, f: Func, args: &[(Val, usize)], col: usize) -> Result<Val, ExprError> {
+        if let Some(r) = self.call_complex(f, args, col) {
+            return r;
+        }
         match f {
             Func::Min | Func::Max => {
                 let (a, b) = (args[0].0, args[1].0);
@@ -680,6 +835,12 @@ impl Cx {
             }
             Func::Clip => self.clip(args, col).map(Val::T),
             Func::Where => self.where_(args, col).map(Val::T),
+            Func::Cast(dt) if !dt.is_computable() && !dt.is_complex() => Err(err(
+                col,
+                format!(
+                    "casts to {dt} are not computed by mmrun (bool, integer, float, complex64 and complex128 are)"
+                ),
+            )),
             Func::Cast(dt) => match args[0].0 {
                 // `np.int8(300)` is NumPy's OverflowError.
                 Val::Py(p) => {

@@ -1,5 +1,6 @@
 //! Element types of the engine: typed buffers, typed constants and the
-//! NumPy casts between every pair of dtypes.
+//! NumPy casts between every pair of dtypes, complex64/complex128
+//! ([`C32`], [`C64`]) included.
 //!
 //! Bool elements are [`B8`] (one byte, 0 or 1) so that every dtype has its own
 //! Rust type and kernels can be generic. Casts follow NumPy's C casts: `as`
@@ -8,7 +9,11 @@
 //! platform-specific), number → bool is `!= 0` (NaN → True), and f16 is
 //! rounded to nearest even directly from f64 as `npy_double_to_half` does
 //! (the `half` crate's `from_f64` rounds through f32 on F16C machines, which
-//! can round twice, so it is not used for f64).
+//! can round twice, so it is not used for f64). A real number cast to
+//! complex is the real part with a zero imaginary part; complex to a real
+//! dtype is the real part cast (NumPy's unsafe cast, which warns
+//! `ComplexWarning`: `apply` refuses to store that way), to bool either
+//! part nonzero.
 
 use bytemuck::{Pod, Zeroable};
 use half::f16;
@@ -34,6 +39,37 @@ impl B8 {
     }
 }
 
+/// A complex64 element: two `f32`, real then imaginary (NumPy's layout).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Pod, Zeroable)]
+#[repr(C)]
+pub(crate) struct C32 {
+    pub re: f32,
+    pub im: f32,
+}
+
+/// A complex128 element: two `f64`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Pod, Zeroable)]
+#[repr(C)]
+pub(crate) struct C64 {
+    pub re: f64,
+    pub im: f64,
+}
+
+// Lexicographic (real part, then imaginary), NumPy's order of complex
+// numbers; only a bound of [`Elem`]: kernels compare complex values with
+// NumPy's own macros (`eval::cx`).
+impl PartialOrd for C32 {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        (self.re, self.im).partial_cmp(&(o.re, o.im))
+    }
+}
+
+impl PartialOrd for C64 {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        (self.re, self.im).partial_cmp(&(o.re, o.im))
+    }
+}
+
 /// A register: one typed buffer.
 #[derive(Debug, Clone)]
 pub(crate) enum Buf {
@@ -49,6 +85,8 @@ pub(crate) enum Buf {
     F16(Vec<f16>),
     F32(Vec<f32>),
     F64(Vec<f64>),
+    C64(Vec<C32>),
+    C128(Vec<C64>),
 }
 
 impl Default for Buf {
@@ -72,6 +110,8 @@ pub(crate) enum Scalar {
     F16(f16),
     F32(f32),
     F64(f64),
+    C64(C32),
+    C128(C64),
 }
 
 /// Runs `$body` with `$T` bound to the element type of `$dt`.
@@ -133,6 +173,25 @@ macro_rules! with_elem {
     };
 }
 pub(crate) use with_elem;
+
+/// [`with_elem!`] for every dtype the expression engine holds: the real
+/// ones and complex64/complex128 ([`C32`], [`C64`]).
+macro_rules! with_any {
+    ($dt:expr, $T:ident => $body:expr) => {
+        match $dt {
+            DType::C64 => {
+                type $T = $crate::expr::elem::C32;
+                $body
+            }
+            DType::C128 => {
+                type $T = $crate::expr::elem::C64;
+                $body
+            }
+            other => $crate::expr::elem::with_elem!(other, $T => $body),
+        }
+    };
+}
+pub(crate) use with_any;
 
 /// An element type: how it sits in a [`Buf`] and in a [`Scalar`].
 pub(crate) trait Elem: Pod + Default + Send + Sync + PartialOrd + 'static {
@@ -197,11 +256,13 @@ elem_impl!(u64, U64);
 elem_impl!(f16, F16);
 elem_impl!(f32, F32);
 elem_impl!(f64, F64);
+elem_impl!(C32, C64);
+elem_impl!(C64, C128);
 
 impl Buf {
     /// A zeroed buffer of `n` elements of `dt`.
     pub(crate) fn zeros(dt: DType, n: usize) -> Buf {
-        with_elem!(dt, T => T::buf(T::default(), n))
+        with_any!(dt, T => T::buf(T::default(), n))
     }
 
     /// The dtype of the elements.
@@ -219,22 +280,24 @@ impl Buf {
             Buf::F16(_) => DType::F16,
             Buf::F32(_) => DType::F32,
             Buf::F64(_) => DType::F64,
+            Buf::C64(_) => DType::C64,
+            Buf::C128(_) => DType::C128,
         }
     }
 
     /// Number of elements.
     pub(crate) fn len(&self) -> usize {
-        with_elem!(self.dtype(), T => T::slice(self).map_or(0, |s| s.len()))
+        with_any!(self.dtype(), T => T::slice(self).map_or(0, |s| s.len()))
     }
 
     /// The elements as bytes.
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
-        with_elem!(self.dtype(), T => bytemuck::cast_slice_mut(T::slice_mut(self).unwrap_or_default()))
+        with_any!(self.dtype(), T => bytemuck::cast_slice_mut(T::slice_mut(self).unwrap_or_default()))
     }
 
     /// The first element, as a scalar.
     pub(crate) fn first(&self) -> Option<Scalar> {
-        with_elem!(self.dtype(), T => T::slice(self).and_then(|s| s.first()).map(|v| v.scalar()))
+        with_any!(self.dtype(), T => T::slice(self).and_then(|s| s.first()).map(|v| v.scalar()))
     }
 }
 
@@ -254,19 +317,21 @@ impl Scalar {
             Scalar::F16(_) => DType::F16,
             Scalar::F32(_) => DType::F32,
             Scalar::F64(_) => DType::F64,
+            Scalar::C64(_) => DType::C64,
+            Scalar::C128(_) => DType::C128,
         }
     }
 
     /// A buffer of `n` copies.
     pub(crate) fn fill(self, n: usize) -> Buf {
-        with_elem!(self.dtype(), T => T::buf(T::from_scalar(self).unwrap_or_default(), n))
+        with_any!(self.dtype(), T => T::buf(T::from_scalar(self).unwrap_or_default(), n))
     }
 
     /// Cast to `dt` as NumPy's unsafe casting does.
     pub(crate) fn cast(self, dt: DType) -> Scalar {
-        with_elem!(self.dtype(), S => {
+        with_any!(self.dtype(), S => {
             let v = S::from_scalar(self).unwrap_or_default();
-            with_elem!(dt, D => CastTo::<D>::cast(v).scalar())
+            with_any!(dt, D => CastTo::<D>::cast(v).scalar())
         })
     }
 }
@@ -355,6 +420,96 @@ impl CastTo<f16> for f16 {
     #[inline(always)]
     fn cast(self) -> f16 {
         self
+    }
+}
+
+/// Real into complex: the real part cast as the real cast does,
+/// imaginary zero. Complex into real: the real part (NumPy's unsafe cast,
+/// which warns `ComplexWarning`); into bool: either part nonzero.
+macro_rules! cast_complex {
+    ($c:ident, $f:ty; $($t:ty),*) => { $(
+        impl CastTo<$c> for $t {
+            #[inline(always)]
+            fn cast(self) -> $c {
+                $c { re: CastTo::<$f>::cast(self), im: 0.0 }
+            }
+        }
+        impl CastTo<$t> for $c {
+            #[inline(always)]
+            fn cast(self) -> $t {
+                CastTo::<$t>::cast(self.re)
+            }
+        }
+    )* };
+}
+cast_complex!(C32, f32; i8, i16, i32, i64, u8, u16, u32, u64, f16, f32, f64);
+cast_complex!(C64, f64; i8, i16, i32, i64, u8, u16, u32, u64, f16, f32, f64);
+
+impl CastTo<C32> for B8 {
+    #[inline(always)]
+    fn cast(self) -> C32 {
+        C32 {
+            re: CastTo::<f32>::cast(self),
+            im: 0.0,
+        }
+    }
+}
+
+impl CastTo<C64> for B8 {
+    #[inline(always)]
+    fn cast(self) -> C64 {
+        C64 {
+            re: CastTo::<f64>::cast(self),
+            im: 0.0,
+        }
+    }
+}
+
+impl CastTo<B8> for C32 {
+    #[inline(always)]
+    fn cast(self) -> B8 {
+        B8::from_bool(self.re != 0.0 || self.im != 0.0)
+    }
+}
+
+impl CastTo<B8> for C64 {
+    #[inline(always)]
+    fn cast(self) -> B8 {
+        B8::from_bool(self.re != 0.0 || self.im != 0.0)
+    }
+}
+
+impl CastTo<C32> for C32 {
+    #[inline(always)]
+    fn cast(self) -> C32 {
+        self
+    }
+}
+
+impl CastTo<C64> for C64 {
+    #[inline(always)]
+    fn cast(self) -> C64 {
+        self
+    }
+}
+
+impl CastTo<C64> for C32 {
+    #[inline(always)]
+    fn cast(self) -> C64 {
+        C64 {
+            re: f64::from(self.re),
+            im: f64::from(self.im),
+        }
+    }
+}
+
+impl CastTo<C32> for C64 {
+    #[inline(always)]
+    fn cast(self) -> C32 {
+        C32 {
+            re: self.re as f32,
+            im: self.im as f32,
+        }
     }
 }
 

@@ -15,7 +15,8 @@
 
 use half::f16;
 
-use super::elem::{with_elem, Buf, CastTo, Elem, Scalar, B8};
+use super::complex::{self, Cx};
+use super::elem::{with_any, with_elem, Buf, CastTo, Elem, Scalar, B8, C32, C64};
 use super::parse::{CmpOp, Var};
 use super::pyval::PyVal;
 use crate::layout::DType;
@@ -98,6 +99,20 @@ pub(crate) enum Un {
     Sign,
     /// `~` on integers.
     Invert,
+    /// `np.conjugate` of a complex (never emitted for real dtypes).
+    Conj,
+}
+
+/// A real part of a complex value: the kernels whose result is the
+/// complex dtype's float type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// `np.real`.
+    Re,
+    /// `np.imag`.
+    Im,
+    /// `np.absolute` (`hypot` of the parts).
+    Abs,
 }
 
 /// Which of NumPy's `clip` loops a float clip follows.
@@ -164,6 +179,14 @@ pub(crate) enum Inst {
         b: Src,
         dst: usize,
     },
+    /// A real result of a complex `a` of `dt` (the dst holds its parts'
+    /// float dtype).
+    Part {
+        part: Part,
+        dt: DType,
+        a: Src,
+        dst: usize,
+    },
 }
 
 impl Inst {
@@ -177,7 +200,8 @@ impl Inst {
             | Inst::CmpIU { dst, .. }
             | Inst::Un { dst, .. }
             | Inst::Clip { dst, .. }
-            | Inst::Where { dst, .. } => dst,
+            | Inst::Where { dst, .. }
+            | Inst::Part { dst, .. } => dst,
         }
     }
 
@@ -186,7 +210,7 @@ impl Inst {
         match *self {
             Inst::Index { .. } => vec![],
             Inst::Cast { src, .. } => vec![src],
-            Inst::Un { a, .. } => vec![a],
+            Inst::Un { a, .. } | Inst::Part { a, .. } => vec![a],
             Inst::Bin { a, b, .. } | Inst::Cmp { a, b, .. } | Inst::CmpIU { a, b, .. } => {
                 vec![a, b]
             }
@@ -647,8 +671,9 @@ macro_rules! float_impl {
                             a
                         }
                     }
-                    // Never emitted for floats (NumPy refuses `~` on them).
-                    Un::Invert => a,
+                    // Never emitted for floats (NumPy refuses `~` on them;
+                    // the conjugate of a real number is itself).
+                    Un::Invert | Un::Conj => a,
                 }
             }
             #[inline(always)]
@@ -776,6 +801,70 @@ fn bool_bin(op: Arith, a: Opnd<B8>, b: Opnd<B8>, o: &mut [B8]) -> Result<(), Str
     Ok(())
 }
 
+fn cx_bin<T: Cx + Elem>(op: Arith, a: Opnd<T>, b: Opnd<T>, o: &mut [T]) -> Result<(), String> {
+    match op {
+        Arith::Add => map2k(a, b, o, T::add),
+        Arith::Sub => map2k(a, b, o, T::sub),
+        Arith::Mul => map2k(a, b, o, T::mul),
+        Arith::Div => map2k(a, b, o, T::div),
+        Arith::Pow => map2k(a, b, o, complex::pow),
+        Arith::Max | Arith::MaxH => map2k(a, b, o, |x, y| complex::pick(true, x, y)),
+        Arith::Min | Arith::MinH => map2k(a, b, o, |x, y| complex::pick(false, x, y)),
+        _ => return Err("internal error: complex loop".into()),
+    }
+    Ok(())
+}
+
+fn cx_un<T: Cx + Elem>(op: Un, a: &[T], o: &mut [T]) -> Result<(), String> {
+    let via64 = |f: fn(f64, f64) -> (f64, f64)| {
+        move |x: T| {
+            let (r, i) = x.to64();
+            let (r, i) = f(r, i);
+            T::from64(r, i)
+        }
+    };
+    match op {
+        Un::Neg => map1(a, o, T::neg),
+        Un::Conj => map1(a, o, T::conj),
+        Un::Square => map1(a, o, T::square),
+        Un::Recip => map1(a, o, T::recip),
+        Un::Sqrt => map1(a, o, via64(complex::sqrt64)),
+        Un::Exp => map1(a, o, via64(complex::exp64)),
+        Un::Log => map1(a, o, via64(complex::log64)),
+        Un::Sin => map1(a, o, via64(complex::sin64)),
+        Un::Cos => map1(a, o, via64(complex::cos64)),
+        Un::Tan => map1(a, o, via64(complex::tan64)),
+        Un::Tanh => map1(a, o, via64(complex::tanh64)),
+        // NumPy's `nc_log2`/`nc_log10`: the natural log times a constant.
+        Un::Log2 => map1(
+            a,
+            o,
+            via64(|r, i| {
+                let (r, i) = complex::log64(r, i);
+                (r * std::f64::consts::LOG2_E, i * std::f64::consts::LOG2_E)
+            }),
+        ),
+        Un::Log10 => map1(
+            a,
+            o,
+            via64(|r, i| {
+                let (r, i) = complex::log64(r, i);
+                (r * std::f64::consts::LOG10_E, i * std::f64::consts::LOG10_E)
+            }),
+        ),
+        _ => return Err("internal error: complex unary".into()),
+    }
+    Ok(())
+}
+
+fn cx_part<T: Cx>(part: Part, a: &[T], o: &mut [T::F]) {
+    match part {
+        Part::Re => map1(a, o, T::re),
+        Part::Im => map1(a, o, T::im),
+        Part::Abs => map1(a, o, T::abs),
+    }
+}
+
 fn float_un<T: Float>(op: Un, a: &[T], o: &mut [T]) {
     // One monomorphic loop per operation.
     macro_rules! go {
@@ -785,7 +874,7 @@ fn float_un<T: Float>(op: Un, a: &[T], o: &mut [T]) {
     }
     go!(
         Neg, Abs, Sqrt, Exp, Log, Log2, Log10, Sin, Cos, Tan, Floor, Ceil, Rint, Square, Recip,
-        Tanh, Sign, Invert
+        Tanh, Sign, Invert, Conj
     );
 }
 
@@ -909,6 +998,20 @@ macro_rules! with_int {
     };
 }
 
+/// Runs `$body` with `$T` bound to the complex type of `$dt` (complex64
+/// or complex128; callers check).
+macro_rules! with_cx {
+    ($dt:expr, $T:ident => $body:expr) => {
+        if $dt == DType::C64 {
+            type $T = C32;
+            $body
+        } else {
+            type $T = C64;
+            $body
+        }
+    };
+}
+
 /// Runs one instruction over one chunk, into its register.
 pub(crate) fn exec(inst: &Inst, ctx: &Ctx<'_>, regs: &mut [Buf], g: &Geom) -> Result<(), String> {
     let dst = inst.dst();
@@ -937,11 +1040,23 @@ pub(crate) fn exec_into(
             (DType::F32, DType::F16) => {
                 cast_f32_f16(operand(src, ctx, regs)?, out_slice(out, len)?)
             }
-            _ => with_elem!(from, S => with_elem!(to, D => {
+            _ => with_any!(from, S => with_any!(to, D => {
                 cast_kernel::<S, D>(operand(src, ctx, regs)?, out_slice(out, len)?)
             })),
         },
         Inst::Bin { op, dt, a, b, .. } => match dt {
+            DType::C64 => cx_bin::<C32>(
+                op,
+                opnd(a, ctx, regs)?,
+                opnd(b, ctx, regs)?,
+                out_slice(out, len)?,
+            )?,
+            DType::C128 => cx_bin::<C64>(
+                op,
+                opnd(a, ctx, regs)?,
+                opnd(b, ctx, regs)?,
+                out_slice(out, len)?,
+            )?,
             DType::Bool => bool_bin(
                 op,
                 opnd(a, ctx, regs)?,
@@ -967,6 +1082,12 @@ pub(crate) fn exec_into(
                 out_slice(out, len)?,
             )?, return Err("internal error: f16 arithmetic".into())),
         },
+        Inst::Cmp { op, dt, a, b, .. } if dt.is_complex() => with_cx!(dt, T => map2k(
+            opnd::<T>(a, ctx, regs)?,
+            opnd::<T>(b, ctx, regs)?,
+            out_slice(out, len)?,
+            |x, y| B8::from_bool(complex::cmp(op, x, y)),
+        )),
         Inst::Cmp { op, dt, a, b, .. } => with_elem!(dt, T => cmp_kernel::<T>(
             op,
             opnd(a, ctx, regs)?,
@@ -985,6 +1106,13 @@ pub(crate) fn exec_into(
                 B8::from_bool(op.holds(Some(ord)))
             });
         }
+        Inst::Un { op, dt, a, .. } if dt.is_complex() => with_cx!(dt, T => {
+            cx_un::<T>(op, operand(a, ctx, regs)?, out_slice(out, len)?)?
+        }),
+        Inst::Part { part, dt, a, .. } => match dt {
+            DType::C64 => cx_part::<C32>(part, operand(a, ctx, regs)?, out_slice(out, len)?),
+            _ => cx_part::<C64>(part, operand(a, ctx, regs)?, out_slice(out, len)?),
+        },
         Inst::Un { op, dt, a, .. } => match dt {
             DType::F32 => float_un::<f32>(op, operand(a, ctx, regs)?, out_slice(out, len)?),
             DType::F64 => float_un::<f64>(op, operand(a, ctx, regs)?, out_slice(out, len)?),
@@ -1012,7 +1140,7 @@ pub(crate) fn exec_into(
                 },
             )),
         },
-        Inst::Where { dt, c, a, b, .. } => with_elem!(dt, T => map3(
+        Inst::Where { dt, c, a, b, .. } => with_any!(dt, T => map3(
             operand::<B8>(c, ctx, regs)?,
             operand::<T>(a, ctx, regs)?,
             operand::<T>(b, ctx, regs)?,
@@ -1053,9 +1181,9 @@ pub(crate) fn store(
     out_dt: DType,
     out: &mut [u8],
 ) -> Result<(), String> {
-    with_elem!(dt, S => {
+    with_any!(dt, S => {
         let s: &[S] = operand(src, ctx, regs)?;
-        with_elem!(out_dt, D => {
+        with_any!(out_dt, D => {
             let d: &mut [D] = bytemuck::try_cast_slice_mut(out).map_err(|_| INTERNAL)?;
             if d.len() != s.len() {
                 return Err(INTERNAL.into());
@@ -1068,7 +1196,7 @@ pub(crate) fn store(
 
 /// Fills `out` (bytes of `dt`) with one scalar.
 pub(crate) fn fill(value: Scalar, out: &mut [u8]) -> Result<(), String> {
-    with_elem!(value.dtype(), T => {
+    with_any!(value.dtype(), T => {
         let d: &mut [T] = bytemuck::try_cast_slice_mut(out).map_err(|_| INTERNAL)?;
         let v = T::from_scalar(value).ok_or(INTERNAL)?;
         d.fill(v);

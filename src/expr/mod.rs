@@ -45,9 +45,16 @@
 //!   beyond 2⁵³ rounds through float64 where Python rounds exactly;
 //! * chained comparisons (`a < b < c`) are refused, as NumPy refuses them for
 //!   arrays;
-//! * bool elements are expected to be bytes 0 or 1, as NumPy writes them.
+//! * bool elements are expected to be bytes 0 or 1, as NumPy writes them;
+//! * complex64/complex128 (`x` of a `c8`/`c16` file, Python literals `2j`)
+//!   compute `+ - * / **`, comparisons (NumPy's lexicographic order),
+//!   `abs real imag conj angle sqrt exp log log2 log10 sin cos tan tanh
+//!   minimum maximum where isnan isfinite isinf` and casts; arithmetic is bit-exact against
+//!   NumPy's FMA loops, the C library's functions within a few ULP (see
+//!   `complex.rs`); other functions NumPy computes on complex are refused.
 
 mod compile;
+mod complex;
 // `pub(crate)` so the convert kernel casts with the same NumPy casts.
 pub(crate) mod elem;
 mod eval;
@@ -150,6 +157,10 @@ pub enum Column<'a> {
     F16(&'a [f16]),
     F32(&'a [f32]),
     F64(&'a [f64]),
+    /// complex64: `[real, imaginary]` pairs.
+    C64(&'a [[f32; 2]]),
+    /// complex128: `[real, imaginary]` pairs.
+    C128(&'a [[f64; 2]]),
 }
 
 /// Output (or in-place) elements of one dtype. `Bool` holds bytes 0/1.
@@ -168,6 +179,10 @@ pub enum ColumnMut<'a> {
     F16(&'a mut [f16]),
     F32(&'a mut [f32]),
     F64(&'a mut [f64]),
+    /// complex64: `[real, imaginary]` pairs.
+    C64(&'a mut [[f32; 2]]),
+    /// complex128: `[real, imaginary]` pairs.
+    C128(&'a mut [[f64; 2]]),
 }
 
 impl<'a> Column<'a> {
@@ -187,6 +202,8 @@ impl<'a> Column<'a> {
             Column::F16(s) => (DType::F16, c(s)),
             Column::F32(s) => (DType::F32, c(s)),
             Column::F64(s) => (DType::F64, c(s)),
+            Column::C64(s) => (DType::C64, c(s)),
+            Column::C128(s) => (DType::C128, c(s)),
         }
     }
 
@@ -230,6 +247,8 @@ impl<'a> Column<'a> {
             DType::F16 => Column::F16(c(bytes).ok()?),
             DType::F32 => Column::F32(c(bytes).ok()?),
             DType::F64 => Column::F64(c(bytes).ok()?),
+            DType::C64 => Column::C64(c(bytes).ok()?),
+            DType::C128 => Column::C128(c(bytes).ok()?),
             _ => return None,
         })
     }
@@ -252,6 +271,8 @@ impl<'a> ColumnMut<'a> {
             ColumnMut::F16(s) => (DType::F16, c(s)),
             ColumnMut::F32(s) => (DType::F32, c(s)),
             ColumnMut::F64(s) => (DType::F64, c(s)),
+            ColumnMut::C64(s) => (DType::C64, c(s)),
+            ColumnMut::C128(s) => (DType::C128, c(s)),
         }
     }
 
@@ -270,6 +291,8 @@ impl<'a> ColumnMut<'a> {
             ColumnMut::F16(_) => DType::F16,
             ColumnMut::F32(_) => DType::F32,
             ColumnMut::F64(_) => DType::F64,
+            ColumnMut::C64(_) => DType::C64,
+            ColumnMut::C128(_) => DType::C128,
         }
     }
 
@@ -297,6 +320,8 @@ impl<'a> ColumnMut<'a> {
             DType::F16 => ColumnMut::F16(c(bytes).ok()?),
             DType::F32 => ColumnMut::F32(c(bytes).ok()?),
             DType::F64 => ColumnMut::F64(c(bytes).ok()?),
+            DType::C64 => ColumnMut::C64(c(bytes).ok()?),
+            DType::C128 => ColumnMut::C128(c(bytes).ok()?),
             _ => return None,
         })
     }
@@ -315,7 +340,12 @@ fn weak_store(v: PyVal, dt: DType) -> Result<Scalar, String> {
     match (v, dt) {
         (PyVal::Bool(b), _) => Ok(Scalar::Bool(b).cast(dt)),
         (v, DType::Bool) => Ok(Scalar::Bool(v.truthy())),
-        (PyVal::Int(i), d) if d.is_float() => Ok(types::int_scalar(i, d)),
+        (PyVal::Complex(re, im), d) if d.is_complex() => Ok(types::complex_scalar(re, im, d)),
+        (PyVal::Complex(..), d) => Err(format!(
+            "a Python complex cannot be stored into {d}: NumPy raises TypeError (float() argument must be a string or a real number, not 'complex'); take .real or abs() of it, or write to a complex64/complex128 file"
+        )),
+        (PyVal::Int(i), d) if d.is_float() || d.is_complex() => Ok(types::int_scalar(i, d)),
+        (PyVal::Float(f), d) if d.is_complex() => Ok(types::complex_scalar(f, 0.0, d)),
         (PyVal::Int(i), _) => int(i),
         (PyVal::Float(f), d) if d.is_float() => Ok(types::float_scalar(f, d)),
         (PyVal::Float(f), _) => {

@@ -121,6 +121,14 @@ pub(crate) enum Func {
     IsInf,
     Arctan2,
     Hypot,
+    /// `np.real`: the real part (a real array is itself).
+    Real,
+    /// `np.imag`: the imaginary part (zeros for a real array).
+    Imag,
+    /// `np.conj`/`np.conjugate`.
+    Conj,
+    /// `np.angle`: `arctan2(imag, real)`.
+    Angle,
     /// A NumPy scalar type called as a function (`np.float32(x)`), or
     /// `x.astype(T)`: NumPy's unsafe cast.
     Cast(DType),
@@ -142,6 +150,8 @@ fn scalar_type(name: &str) -> Option<DType> {
         "float16" | "half" => DType::F16,
         "float32" | "single" => DType::F32,
         "float64" | "double" => DType::F64,
+        "complex64" | "csingle" => DType::C64,
+        "complex128" | "cdouble" => DType::C128,
         _ => return None,
     })
 }
@@ -179,6 +189,10 @@ impl Func {
             "isinf" => Func::IsInf,
             "arctan2" => Func::Arctan2,
             "hypot" => Func::Hypot,
+            "real" => Func::Real,
+            "imag" => Func::Imag,
+            "conj" | "conjugate" => Func::Conj,
+            "angle" => Func::Angle,
             _ => return None,
         })
     }
@@ -405,15 +419,16 @@ fn number(chars: &[char], start: usize) -> Result<(PyVal, usize), ExprError> {
         }
     }
     let lit: String = chars[start..p].iter().collect();
-    if p < chars.len() && (chars[p] == 'j' || chars[p] == 'J') {
-        return Err(err(col, "complex numbers are not supported"));
-    }
-    if p < chars.len() && (is_word(chars[p]) || chars[p] == '.') {
+    // An imaginary literal (`2j`, `1.5e3J`, `010j`): Python's complex with
+    // a zero real part; leading zeros are allowed, as in floats.
+    let imaginary = p < chars.len() && (chars[p] == 'j' || chars[p] == 'J');
+    let end = if imaginary { p + 1 } else { p };
+    if end < chars.len() && (is_word(chars[end]) || chars[end] == '.') {
         let mut q = p;
         while q < chars.len() && (is_word(chars[q]) || chars[q] == '.') {
             q += 1;
         }
-        let bad: String = chars[start..q].iter().collect();
+        let bad: String = chars[start..q.max(end)].iter().collect();
         return Err(err(col, format!("invalid number literal '{bad}'")));
     }
     let int_digits = if int_part.is_empty() {
@@ -421,7 +436,7 @@ fn number(chars: &[char], start: usize) -> Result<(PyVal, usize), ExprError> {
     } else {
         strip_underscores(&int_part, col)?
     };
-    if is_float {
+    if is_float || imaginary {
         let frac = if frac_part.is_empty() {
             String::new()
         } else {
@@ -449,6 +464,9 @@ fn number(chars: &[char], start: usize) -> Result<(PyVal, usize), ExprError> {
         let v: f64 = text
             .parse()
             .map_err(|_| err(col, format!("invalid number literal '{lit}'")))?;
+        if imaginary {
+            return Ok((PyVal::Complex(0.0, v), end));
+        }
         return Ok((PyVal::Float(v), p));
     }
     if int_digits.len() > 1 && int_digits.starts_with('0') && int_digits.chars().any(|c| c != '0') {
@@ -672,6 +690,7 @@ impl Parser {
                             "float" => Some(DType::F64),
                             "int" => Some(DType::I64),
                             "bool" => Some(DType::Bool),
+                            "complex" => Some(DType::C128),
                             _ => scalar_type(n).filter(|_| !n.contains('.') && n != "bool_"),
                         })
                         .ok_or_else(|| err(arg.col, format!("'{n}' is not a dtype")))?
@@ -829,8 +848,8 @@ impl Parser {
 
 /// The NumPy names `--expr` knows, for the message on an unknown `np.` name.
 const SUPPORTED: &str = "np.abs sqrt exp log log2 log10 sin cos tan tanh floor ceil round rint \
-sign isnan isfinite isinf arctan2 hypot minimum maximum clip where, the scalar types \
-(np.float32(x) ...), nan inf pi e";
+sign isnan isfinite isinf arctan2 hypot minimum maximum clip where real imag conj conjugate angle, \
+the scalar types (np.float32(x), np.complex64(x) ...), nan inf pi e";
 
 /// Parses `text` into a syntax tree.
 pub(crate) fn parse(text: &str) -> Result<Node, ExprError> {

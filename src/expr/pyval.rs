@@ -6,7 +6,9 @@
 //! literal subtrees must follow Python, not NumPy: arbitrary-size integers
 //! (held here in `i128`; larger is refused), floor division and modulo with
 //! the divisor's sign, `ZeroDivisionError`, `int ** negative` giving a float,
-//! `bool` acting as an `int`. Refusals carry Python's message.
+//! `bool` acting as an `int`, `complex` with CPython's own product,
+//! quotient and power (`_Py_c_prod`, `_Py_c_quot`, `_Py_c_pow`) and no
+//! ordering. Refusals carry Python's message.
 
 use std::cmp::Ordering;
 
@@ -18,6 +20,8 @@ pub(crate) enum PyVal {
     Bool(bool),
     Int(i128),
     Float(f64),
+    /// A Python `complex`: real and imaginary parts.
+    Complex(f64, f64),
 }
 
 const TOO_LARGE: &str = "integer result is too large (mmrun holds Python integers in 128 bits)";
@@ -28,16 +32,36 @@ impl PyVal {
         match self {
             PyVal::Bool(b) => Some(b as i128),
             PyVal::Int(v) => Some(v),
-            PyVal::Float(_) => None,
+            PyVal::Float(_) | PyVal::Complex(..) => None,
         }
     }
 
-    /// The value as a Python `float` (`float(v)`).
+    /// The value as a Python `float` (`float(v)`; the real part of a
+    /// complex, whose callers check for complex first).
     pub(crate) fn as_f64(self) -> f64 {
         match self {
             PyVal::Bool(b) => b as u8 as f64,
             PyVal::Int(v) => v as f64,
             PyVal::Float(f) => f,
+            PyVal::Complex(re, _) => re,
+        }
+    }
+
+    /// The value as a Python `complex` (`complex(v)`).
+    pub(crate) fn as_complex(self) -> (f64, f64) {
+        match self {
+            PyVal::Complex(re, im) => (re, im),
+            other => (other.as_f64(), 0.0),
+        }
+    }
+
+    /// Python's name of the value's type, for messages.
+    fn type_name(self) -> &'static str {
+        match self {
+            PyVal::Bool(_) => "bool",
+            PyVal::Int(_) => "int",
+            PyVal::Float(_) => "float",
+            PyVal::Complex(..) => "complex",
         }
     }
 
@@ -47,6 +71,7 @@ impl PyVal {
             PyVal::Bool(b) => b,
             PyVal::Int(v) => v != 0,
             PyVal::Float(f) => f != 0.0,
+            PyVal::Complex(re, im) => re != 0.0 || im != 0.0,
         }
     }
 }
@@ -98,8 +123,112 @@ fn float_pow(a: f64, b: f64) -> Result<f64, String> {
     Ok(r)
 }
 
+/// CPython's `_Py_c_prod`.
+pub(crate) fn c_prod(a: (f64, f64), b: (f64, f64)) -> (f64, f64) {
+    (a.0 * b.0 - a.1 * b.1, a.0 * b.1 + a.1 * b.0)
+}
+
+/// CPython's `_Py_c_quot` (Smith's method); `None` for a zero divisor.
+fn c_quot(a: (f64, f64), b: (f64, f64)) -> Option<(f64, f64)> {
+    let (abs_br, abs_bi) = (b.0.abs(), b.1.abs());
+    if abs_br >= abs_bi {
+        if abs_br == 0.0 {
+            return None;
+        }
+        let ratio = b.1 / b.0;
+        let denom = b.0 + b.1 * ratio;
+        Some(((a.0 + a.1 * ratio) / denom, (a.1 - a.0 * ratio) / denom))
+    } else if abs_bi >= abs_br {
+        let ratio = b.0 / b.1;
+        let denom = b.0 * ratio + b.1;
+        Some(((a.0 * ratio + a.1) / denom, (a.1 * ratio - a.0) / denom))
+    } else {
+        Some((f64::NAN, f64::NAN))
+    }
+}
+
+/// CPython's `complex.__pow__`: integral exponents up to 100 by repeated
+/// products (`c_powi`), others through polar form (`_Py_c_pow`).
+fn c_pow(a: (f64, f64), b: (f64, f64)) -> Result<(f64, f64), String> {
+    if b.1 == 0.0 && b.0 == b.0.trunc() && b.0.abs() <= 100.0 {
+        let n = b.0 as i64;
+        let powu = |mut n: i64| {
+            let (mut r, mut p) = ((1.0, 0.0), a);
+            while n > 0 {
+                if n & 1 == 1 {
+                    r = c_prod(r, p);
+                }
+                n >>= 1;
+                p = c_prod(p, p);
+            }
+            r
+        };
+        if n >= 0 {
+            return Ok(powu(n));
+        }
+        return c_quot((1.0, 0.0), powu(-n))
+            .ok_or_else(|| "ZeroDivisionError: zero to a negative power".to_string());
+    }
+    if b == (0.0, 0.0) {
+        return Ok((1.0, 0.0));
+    }
+    if a == (0.0, 0.0) {
+        if b.1 != 0.0 || b.0 < 0.0 {
+            return Err("ZeroDivisionError: zero to a negative or complex power".into());
+        }
+        return Ok((0.0, 0.0));
+    }
+    let vabs = a.0.hypot(a.1);
+    let mut len = vabs.powf(b.0);
+    let at = a.1.atan2(a.0);
+    let mut phase = at * b.0;
+    if b.1 != 0.0 {
+        len /= (at * b.1).exp();
+        phase += b.1 * vabs.ln();
+    }
+    let r = (len * phase.cos(), len * phase.sin());
+    if !(r.0.is_finite() && r.1.is_finite()) && a.0.is_finite() && a.1.is_finite() {
+        return Err("OverflowError: complex exponentiation".into());
+    }
+    Ok(r)
+}
+
+/// Python's `a <op> b` where either operand is a `complex`.
+fn complex_binop(op: BinOp, a: PyVal, b: PyVal) -> Result<PyVal, String> {
+    let (x, y) = (a.as_complex(), b.as_complex());
+    let r = match op {
+        BinOp::Add => (x.0 + y.0, x.1 + y.1),
+        BinOp::Sub => (x.0 - y.0, x.1 - y.1),
+        BinOp::Mul => c_prod(x, y),
+        BinOp::Div => {
+            c_quot(x, y).ok_or_else(|| "ZeroDivisionError: complex division by zero".to_string())?
+        }
+        BinOp::Pow => c_pow(x, y)?,
+        _ => {
+            let sym = match op {
+                BinOp::FloorDiv => "//",
+                BinOp::Rem => "%",
+                BinOp::BitAnd => "&",
+                BinOp::BitOr => "|",
+                BinOp::BitXor => "^",
+                BinOp::Shl => "<<",
+                _ => ">>",
+            };
+            return Err(format!(
+                "TypeError: unsupported operand type(s) for {sym}: '{}' and '{}'",
+                a.type_name(),
+                b.type_name()
+            ));
+        }
+    };
+    Ok(PyVal::Complex(r.0, r.1))
+}
+
 /// Python's `a <op> b` for two literal values.
 pub(crate) fn binop(op: BinOp, a: PyVal, b: PyVal) -> Result<PyVal, String> {
+    if matches!(a, PyVal::Complex(..)) || matches!(b, PyVal::Complex(..)) {
+        return complex_binop(op, a, b);
+    }
     if let Some(r) = bitwise(op, a, b) {
         return r;
     }
@@ -220,7 +349,7 @@ fn bitwise(op: BinOp, a: PyVal, b: PyVal) -> Option<Result<PyVal, String>> {
 pub(crate) fn invert(v: PyVal) -> Result<PyVal, String> {
     match v.as_int() {
         Some(i) => Ok(PyVal::Int(!i)),
-        None => Err("bad operand type for unary ~: 'float'".into()),
+        None => Err(format!("bad operand type for unary ~: '{}'", v.type_name())),
     }
 }
 
@@ -228,6 +357,7 @@ pub(crate) fn invert(v: PyVal) -> Result<PyVal, String> {
 pub(crate) fn neg(v: PyVal) -> Result<PyVal, String> {
     match v {
         PyVal::Float(f) => Ok(PyVal::Float(-f)),
+        PyVal::Complex(re, im) => Ok(PyVal::Complex(-re, -im)),
         other => other
             .as_int()
             .and_then(i128::checked_neg)
@@ -265,8 +395,34 @@ fn cmp_int_float(i: i128, f: f64) -> Option<Ordering> {
     }
 }
 
-/// Python's `a <op> b` for two literal values.
-pub(crate) fn compare(op: CmpOp, a: PyVal, b: PyVal) -> bool {
+/// Python's `a <op> b` for two literal values: complex numbers are only
+/// equal or not (`TypeError` for an ordering).
+pub(crate) fn compare(op: CmpOp, a: PyVal, b: PyVal) -> Result<bool, String> {
+    if matches!(a, PyVal::Complex(..)) || matches!(b, PyVal::Complex(..)) {
+        let (x, y) = (a.as_complex(), b.as_complex());
+        let eq = x.0 == y.0 && x.1 == y.1;
+        return match op {
+            CmpOp::Eq => Ok(eq),
+            CmpOp::Ne => Ok(!eq),
+            _ => {
+                let sym = match op {
+                    CmpOp::Lt => "<",
+                    CmpOp::Le => "<=",
+                    CmpOp::Gt => ">",
+                    _ => ">=",
+                };
+                Err(format!(
+                    "TypeError: '{sym}' not supported between instances of '{}' and '{}'",
+                    a.type_name(),
+                    b.type_name()
+                ))
+            }
+        };
+    }
+    Ok(compare_real(op, a, b))
+}
+
+fn compare_real(op: CmpOp, a: PyVal, b: PyVal) -> bool {
     let ord = match (a.as_int(), b.as_int()) {
         (Some(x), Some(y)) => Some(x.cmp(&y)),
         (Some(x), None) => cmp_int_float(x, b.as_f64()),
@@ -312,17 +468,21 @@ mod tests {
     #[test]
     fn mixed_comparisons_are_exact() {
         let big = (1i128 << 53) + 1;
-        assert!(compare(
+        assert!(compare_real(
             CmpOp::Gt,
             PyVal::Int(big),
             PyVal::Float((1u64 << 53) as f64)
         ));
-        assert!(!compare(
+        assert!(!compare_real(
             CmpOp::Eq,
             PyVal::Int(big),
             PyVal::Float((1u64 << 53) as f64)
         ));
-        assert!(compare(CmpOp::Ne, PyVal::Int(1), PyVal::Float(f64::NAN)));
-        assert!(compare(CmpOp::Lt, PyVal::Int(1), PyVal::Float(1.5)));
+        assert!(compare_real(
+            CmpOp::Ne,
+            PyVal::Int(1),
+            PyVal::Float(f64::NAN)
+        ));
+        assert!(compare_real(CmpOp::Lt, PyVal::Int(1), PyVal::Float(1.5)));
     }
 }

@@ -31,7 +31,9 @@ fn parse_errors_carry_columns() {
         ("foo(x)", 1, "unknown name 'foo'"),
         ("x(1)", 1, "'x' is not a function"),
         ("sqrt + 1", 1, "'sqrt' is a function"),
-        ("1j", 1, "complex numbers"),
+        ("1jj", 1, "invalid number literal '1jj'"),
+        ("0x1j", 1, "invalid number literal"),
+        ("1j.5", 1, "invalid number literal"),
         ("007", 1, "leading zeros"),
         ("x + )", 5, "expected a number"),
         ("x + 1)", 6, "unmatched ')'"),
@@ -69,6 +71,12 @@ fn literals_parse_as_python() {
         ("1E-2", PyVal::Float(0.01)),
         ("000", PyVal::Int(0)),
         ("True", PyVal::Bool(true)),
+        ("1j", PyVal::Complex(0.0, 1.0)),
+        ("2.5J", PyVal::Complex(0.0, 2.5)),
+        ("1e3j", PyVal::Complex(0.0, 1000.0)),
+        ("010j", PyVal::Complex(0.0, 10.0)),
+        ("1_0j", PyVal::Complex(0.0, 10.0)),
+        (".5j", PyVal::Complex(0.0, 0.5)),
     ] {
         let e = Expr::parse(text).unwrap();
         assert_eq!(e.ast.kind, parse::NodeKind::Lit(want), "{text}");
@@ -79,6 +87,62 @@ fn literals_parse_as_python() {
     assert!(matches!(c.prog.result, Res::Weak(PyVal::Int(-4))));
     let c = compile("2**-1", DType::F64, &[1]).unwrap();
     assert!(matches!(c.prog.result, Res::Weak(PyVal::Float(v)) if v == 0.5));
+}
+
+#[test]
+fn complex_literals_fold_as_python() {
+    let weak = |text: &str| match compile(text, DType::F32, &[1]).unwrap().prog.result {
+        Res::Weak(v) => v,
+        other => panic!("{text}: {other:?}"),
+    };
+    // Python's own complex arithmetic on literals.
+    assert_eq!(weak("2+3j"), PyVal::Complex(2.0, 3.0));
+    assert_eq!(weak("1-1j"), PyVal::Complex(1.0, -1.0));
+    assert!(
+        matches!(weak("-1j"), PyVal::Complex(r, i) if r == 0.0 && r.is_sign_negative() && i == -1.0)
+    );
+    assert_eq!(weak("(1+2j)*(3-1j)"), PyVal::Complex(5.0, 5.0));
+    // Python's Smith division rounds as CPython does.
+    assert_eq!(
+        weak("(5+5j)/(3-1j)"),
+        PyVal::Complex(1.0, 1.9999999999999998)
+    );
+    assert_eq!(weak("(1+2j)**2"), PyVal::Complex(-3.0, 4.0));
+    assert_eq!(weak("1j**0"), PyVal::Complex(1.0, 0.0));
+    assert_eq!(weak("1j == 1j"), PyVal::Bool(true));
+    assert_eq!(weak("(1+0j) == 1"), PyVal::Bool(true));
+    // What Python refuses.
+    for (text, msg) in [
+        ("1j < 2", "'<' not supported"),
+        ("1j // 2", "unsupported operand type(s) for //"),
+        ("1j % 2", "unsupported operand type(s) for %"),
+        ("1j & 1", "unsupported operand type(s) for &"),
+        ("~1j", "bad operand type for unary ~: 'complex'"),
+        ("1j / 0", "ZeroDivisionError"),
+        ("0j ** -1", "ZeroDivisionError"),
+    ] {
+        let e = compile(text, DType::F32, &[1]).expect_err(text);
+        assert!(e.message.contains(msg), "{text}: {}", e.message);
+    }
+    // NEP 50: a Python complex takes a float array to the complex of its
+    // size and anything else to complex128; complex arrays keep theirs.
+    for (dt, text, want) in [
+        (DType::F32, "x * 1j", DType::C64),
+        (DType::F16, "x * 1j", DType::C64),
+        (DType::F64, "x + 1j", DType::C128),
+        (DType::I8, "x + 1j", DType::C128),
+        (DType::Bool, "x * 1j", DType::C128),
+        (DType::C64, "x * 2.5", DType::C64),
+        (DType::C64, "x + np.float64(1)", DType::C128),
+        (DType::C64, "abs(x)", DType::F32),
+        (DType::C128, "np.angle(x)", DType::F64),
+        (DType::C64, "x < 1", DType::Bool),
+        (DType::I16, "np.imag(x)", DType::I16),
+        (DType::Bool, "np.conj(x)", DType::I8),
+    ] {
+        let c = compile(text, dt, &[3]).unwrap();
+        assert_eq!(c.result_dtype(), want, "{dt} {text}");
+    }
 }
 
 #[test]
@@ -509,6 +573,9 @@ fn leaf() -> impl Strategy<Value = String> {
         (-1e6f64..1e6).prop_map(|v| format!("{v:?}")),
         Just("0".to_string()),
         Just("0.0".to_string()),
+        Just("1j".to_string()),
+        Just("(2-3j)".to_string()),
+        (-1e6f64..1e6).prop_map(|v| format!("{v:?}j")),
     ]
 }
 
@@ -518,8 +585,26 @@ fn expr_text() -> impl Strategy<Value = String> {
             "+", "-", "*", "/", "//", "%", "**", "<", "<=", ">", ">=", "==", "!=",
         ]);
         let unary = prop::sample::select(vec![
-            "-", "+", "abs", "sqrt", "exp", "log", "log2", "log10", "sin", "cos", "tan", "floor",
-            "ceil", "round",
+            "-",
+            "+",
+            "abs",
+            "sqrt",
+            "exp",
+            "log",
+            "log2",
+            "log10",
+            "sin",
+            "cos",
+            "tan",
+            "floor",
+            "ceil",
+            "round",
+            "real",
+            "imag",
+            "conj",
+            "angle",
+            "isnan",
+            "np.complex64",
         ]);
         prop_oneof![
             (inner.clone(), ops, inner.clone()).prop_map(|(a, op, b)| format!("({a} {op} {b})")),
@@ -550,12 +635,14 @@ proptest! {
     #[test]
     fn random_expressions_never_panic_and_split_freely(
         text in expr_text(),
-        dt_idx in 0usize..12,
+        dt_idx in 0usize..14,
         shape_idx in 0usize..3,
         seed in any::<u64>(),
         split in 0usize..=35,
     ) {
-        let dt = DType::ALL[dt_idx];
+        let dt = DType::ALL.get(dt_idx).copied().unwrap_or(
+            if dt_idx == 12 { DType::C64 } else { DType::C128 },
+        );
         let shape: &[u64] = [&[7u64, 5][..], &[35][..], &[1, 7, 5][..]][shape_idx];
         let parsed = Expr::parse(&text);
         prop_assert!(parsed.is_ok(), "{text}: {:?}", parsed.err());
@@ -574,6 +661,25 @@ proptest! {
         let whole = eval_all(&c, &x, dt, 35, &[]);
         let parts = eval_all(&c, &x, dt, 35, &[split]);
         match (whole, parts) {
+            (Ok(a), Ok(b)) if c.result_dtype().is_complex() => {
+                // Complex parts: the same values, NaN payloads aside (which
+                // NaN of two survives an addition is the compiler's choice
+                // between its vector and scalar loops).
+                let part = if c.result_dtype() == DType::C64 { 4 } else { 8 };
+                let canon = |b: &[u8]| -> Vec<u64> {
+                    b.chunks_exact(part)
+                        .map(|p| {
+                            let v = if part == 4 {
+                                f64::from(f32::from_le_bytes(p.try_into().unwrap()))
+                            } else {
+                                f64::from_le_bytes(p.try_into().unwrap())
+                            };
+                            if v.is_nan() { u64::MAX } else { v.to_bits() }
+                        })
+                        .collect()
+                };
+                prop_assert_eq!(canon(a.bytes()), canon(b.bytes()), "{}", text)
+            }
             (Ok(a), Ok(b)) => prop_assert_eq!(a.bytes(), b.bytes(), "{}", text),
             (Err(_), Err(_)) => {}
             (a, b) => prop_assert!(false, "{text}: whole {:?} parts {:?}", a.is_ok(), b.is_ok()),

@@ -1,10 +1,10 @@
 //! NumPy 2 typing: dtype promotion (`np.result_type`), NEP 50 weak Python
-//! scalars, and the loop dtypes ufuncs pick.
+//! scalars (int, float and complex), and the loop dtypes ufuncs pick.
 //!
 //! Kept apart from code generation so the rules can be read (and tested)
 //! against NumPy's tables in one place.
 
-use super::elem::{f64_to_f16, Scalar};
+use super::elem::{f64_to_f16, Scalar, C32, C64};
 use super::pyval::PyVal;
 use crate::layout::DType;
 
@@ -22,6 +22,20 @@ pub(crate) fn promote(a: DType, b: DType) -> DType {
     }
     let (ka, kb) = (a.kind(), b.kind());
     let (sa, sb) = (a.itemsize(), b.itemsize());
+    if ka == 'c' || kb == 'c' {
+        // The complex dtype whose parts hold the other operand as a float.
+        let (c, other) = if ka == 'c' { (a, b) } else { (b, a) };
+        let part = if other.is_complex() {
+            other.itemsize() / 2
+        } else {
+            promote(other, DType::F16).itemsize()
+        };
+        return if part.max(c.itemsize() / 2) > 4 {
+            C128
+        } else {
+            C64
+        };
+    }
     if ka == kb {
         return if sa >= sb { a } else { b };
     }
@@ -60,6 +74,7 @@ pub(crate) fn promote(a: DType, b: DType) -> DType {
 pub(crate) enum WeakKind {
     Int,
     Float,
+    Complex,
 }
 
 /// Result dtype of an operation on `strong` arrays/NumPy scalars (at least
@@ -67,7 +82,11 @@ pub(crate) enum WeakKind {
 pub(crate) fn promote_weak(strong: DType, weak: Option<WeakKind>) -> DType {
     match weak {
         None => strong,
-        Some(WeakKind::Float) if !strong.is_float() => DType::F64,
+        Some(WeakKind::Complex) if strong.is_complex() => strong,
+        // A Python complex with a float array: the complex of its size.
+        Some(WeakKind::Complex) if strong.is_float() => promote(strong, DType::C64),
+        Some(WeakKind::Complex) => DType::C128,
+        Some(WeakKind::Float) if !strong.is_float() && !strong.is_complex() => DType::F64,
         Some(WeakKind::Int) if strong == DType::Bool => DType::I64,
         Some(_) => strong,
     }
@@ -79,8 +98,10 @@ pub(crate) fn default_dtype(vals: &[PyVal]) -> DType {
     let mut dt = DType::Bool;
     for v in vals {
         match v {
-            PyVal::Float(_) => return DType::F64,
-            PyVal::Int(_) => dt = DType::I64,
+            PyVal::Complex(..) => return DType::C128,
+            PyVal::Float(_) => dt = DType::F64,
+            PyVal::Int(_) if dt != DType::F64 => dt = DType::I64,
+            PyVal::Int(_) => {}
             PyVal::Bool(_) => {}
         }
     }
@@ -93,6 +114,7 @@ pub(crate) fn weak_kind(v: PyVal) -> Option<WeakKind> {
         PyVal::Bool(_) => None,
         PyVal::Int(_) => Some(WeakKind::Int),
         PyVal::Float(_) => Some(WeakKind::Float),
+        PyVal::Complex(..) => Some(WeakKind::Complex),
     }
 }
 
@@ -127,6 +149,14 @@ pub(crate) fn int_scalar(v: i128, dt: DType) -> Scalar {
         DType::F16 => Scalar::F16(f64_to_f16(v as f64)),
         DType::F32 => Scalar::F32(v as f64 as f32),
         DType::F64 => Scalar::F64(v as f64),
+        DType::C64 => Scalar::C64(C32 {
+            re: v as f64 as f32,
+            im: 0.0,
+        }),
+        DType::C128 => Scalar::C128(C64 {
+            re: v as f64,
+            im: 0.0,
+        }),
         other => unreachable!("no integer scalar of {other}"),
     }
 }
@@ -137,8 +167,29 @@ pub(crate) fn float_scalar(v: f64, dt: DType) -> Scalar {
     match dt {
         DType::F16 => Scalar::F16(f64_to_f16(v)),
         DType::F32 => Scalar::F32(v as f32),
+        DType::C64 | DType::C128 => complex_scalar(v, 0.0, dt),
         _ => Scalar::F64(v),
     }
+}
+
+/// A Python complex as a scalar of a complex dtype (each part rounded to
+/// nearest even).
+pub(crate) fn complex_scalar(re: f64, im: f64, dt: DType) -> Scalar {
+    match dt {
+        DType::C64 => Scalar::C64(C32 {
+            re: re as f32,
+            im: im as f32,
+        }),
+        _ => Scalar::C128(C64 { re, im }),
+    }
+}
+
+/// NumPy's `TypeError` for a Python complex where a real number is needed.
+fn complex_to_real(dt: DType) -> String {
+    let what = if dt.is_float() { "float" } else { "int" };
+    format!(
+        "{what}() argument must be a string or a real number, not 'complex' (a Python complex does not convert to {dt}; take .real or abs() of it)"
+    )
 }
 
 /// How a weak Python integer that does not fit the target dtype is treated.
@@ -159,15 +210,18 @@ pub(crate) enum IntFit {
 pub(crate) fn py_to(v: PyVal, dt: DType, fit: IntFit) -> Result<Scalar, String> {
     match v {
         PyVal::Bool(b) => Ok(Scalar::Bool(b).cast(dt)),
+        PyVal::Complex(re, im) if dt.is_complex() => Ok(complex_scalar(re, im, dt)),
+        PyVal::Complex(re, im) if dt == DType::Bool => Ok(Scalar::Bool(re != 0.0 || im != 0.0)),
+        PyVal::Complex(..) => Err(complex_to_real(dt)),
         PyVal::Float(f) => {
-            if dt.is_float() {
+            if dt.is_float() || dt.is_complex() {
                 Ok(float_scalar(f, dt))
             } else {
                 Ok(Scalar::F64(f).cast(dt))
             }
         }
         PyVal::Int(i) => {
-            if dt.is_float() {
+            if dt.is_float() || dt.is_complex() {
                 return Ok(int_scalar(i, dt));
             }
             let (lo, hi) = int_range(dt);
@@ -199,6 +253,7 @@ pub(crate) fn py_to_numpy(v: PyVal) -> Result<Scalar, String> {
     match v {
         PyVal::Bool(b) => Ok(Scalar::Bool(b)),
         PyVal::Float(f) => Ok(Scalar::F64(f)),
+        PyVal::Complex(re, im) => Ok(Scalar::C128(C64 { re, im })),
         PyVal::Int(i) => {
             if i >= i64::MIN as i128 && i <= i64::MAX as i128 {
                 Ok(Scalar::I64(i as i64))
@@ -217,6 +272,7 @@ pub(crate) fn float_loop(dt: DType) -> DType {
     match dt {
         DType::Bool | DType::I8 | DType::U8 | DType::F16 => DType::F16,
         DType::I16 | DType::U16 | DType::F32 => DType::F32,
+        DType::C64 | DType::C128 => dt,
         _ => DType::F64,
     }
 }
@@ -246,6 +302,15 @@ mod tests {
             (F32, U16, F32),
             (F16, F64, F64),
             (U32, F16, F64),
+            (C64, F32, C64),
+            (C64, F16, C64),
+            (C64, F64, C128),
+            (C64, I16, C64),
+            (C64, U16, C64),
+            (C64, I32, C128),
+            (C64, Bool, C64),
+            (C64, C128, C128),
+            (C128, F16, C128),
         ];
         for (a, b, want) in cases {
             assert_eq!(promote(a, b), want, "{a} + {b}");
@@ -259,6 +324,12 @@ mod tests {
         assert_eq!(promote_weak(Bool, Some(WeakKind::Int)), I64);
         assert_eq!(promote_weak(I8, Some(WeakKind::Float)), F64);
         assert_eq!(promote_weak(F16, Some(WeakKind::Float)), F16);
+        assert_eq!(promote_weak(C64, Some(WeakKind::Float)), C64);
+        assert_eq!(promote_weak(F32, Some(WeakKind::Complex)), C64);
+        assert_eq!(promote_weak(F16, Some(WeakKind::Complex)), C64);
+        assert_eq!(promote_weak(F64, Some(WeakKind::Complex)), C128);
+        assert_eq!(promote_weak(I8, Some(WeakKind::Complex)), C128);
+        assert_eq!(promote_weak(Bool, Some(WeakKind::Complex)), C128);
         assert!(py_to(PyVal::Int(300), I8, IntFit::Check).is_err());
         assert_eq!(py_to(PyVal::Int(300), I8, IntFit::Wrap), Ok(Scalar::I8(44)));
         assert_eq!(

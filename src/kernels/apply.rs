@@ -61,10 +61,15 @@ impl Apply {
     /// Compiles `params.expr` for `x` of `params.x_dtype`, writing `out`.
     /// Everything NumPy would refuse is refused here, before any worker.
     pub fn new(params: ApplyParams, out: DType) -> Result<Self> {
-        params
-            .x_dtype
-            .check_computable("apply")
-            .and_then(|()| out.check_computable("apply"))
+        let computes = |d: DType| {
+            if d.is_complex() {
+                Ok(())
+            } else {
+                d.check_computable("apply")
+            }
+        };
+        computes(params.x_dtype)
+            .and_then(|()| computes(out))
             .map_err(Error::refused)?;
         let parsed = Expr::parse(&params.expr)
             .map_err(|e| Error::refused(format!("--expr '{}': {e}", params.expr)))?;
@@ -73,6 +78,27 @@ impl Apply {
             .map_err(|e| Error::refused(format!("--expr '{}': {e}", params.expr)))?;
         expr.check_output(out)
             .map_err(|e| Error::refused(format!("--expr '{}': {e}", params.expr)))?;
+        let rows = params.shape.first().copied().unwrap_or(1);
+        let whole = params.cols.is_none() && params.rows == RowRange::new(0, rows);
+        // NumPy stores complex into a real array by dropping the imaginary
+        // part with a ComplexWarning; mmrun refuses to lose it silently.
+        let lossy = |what: String| {
+            Error::refused(format!(
+                "--expr '{}': {what} would be stored into {out}, which drops the imaginary part (NumPy's ComplexWarning): mmrun refuses that; write real(...), imag(...) or abs(...) of it, or store into a complex64/complex128 file (--out OUT --dtype c16)",
+                params.expr
+            ))
+        };
+        if !out.is_complex() && out != DType::Bool {
+            if expr.result_dtype().is_complex() {
+                return Err(lossy(format!("its {} result", expr.result_dtype())));
+            }
+            if params.x_dtype.is_complex() && !whole {
+                return Err(lossy(format!(
+                    "x ({}) outside --rows/--cols",
+                    params.x_dtype
+                )));
+            }
+        }
         let identity = Expr::parse("x")
             .and_then(|e| e.compile(params.x_dtype, &params.shape))
             .map_err(|e| Error::refused(e.to_string()))?;
@@ -83,8 +109,6 @@ impl Apply {
         }
         let inner = params.shape.iter().skip(2).product::<u64>();
         let row_len = params.shape.iter().skip(1).product::<u64>();
-        let rows = params.shape.first().copied().unwrap_or(1);
-        let whole = params.cols.is_none() && params.rows == RowRange::new(0, rows);
         Ok(Apply {
             whole,
             params,

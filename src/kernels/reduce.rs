@@ -414,6 +414,9 @@ pub struct ReduceParams {
 impl ReduceParams {
     /// Checks what NumPy would refuse, before any worker starts.
     pub fn check(&self) -> Result<()> {
+        if self.dtype.is_complex() {
+            return Err(Error::refused(complex_refusal(self.dtype)));
+        }
         self.dtype
             .check_computable("reduce")
             .and_then(|()| self.out_dtype.check_computable("reduce"))
@@ -474,6 +477,17 @@ impl ReduceParams {
             _ => 1,
         }
     }
+}
+
+/// Why reduce refuses a complex input, and the two commands per part that
+/// give the answer: NumPy's sum and mean of a complex array are those of
+/// its real and imaginary parts, its var the sum of theirs.
+fn complex_refusal(dtype: DType) -> String {
+    format!(
+        "reduce does not compute on {dtype} (apply --expr does): reduce its parts, which apply writes as real arrays: \
+         mmrun apply FILE --expr 'real(x)' --out FILE-real.npy, mmrun apply FILE --expr 'imag(x)' --out FILE-imag.npy, \
+         then mmrun reduce on each (np.sum/np.mean of x is real's + 1j*imag's, np.var is real's + imag's)"
+    )
 }
 
 /// How partial results are held.

@@ -237,7 +237,7 @@ fn layout_only_note(l: &Layout) -> Option<String> {
     (!l.dtype.is_computable()).then(|| {
         if l.dtype.is_complex() {
             return format!(
-                "fill --value/--arange and convert compute on {}; apply, reduce and fill --random refuse it, and mmrun exec (a program of yours writes the rows) takes it",
+                "fill --value/--arange, apply --expr and convert compute on {}; reduce and fill --random refuse it, and mmrun exec (a program of yours writes the rows) takes it",
                 l.dtype
             );
         }

@@ -35,6 +35,8 @@ mod expr_vocab;
 mod reduce_numpy;
 // mmrun reduce argmin/argmax and the nan* moments against NumPy.
 mod reduce_ops;
+// complex64/complex128: apply --expr against NumPy, in place and --out, and the refusals.
+mod complex;
 // mmrun convert against NumPy's astype and can_cast.
 mod convert;
 // Every fixed-size dtype NumPy writes: create and exec lay it out, kernels refuse it.
