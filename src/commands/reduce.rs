@@ -60,6 +60,11 @@ pub struct Reduction {
     pub params: ReduceParams,
     /// The result's shape (empty for one number).
     pub out_shape: Vec<u64>,
+    /// A complex input's result dtype (`c8`, `c16`). The reduction then
+    /// runs over the input seen as (real, imaginary) pairs of its part
+    /// dtype, a last axis of 2 that is kept: `input`, `raw` and `params`
+    /// describe that view, whose result bytes are the complex result's.
+    pub complex: Option<DType>,
 }
 
 /// A finished reduction: the result's bytes in its dtype (C order) and
@@ -119,6 +124,9 @@ impl Reduction {
         input.check_workable(&file)?;
         drop(f);
         let resolved = Axis::parse_for(op, axis, input.shape.len())?;
+        if input.dtype.is_complex() && matches!(op, Op::Sum | Op::Mean) {
+            return Reduction::complex(file, input, op, resolved, axis, out_dtype);
+        }
         let params = ReduceParams {
             op,
             axis: resolved,
@@ -136,6 +144,75 @@ impl Reduction {
             input,
             axis_text: axis.to_string(),
             params,
+            complex: None,
+        })
+    }
+
+    /// `np.sum`/`np.mean` of a complex array: those of its real and
+    /// imaginary parts, so the reduction runs over the (…, 2) array of its
+    /// parts along the same axes, keeping the last, whose result has the
+    /// complex result's bytes (`c8` sums in float32 pairs, as NumPy's
+    /// result dtype; accumulated in float64 as every float reduction).
+    fn complex(
+        file: PathBuf,
+        input: Layout,
+        op: Op,
+        resolved: Axis,
+        axis_text: &str,
+        out_dtype: Option<DType>,
+    ) -> Result<Reduction> {
+        let part = |c: DType| {
+            if c == DType::C64 {
+                DType::F32
+            } else {
+                DType::F64
+            }
+        };
+        let out_c = out_dtype.unwrap_or(input.dtype);
+        if !out_c.is_complex() {
+            return Err(Error::refused(format!(
+                "--dtype {out_c}: the {} of a {} array is complex, and NumPy refuses to cast it to {out_c} \
+                 (same_kind); give --dtype c8 or c16, or reduce real(x) or abs(x) written by mmrun apply --expr",
+                op.name(),
+                input.dtype
+            )));
+        }
+        let ndim = input.shape.len();
+        let view_axis = resolved.keeping_a_last_axis(ndim).ok_or_else(|| {
+            Error::refused(format!(
+                "--axis {axis_text} of a {ndim}-D array names no axis to reduce"
+            ))
+        })?;
+        let mut shape = input.shape.clone();
+        shape.push(2);
+        let view = Layout {
+            dtype: part(input.dtype),
+            shape: shape.clone(),
+            ..input.clone()
+        };
+        let raw = Some(RawSpec {
+            dtype: view.dtype,
+            shape: Some(shape.clone()),
+            offset: input.data_offset,
+        });
+        let params = ReduceParams {
+            op,
+            axis: view_axis,
+            ddof: 0,
+            dtype: view.dtype,
+            shape,
+            out_dtype: part(out_c),
+            cols: None,
+        };
+        Reduce::new(params.clone())?;
+        Ok(Reduction {
+            out_shape: resolved.out_shape(&input.shape),
+            file,
+            raw,
+            input: view,
+            axis_text: axis_text.to_string(),
+            params,
+            complex: Some(out_c),
         })
     }
 
@@ -151,6 +228,10 @@ impl Reduction {
         self.params.cols = sel.cols;
         self.raw = sel.raw.or(self.raw);
         self.out_shape = self.params.axis.out_shape(&self.params.shape);
+        if self.complex.is_some() {
+            // The view's last axis of (real, imaginary) is the element.
+            self.out_shape.pop();
+        }
         Reduce::new(self.params.clone())?;
         Ok(self)
     }
@@ -168,7 +249,7 @@ impl Reduction {
 
     /// The result's dtype.
     pub fn out_dtype(&self) -> DType {
-        self.params.out_dtype
+        self.complex.unwrap_or(self.params.out_dtype)
     }
 
     /// The target of a run: `out`'s new file for a per-row reduction (the
@@ -215,6 +296,9 @@ impl Reduction {
             "shape": self.out_shape,
             "out": out,
             "value": match result.map(|r| r.values.as_slice()) {
+                Some(v @ [_, _]) if self.complex.is_some() && self.is_scalar() => {
+                    serde_json::json!(scalar_text(v, out_dtype))
+                }
                 // The value the result's bytes hold, not the f64 accumulator.
                 Some([Value::F(v)]) if stored_float(*v, out_dtype).is_finite() => {
                     serde_json::json!(stored_float(*v, out_dtype))
@@ -358,14 +442,45 @@ pub fn scalar_text(values: &[Value], dtype: DType) -> String {
         [Value::F(v)] if dtype.is_float() => python_float(*v),
         [Value::F(v)] if dtype == DType::Bool => truth(*v != 0.0),
         [Value::I(v)] if dtype == DType::Bool => truth(*v != 0),
+        [Value::F(re), Value::F(im)] if dtype.is_complex() => {
+            complex_text(*re, *im, dtype == DType::C64)
+        }
         [v] => v.to_string(),
         _ => String::new(),
     }
 }
 
+/// A complex number as Python and NumPy print it: `(1.5-2j)`, `2j` when
+/// the real part is +0, each part the shortest repr of its float (of
+/// float32 for `c8`) without a trailing `.0`.
+fn complex_text(re: f64, im: f64, single: bool) -> String {
+    let part = |v: f64| {
+        let s = if single {
+            numpy_f32(v as f32)
+        } else {
+            python_float(v)
+        };
+        s.strip_suffix(".0").map(str::to_owned).unwrap_or(s)
+    };
+    if re == 0.0 && re.is_sign_positive() {
+        return format!("{}j", part(im));
+    }
+    let sign = if im.is_sign_negative() && !im.is_nan() {
+        "-"
+    } else {
+        "+"
+    };
+    format!("({}{sign}{}j)", part(re), part(im.abs()))
+}
+
 /// Checks a distributed reduction's own refusals: across rows a rank
 /// leaves partials in its report (so it needs one, and takes no `--out`).
 pub fn check_distributed(r: &Reduction, out: bool, report: bool) -> Result<()> {
+    if r.complex.is_some() {
+        return Err(Error::refused(
+            "--distributed reductions of complex input are not supported: reduce it on one node (leave out --distributed)",
+        ));
+    }
     if !r.across_rows() {
         return Ok(());
     }

@@ -350,6 +350,29 @@ impl Axis {
         }
     }
 
+    /// The same axes of an array with one more axis at the end, which is
+    /// kept: a complex array of `ndim` axes seen as its (real, imaginary)
+    /// pairs. `None` where no such axes exist (every axis but 0 of a 1-D
+    /// array, which reduces nothing).
+    pub fn keeping_a_last_axis(self, ndim: usize) -> Option<Axis> {
+        let after_0 = |inner: bool| {
+            (ndim >= 2).then(|| {
+                let (axis, extra) = (1, ndim - 2);
+                if inner {
+                    Axis::Inner { axis, extra }
+                } else {
+                    Axis::ZeroInner { axis, extra }
+                }
+            })
+        };
+        match self {
+            Axis::All if ndim == 1 => Some(Axis::Zero),
+            Axis::All => after_0(false),
+            Axis::Rows => after_0(true),
+            other => Some(other),
+        }
+    }
+
     /// Whether partial results combine across rows (in the dyadic tree).
     pub fn across_rows(self) -> bool {
         matches!(self, Axis::Zero | Axis::All | Axis::ZeroInner { .. })
@@ -484,7 +507,7 @@ impl ReduceParams {
 /// its real and imaginary parts, its var the sum of theirs.
 fn complex_refusal(dtype: DType) -> String {
     format!(
-        "reduce does not compute on {dtype} (apply --expr does): reduce its parts, which apply writes as real arrays: \
+        "reduce computes sum and mean on {dtype}, not other operations: reduce its parts, which apply writes as real arrays: \
          mmrun apply FILE --expr 'real(x)' --out FILE-real.npy, mmrun apply FILE --expr 'imag(x)' --out FILE-imag.npy, \
          then mmrun reduce on each (np.sum/np.mean of x is real's + 1j*imag's, np.var is real's + imag's)"
     )
@@ -2165,7 +2188,17 @@ impl Kernel for Reduce {
         if self.params.axis.across_rows() {
             return Err("this reduction combines rows: it runs through scan".into());
         }
-        let (obytes, first_row, out_row_len) = out.into_bytes();
+        // The output row's elements, from the reduction's own shape: the
+        // file may hold them as another dtype of the same bytes (a complex
+        // result computed as pairs of its parts).
+        let (obytes, first_row, _) = out.into_bytes();
+        let out_row_len: u64 = self
+            .params
+            .axis
+            .out_shape(&self.params.shape)
+            .iter()
+            .skip(1)
+            .product();
         let out_row_bytes = (out_row_len * self.params.out_dtype.itemsize()) as usize;
         if out_row_bytes == 0 {
             return Ok(());

@@ -354,9 +354,10 @@ fn complex_refusals() {
     );
 }
 
-/// reduce refuses complex input (exit 2, one line, nothing written) and
-/// names commands that give NumPy's answer from the parts: they do, run
-/// here against np.sum, np.mean and np.var of the complex array.
+/// reduce computes sum and mean only on complex input; any other op is
+/// refused (exit 2, one line, nothing written) naming commands that give
+/// NumPy's answer from the parts: they do, run here against np.sum,
+/// np.mean and np.var of the complex array.
 #[test]
 fn reduce_refuses_complex_with_commands_that_work() {
     let Some(py) = require_numpy("complex reduce refusal") else {
@@ -378,14 +379,14 @@ fn reduce_refuses_complex_with_commands_that_work() {
     for f in ["c8fin", "c16fin"] {
         let file = format!("{f}.npy");
         for args in [
-            &["reduce", &file, "--op", "sum", "--axis", "all"][..],
+            &["reduce", &file, "--op", "var", "--axis", "all"][..],
             &[
-                "reduce", &file, "--op", "mean", "--axis", "0", "--out", "m.npy",
+                "reduce", &file, "--op", "max", "--axis", "0", "--out", "m.npy",
             ],
         ] {
             let before = d.snapshot();
             let out = d.run(args);
-            assert_refused(&out, 2, "reduce does not compute on");
+            assert_refused(&out, 2, "reduce computes sum and mean on");
             assert!(
                 stderr(&out).contains("--expr 'real(x)'"),
                 "{}",
@@ -421,4 +422,127 @@ fn reduce_refuses_complex_with_commands_that_work() {
             ),
         );
     }
+}
+
+/// `reduce --op sum|mean` of complex64/complex128 (refused before, "reduce
+/// does not compute on complex64"): NumPy's result dtype (the input's, or
+/// `--dtype c16`) and shape along every axis form, `--rows`/`--cols`, the
+/// same bytes for any worker count, schedule and spawn mode, values equal
+/// to NumPy's complex128 answer to float32/float64 rounding (mmrun
+/// accumulates each part in float64), a one-number result printed as
+/// NumPy prints it and reported as that text, and a real `--dtype`
+/// refused as NumPy refuses the cast.
+#[test]
+fn reduce_sum_and_mean_of_complex_agree_with_numpy() {
+    let Some(py) = require_numpy("complex reduce") else {
+        return;
+    };
+    let d = Dir::new();
+    python(
+        &py,
+        d.path(),
+        "import numpy as np\n\
+         rng = np.random.default_rng(3)\n\
+         for dt in ('c8', 'c16'):\n\
+         \x20   a = (rng.standard_normal((37, 5, 6)) + 1j * rng.standard_normal((37, 5, 6))).astype(dt)\n\
+         \x20   np.save(dt + '3.npy', a)\n\
+         \x20   np.save(dt + '2.npy', a.reshape(37, 30))\n\
+         \x20   np.save(dt + '1.npy', a.reshape(-1))\n",
+    );
+    let configs: &[&[&str]] = &[
+        &["-w", "1"],
+        &[
+            "-w",
+            "3",
+            "--spawn",
+            "exec",
+            "--schedule",
+            "dynamic",
+            "--chunk-rows",
+            "1",
+        ],
+    ];
+    // Every axis form on c8 and c16 (sum of one, mean of the other, and the
+    // reverse on the 3-D file); --dtype c16 and --rows/--cols on some.
+    let mut cases = Vec::new();
+    let mut run = |f: &str, op: &str, axis: &str, extra: &[&str]| {
+        let out = format!("o{}.npy", cases.len());
+        let mut args = vec![
+            "reduce", f, "--op", op, "--axis", axis, "--out", &out, "--force",
+        ];
+        args.extend_from_slice(extra);
+        same_bytes_for_each(&d, &args, &out, configs);
+        cases.push(format!(
+            "('{f}', '{op}', '{axis}', {:?}, '{out}')",
+            extra.join(" ")
+        ));
+    };
+    for (dt, op, other) in [("c8", "sum", "mean"), ("c16", "mean", "sum")] {
+        for axis in ["all", "0"] {
+            run(&format!("{dt}1.npy"), op, axis, &[]);
+        }
+        for axis in ["all", "0", "1", "-1", "rows"] {
+            run(&format!("{dt}2.npy"), op, axis, &[]);
+        }
+        for axis in ["all", "0", "1", "2", "1,2", "0,2", "0,1", "rows"] {
+            run(&format!("{dt}3.npy"), other, axis, &[]);
+        }
+        for axis in ["all", "1"] {
+            run(
+                &format!("{dt}2.npy"),
+                other,
+                axis,
+                &["--rows", "3:30", "--cols", "1:4"],
+            );
+        }
+    }
+    run("c82.npy", "sum", "0", &["--dtype", "c16"]);
+    run("c83.npy", "mean", "all", &["--dtype", "c16"]);
+    python(
+        &py,
+        d.path(),
+        &format!(
+            "import numpy as np\n\
+             for f, op, axis, extra, out in [{}]:\n\
+             \x20   x = np.load(f)\n\
+             \x20   if '--rows' in extra: x = x[3:30, 1:4]\n\
+             \x20   ax = None if axis == 'all' else (tuple(range(1, x.ndim)) if axis == 'rows' else eval('(' + axis + ',)'))\n\
+             \x20   kw = {{'dtype': 'c16'}} if 'c16' in extra else {{}}\n\
+             \x20   want = np.asarray(getattr(np, op)(x, axis=ax, **kw))\n\
+             \x20   got = np.load(out)\n\
+             \x20   assert got.dtype == want.dtype and got.shape == want.shape, (f, op, axis, extra, got.dtype, got.shape, want.dtype, want.shape)\n\
+             \x20   exact = np.asarray(getattr(np, op)(x.astype('c16'), axis=ax))\n\
+             \x20   rtol = 1e-6 if got.dtype == np.complex64 else 1e-12\n\
+             \x20   scale = getattr(np, op)(np.abs(x.real) + np.abs(x.imag), axis=ax)\n\
+             \x20   ok = np.abs(got - exact) <= rtol * scale\n\
+             \x20   assert np.all(ok), (f, op, axis, extra, got, exact)\n",
+            cases.join(", ")
+        ),
+    );
+    // One number: printed as print() prints NumPy's, reported as that text.
+    for (f, op) in [("c82.npy", "sum"), ("c163.npy", "mean")] {
+        let out = d.ok(&["reduce", f, "--op", op, "--axis", "all", "--json"]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let text = stdout(&d.ok(&["reduce", f, "--op", op, "--axis", "all"]));
+        assert_eq!(report["results"]["value"].as_str(), Some(text.trim()));
+        let want = python(
+            &py,
+            d.path(),
+            &format!(
+                "import numpy as np\n\
+                 x = np.load('{f}')\n\
+                 v = complex(np.{op}(x.astype('c16')))\n\
+                 t = np.complex64(v) if x.dtype == np.complex64 else np.complex128(v)\n\
+                 print(t)\n"
+            ),
+        );
+        assert_eq!(text.trim(), want.trim(), "{f} {op}");
+    }
+    // Complex to real is a cast NumPy refuses (same_kind): nothing written.
+    let before = d.snapshot();
+    let out = d.run(&[
+        "reduce", "c82.npy", "--op", "sum", "--axis", "0", "--dtype", "f4", "--out", "r.npy",
+    ]);
+    assert_refused(&out, 2, "NumPy refuses to cast it to float32");
+    assert_eq!(d.snapshot(), before);
 }
