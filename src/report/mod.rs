@@ -58,10 +58,10 @@ pub fn plan_text(s: &RunSummary) -> String {
     }
     out.push_str(&format!(
         "  {}; space would be {}\n",
-        if s.created {
-            "a new file would be built and published atomically"
-        } else {
-            "the file would be written in place"
+        match (s.read_only, s.created) {
+            (true, _) => "the file would only be read",
+            (false, true) => "a new file would be built and published atomically",
+            (false, false) => "the file would be written in place",
         },
         s.reserved
     ));

@@ -350,7 +350,7 @@ fn refusals_are_reported_as_json_and_dry_runs_touch_no_report() {
         "r.json",
     ]);
     assert!(!d.join("r.json").exists());
-    d.ok(&[
+    let out = d.ok(&[
         "reduce",
         "a.npy",
         "--op",
@@ -362,6 +362,10 @@ fn refusals_are_reported_as_json_and_dry_runs_touch_no_report() {
         "r.json",
     ]);
     assert!(!d.join("r.json").exists());
+    // A scan's plan says it only reads the file (it said "written in place").
+    let plan = stdout(&out) + &stderr(&out);
+    assert!(plan.contains("the file would only be read"), "{plan}");
+    assert!(!plan.contains("written in place"), "{plan}");
     assert_eq!(d.snapshot(), before);
 }
 
