@@ -128,6 +128,7 @@ fn reduce_kernel(c: &mut Criterion) {
         shape: vec![rows, cols],
         out_dtype: DType::F32,
         cols: None,
+        pairs: false,
     };
     let mut group = c.benchmark_group("kernel/reduce");
     group.throughput(Throughput::Bytes(bytes.len() as u64));

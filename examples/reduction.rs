@@ -72,6 +72,7 @@ fn params(layout: &Layout, op: Op, axis: Axis) -> ReduceParams {
         shape: layout.shape.clone(),
         out_dtype: op.result_dtype(layout.dtype),
         cols: None,
+        pairs: false,
     }
 }
 

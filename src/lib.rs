@@ -64,6 +64,7 @@
 //!     shape: vec![1000, 100],
 //!     out_dtype: Op::Mean.result_dtype(DType::F32),
 //!     cols: None,
+//!     pairs: false,
 //! };
 //! let scanned = Runner::new(Target::existing(&path))
 //!     .workers(Workers::Count(3))

@@ -135,6 +135,7 @@ impl Reduction {
             shape: input.shape.clone(),
             out_dtype: out_dtype.unwrap_or_else(|| op.result_dtype(input.dtype)),
             cols: None,
+            pairs: false,
         };
         Reduce::new(params.clone())?;
         Ok(Reduction {
@@ -203,6 +204,7 @@ impl Reduction {
             shape,
             out_dtype: part(out_c),
             cols: None,
+            pairs: true,
         };
         Reduce::new(params.clone())?;
         Ok(Reduction {

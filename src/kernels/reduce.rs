@@ -432,6 +432,52 @@ pub struct ReduceParams {
     /// selection's, its axis 1 `cols.end - cols.start` long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cols: Option<Cols>,
+    /// The last axis holds the (real, imaginary) parts of complex
+    /// elements, kept by the reduction: a mean then divides as NumPy's
+    /// complex division by `n + 0j` does ([`complex_mean_parts`]).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pairs: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// NumPy's mean of complex elements is their sum divided by `n + 0j`,
+/// whose real part is `(re + im·0)/n` and imaginary part `(im − re·0)/n`:
+/// a part is NaN when the other part is inf or NaN. Applied to the result
+/// `values` (pairs of parts, as stored in `bytes` of `dtype`) of a mean
+/// whose parts were each divided by `n`.
+fn complex_mean_parts(dtype: DType, bytes: &mut [u8], values: Option<&mut [Value]>) {
+    let size = dtype.itemsize() as usize;
+    let get = |b: &[u8], i: usize| match size {
+        4 => f64::from(f32::from_le_bytes(
+            b[i * 4..i * 4 + 4].try_into().expect("4"),
+        )),
+        _ => f64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8")),
+    };
+    let put = |b: &mut [u8], i: usize| match size {
+        4 => b[i * 4..i * 4 + 4].copy_from_slice(&f32::NAN.to_le_bytes()),
+        _ => b[i * 8..i * 8 + 8].copy_from_slice(&f64::NAN.to_le_bytes()),
+    };
+    let n = bytes.len() / size / 2;
+    let mut nan = Vec::new();
+    for j in 0..n {
+        let (re, im) = (get(bytes, 2 * j), get(bytes, 2 * j + 1));
+        if !im.is_finite() {
+            nan.push(2 * j);
+        }
+        if !re.is_finite() {
+            nan.push(2 * j + 1);
+        }
+    }
+    let mut values = values;
+    for i in nan {
+        put(bytes, i);
+        if let Some(v) = values.as_deref_mut() {
+            v[i] = Value::F(f64::NAN);
+        }
+    }
 }
 
 impl ReduceParams {
@@ -2097,6 +2143,9 @@ fn read_part_typed<T: Elem>(
             store(v, params.out_dtype, out, i)
                 .map_err(|e| format!("row {row}: {} {e}", params.op.name()))?;
         }
+        if params.pairs && params.op == Op::Mean {
+            complex_mean_parts(params.out_dtype, out, None);
+        }
         return Ok(());
     }
     let mut stack = k.stack.lock().unwrap_or_else(|p| p.into_inner());
@@ -2153,6 +2202,9 @@ fn run_rows<T: Elem>(
     for (i, o) in out.chunks_mut(out_row_bytes.max(1)).enumerate() {
         let row = &x[i * stride + off..i * stride + off + rl];
         Reduce::reduce_row(row, k, o, first_row + i as u64, &mut buf)?;
+        if k.params.pairs && k.params.op == Op::Mean {
+            complex_mean_parts(k.params.out_dtype, o, None);
+        }
     }
     Ok(())
 }
@@ -2428,6 +2480,9 @@ impl Forest {
             })?;
             warnings.element(&p, st, per_element, value, v);
             values.push(v);
+        }
+        if p.pairs && p.op == Op::Mean {
+            complex_mean_parts(p.out_dtype, &mut bytes, Some(&mut values));
         }
         Ok((bytes, values, warnings))
     }

@@ -538,6 +538,41 @@ fn reduce_sum_and_mean_of_complex_agree_with_numpy() {
         );
         assert_eq!(text.trim(), want.trim(), "{f} {op}");
     }
+    // inf and NaN parts: NumPy's complex mean divides by n + 0j, so a part
+    // is NaN where the other part's sum is inf or NaN; sums keep each part.
+    python(
+        &py,
+        d.path(),
+        "import numpy as np\n\
+         a = np.ones((6, 4), 'c8') * (1 - 2j)\n\
+         a[0, 1] = complex(np.inf, 1)\n\
+         a[2, 2] = complex(1, -np.inf)\n\
+         a[3, 0] = complex(np.nan, 0)\n\
+         a[4, 3] = complex(0, np.nan)\n\
+         np.save('cn.npy', a)\n\
+         np.save('cn16.npy', a.astype('c16'))\n",
+    );
+    for f in ["cn.npy", "cn16.npy"] {
+        for (op, axis) in [("mean", "0"), ("mean", "1"), ("sum", "0"), ("mean", "all")] {
+            let out = format!("n_{op}_{axis}_{f}");
+            d.ok(&["reduce", f, "--op", op, "--axis", axis, "--out", &out]);
+            python(
+                &py,
+                d.path(),
+                &format!(
+                    "import numpy as np, warnings\n\
+                     warnings.simplefilter('ignore')\n\
+                     x = np.load('{f}')\n\
+                     want = np.asarray(np.{op}(x, axis=None if '{axis}' == 'all' else {axis}))\n\
+                     got = np.load('{out}')\n\
+                     assert got.dtype == want.dtype and got.shape == want.shape\n\
+                     for g, w in ((got.real, want.real), (got.imag, want.imag)):\n\
+                     \x20   assert (np.isnan(g) == np.isnan(w)).all(), ('{f} {op} {axis}', got, want)\n\
+                     \x20   assert np.allclose(g[~np.isnan(g)], w[~np.isnan(w)], rtol=1e-6), ('{f} {op} {axis}', got, want)\n"
+                ),
+            );
+        }
+    }
     // Complex to real is a cast NumPy refuses (same_kind): nothing written.
     let before = d.snapshot();
     let out = d.run(&[

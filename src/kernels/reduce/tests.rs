@@ -12,6 +12,7 @@ fn params(op: Op, axis: Axis, dtype: DType, shape: &[u64]) -> ReduceParams {
         shape: shape.to_vec(),
         out_dtype: op.result_dtype(dtype),
         cols: None,
+        pairs: false,
     }
 }
 
