@@ -1462,6 +1462,8 @@ pub struct Reduce {
     inner: usize,
     /// Across rows: the worker's stack of finished nodes.
     stack: Mutex<Vec<Node>>,
+    /// Per-row axes: the RuntimeWarnings of the worker's rows.
+    warnings: Mutex<Warnings>,
 }
 
 impl std::fmt::Debug for Reduce {
@@ -1501,6 +1503,7 @@ impl Reduce {
             n,
             inner,
             stack: Mutex::new(Vec::new()),
+            warnings: Mutex::new(Warnings::default()),
         })
     }
 
@@ -1608,6 +1611,7 @@ impl Reduce {
         out: &mut [u8],
         row: u64,
         buf: &mut Vec<St>,
+        warnings: &mut Warnings,
     ) -> std::result::Result<(), String> {
         let p = &this.params;
         let count = this.n as u64;
@@ -1622,8 +1626,9 @@ impl Reduce {
             }
             for &st in buf.iter() {
                 let v = finish(p.op, st, count, p.ddof);
-                store(v, p.out_dtype, out, k)
+                let stored = store(v, p.out_dtype, out, k)
                     .map_err(|e| format!("row {row}: {} {e}", p.op.name()))?;
+                warnings.element(p, st, count, v, stored);
                 k += 1;
             }
         }
@@ -1771,10 +1776,15 @@ fn run_rows<T: Elem>(
 ) -> std::result::Result<(), String> {
     let (rl, stride, off) = (k.row_len as usize, k.stride, k.col_off);
     let mut buf = Vec::new();
+    let mut warnings = Warnings::default();
     for (i, o) in out.chunks_mut(out_row_bytes.max(1)).enumerate() {
         let row = &x[i * stride + off..i * stride + off + rl];
-        Reduce::reduce_row(row, k, o, first_row + i as u64, &mut buf)?;
+        Reduce::reduce_row(row, k, o, first_row + i as u64, &mut buf, &mut warnings)?;
     }
+    k.warnings
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .merge(&warnings);
     Ok(())
 }
 
@@ -1834,6 +1844,11 @@ impl Kernel for Reduce {
     }
 
     fn take_result(&self) -> std::result::Result<Option<Vec<u8>>, String> {
+        if !self.params.axis.across_rows() {
+            // A per-row reduction hands back its rows' warning counts.
+            let w = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
+            return Ok(Some(w.encode()));
+        }
         let mut stack = self.stack.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
         for node in stack.drain(..) {
