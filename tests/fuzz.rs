@@ -1,6 +1,7 @@
 //! Bounded-time fuzzing of the parsers that read untrusted input: `.npy`
-//! headers, `--expr` expressions (parser and type checker) and the worker
-//! protocol's environment. Each harness draws inputs from proptest
+//! headers, `--dtype` text (NumPy's spellings, datetime units, structured
+//! descr lists and comma forms), `--expr` expressions (parser and type
+//! checker) and the worker protocol's environment. Each harness draws inputs from proptest
 //! strategies (structured pieces and raw mutations) for a time budget and
 //! asserts only that nothing panics: every input is answered with `Ok` or
 //! an error value. Executions and executions per second are printed.
@@ -186,6 +187,93 @@ fn fuzz_npy_header_reader() {
             let _ = text.parse::<DType>();
             let _ = mmrun::layout::parse_shape(text);
             let _ = mmrun::layout::parse_shape_inferring(text, 4, || Ok(1 << 20));
+        }
+    });
+}
+
+/// Pieces of dtype text: byte orders, kinds, sizes, datetime units,
+/// structured lists, good and bad.
+fn dtype_piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => prop::sample::select(vec![
+            "<", ">", "=", "|", "!", "f", "i", "u", "b", "c", "M", "m", "S", "U", "V", "a",
+            "O", "g", "G", "?", "e", "d", "q", "1", "2", "4", "8", "16", "0", "10",
+            "99999999999", "18446744073709551617", "[", "]", "Y", "M", "W", "D", "h",
+            "s", "ms", "us", "μs", "ns", "ps", "fs", "as", "10ms", "0s", "-1", "float",
+            "int", "uint", "complex", "datetime64", "timedelta64", "bytes", "str",
+            "void", "bool_", "float16", "longdouble", ",", "(", ")", "'", "\"", " ",
+            "'a'", "'<f4'", "('a', '<f4')", "('b', '<i8', (3,))", "('', '|V4')",
+            "[('a', '<f4'), ('b', '<i8')]", "(('t', 'n'), '<f4')", "(2, 3)", "(-1,)",
+        ])
+        .prop_map(str::to_string),
+        1 => "[ -~]{0,6}",
+        1 => "\\PC{0,3}",
+    ]
+}
+
+/// Dtype text: pieces joined, nested lists of fields, long or deep inputs.
+fn dtype_text() -> impl Strategy<Value = String> {
+    let field = (
+        "[a-z]{0,3}",
+        prop::sample::select(vec![
+            "<f4",
+            ">f8",
+            "|b1",
+            "<i8",
+            "<M8[ns]",
+            ">m8[10ms]",
+            "|S3",
+            "<U2",
+            "|V5",
+            "<c8",
+            "f4,i8",
+            "O",
+            "<f16",
+            "",
+        ]),
+        prop::option::of(prop::collection::vec(0u64..4, 0..3)),
+    )
+        .prop_map(|(n, d, shape)| match shape {
+            None => format!("('{n}', '{d}')"),
+            Some(s) => format!(
+                "('{n}', '{d}', ({}))",
+                s.iter().map(|v| format!("{v},")).collect::<String>()
+            ),
+        });
+    let fields = prop::collection::vec(field, 0..5).prop_map(|f| format!("[{}]", f.join(", ")));
+    prop_oneof![
+        6 => prop::collection::vec(dtype_piece(), 0..12).prop_map(|v| v.concat()),
+        3 => fields,
+        1 => (1usize..500, prop::sample::select(vec!["[('a', ", "f4,", "(", "[", "M8["]))
+            .prop_map(|(n, unit)| unit.repeat(n)),
+    ]
+}
+
+#[test]
+fn fuzz_dtype_text_parser() {
+    fuzz("dtype text", 5_000, dtype_text(), |text| {
+        if let Ok(d) = text.parse::<DType>() {
+            // What the parser accepts, it writes as a descr NumPy and
+            // mmrun read back as the same dtype.
+            assert_eq!(
+                DType::from_numpy(&d.descr()).map(|(d, _)| d),
+                Some(d),
+                "{text}"
+            );
+        }
+        let _ = DType::from_numpy(text);
+        let _ = mmrun::layout::dtype::TimeUnit::parse(text);
+        // The same text as a header's descr, quoted and bare (a list).
+        for descr in [format!("'{text}'"), text.clone()] {
+            let dict = format!("{{'descr': {descr}, 'fortran_order': False, 'shape': (3,), }}");
+            let mut file = b"\x93NUMPY\x01\x00".to_vec();
+            let len = dict.len() as u16 + 1;
+            file.extend_from_slice(&len.to_le_bytes());
+            file.extend_from_slice(dict.as_bytes());
+            file.push(b'\n');
+            let n = file.len() as u64;
+            let _ = read_header(&mut Cursor::new(&file), n + 1024);
+            let _ = read_other_header(&mut Cursor::new(&file), n + 1024);
         }
     });
 }

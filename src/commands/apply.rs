@@ -33,6 +33,7 @@ use crate::coordinator::read::Reading;
 use crate::coordinator::{pending_elsewhere, RunSummary, Runner, Target};
 use crate::error::{Error, Result};
 use crate::kernels::apply::{Apply, ApplyParams};
+use crate::kernels::reduce::Warnings;
 use crate::kernels::Kernel;
 use crate::layout::{DType, Layout, RawSpec};
 use crate::plan::{RowRange, RowSlice};
@@ -117,12 +118,14 @@ impl ApplySpec {
     /// selected rows.
     pub fn in_place(&self, runner: Runner) -> Result<RunSummary> {
         let runner = runner.rows(self.rows);
-        runner.run(|layout| {
-            let rows = self.rows_of(layout);
-            let k: Box<dyn Kernel> =
-                Box::new(Apply::new(self.params(layout, rows)?, layout.dtype)?);
-            Ok(Some(k))
-        })
+        runner
+            .run(|layout| {
+                let rows = self.rows_of(layout);
+                let k: Box<dyn Kernel> =
+                    Box::new(Apply::new(self.params(layout, rows)?, layout.dtype)?);
+                Ok(Some(k))
+            })
+            .and_then(with_warnings)
     }
 
     /// Prepares a run from `file` (`raw` describes a headerless one) into
@@ -181,9 +184,29 @@ impl ApplyToFile {
     pub fn run(self, runner: Runner) -> Result<RunSummary> {
         let runner = runner.input(self.file, self.raw);
         let params = self.params;
-        runner.run(|layout| {
-            let k: Box<dyn Kernel> = Box::new(Apply::new(params, layout.dtype)?);
-            Ok(Some(k))
-        })
+        runner
+            .run(|layout| {
+                let k: Box<dyn Kernel> = Box::new(Apply::new(params, layout.dtype)?);
+                Ok(Some(k))
+            })
+            .and_then(with_warnings)
     }
+}
+
+/// Adds up the RuntimeWarnings NumPy would have raised for EXPR, which
+/// each worker counted over its elements, into the summary's
+/// `results.warnings` (the summary line and reports name them).
+fn with_warnings(mut s: RunSummary) -> Result<RunSummary> {
+    if s.dry_run {
+        return Ok(s);
+    }
+    let mut warnings = Warnings::default();
+    for r in &s.kernel_results {
+        match Warnings::decode(r) {
+            Ok(w) => warnings.merge(&w),
+            Err(e) => return Err(e.with_summary(s)),
+        }
+    }
+    s.results = serde_json::json!({ "warnings": warnings.to_json() });
+    Ok(s)
 }

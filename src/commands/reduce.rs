@@ -339,7 +339,15 @@ impl Reduction {
             })?;
             s.results = self.describe(Some(&out.path), None);
             if !s.dry_run {
-                s.results["warnings"] = Warnings::of_shape(&self.params).to_json();
+                // Each worker counted its rows' warnings.
+                let mut warnings = Warnings::default();
+                for r in &s.kernel_results {
+                    match Warnings::decode(r) {
+                        Ok(w) => warnings.merge(&w),
+                        Err(e) => return Err(e.with_summary(s)),
+                    }
+                }
+                s.results["warnings"] = warnings.to_json();
             }
             // Throughput counts what the run read as well as what it wrote.
             if !s.dry_run {

@@ -59,6 +59,7 @@ use crate::kernels::Kernel;
 use crate::layout::Layout;
 use crate::os;
 use crate::os::progress::ProgressRegion;
+use crate::os::results::ResultSlots;
 use crate::plan::{Plan, RowRange, RowSet};
 use crate::worker::WorkerTask;
 
@@ -114,6 +115,11 @@ pub struct RunSummary {
     pub results: serde_json::Value,
     /// Whether the run only read the file (a scan).
     pub read_only: bool,
+    /// What each successful task of a kernel that writes rows handed back
+    /// ([`Kernel::take_result`]: a per-row reduction's or an apply's
+    /// warning counts), in task order; empty when none did.
+    #[serde(skip)]
+    pub kernel_results: Vec<Vec<u8>>,
 }
 
 impl Error {
@@ -259,6 +265,7 @@ impl Runner {
             parameters: self.parameters(&work),
             results: serde_json::Value::Null,
             read_only: false,
+            kernel_results: Vec::new(),
         };
         if self.dry_run {
             summary.reserved = match self.prealloc {
@@ -631,6 +638,14 @@ impl Runner {
         let exe = self.resolved_worker_exe()?;
         let region = ProgressRegion::create(concurrency)
             .map_err(|e| Error::failed(format!("cannot create the progress region: {e}")))?;
+        // A kernel may hand back what it noticed (warning counts).
+        let slots = match work {
+            Work::Kernel(_) => Some(
+                ResultSlots::create(concurrency)
+                    .map_err(|e| Error::failed(format!("cannot create the result slots: {e}")))?,
+            ),
+            _ => None,
+        };
         let cfg = supervise::SpawnConfig {
             spawn: self.spawn,
             worker_exe: &exe,
@@ -653,7 +668,7 @@ impl Runner {
                     ]
                 })
                 .unwrap_or_default(),
-            results: None,
+            results: slots.as_ref(),
             pin: self.pin.then(os::allowed_cpus),
             zero_before_retry: zero.clone(),
         };
@@ -665,6 +680,7 @@ impl Runner {
         let sup = sup?;
         summary.workers = sup.workers;
         summary.run_s = t1.elapsed().as_secs_f64();
+        summary.kernel_results = sup.results.into_iter().flatten().collect();
         if let Some(e) = journal_error {
             tracing::warn!("{e}");
         }

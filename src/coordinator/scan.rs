@@ -112,6 +112,7 @@ impl Runner {
             }),
             results: serde_json::Value::Null,
             read_only: true,
+            kernel_results: Vec::new(),
         };
         if self.dry_run {
             return Ok(Scanned {

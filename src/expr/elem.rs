@@ -295,6 +295,11 @@ impl Buf {
         with_any!(self.dtype(), T => bytemuck::cast_slice_mut(T::slice_mut(self).unwrap_or_default()))
     }
 
+    /// The bytes of its elements.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        with_any!(self.dtype(), T => bytemuck::cast_slice(T::slice(self).unwrap_or_default()))
+    }
+
     /// The first element, as a scalar.
     pub(crate) fn first(&self) -> Option<Scalar> {
         with_any!(self.dtype(), T => T::slice(self).and_then(|s| s.first()).map(|v| v.scalar()))

@@ -37,7 +37,7 @@ pub(crate) enum Src {
 
 /// An operand of a kernel: a chunk of elements or one constant.
 #[derive(Clone, Copy)]
-enum Opnd<'a, T> {
+pub(super) enum Opnd<'a, T> {
     S(&'a [T]),
     K(T),
 }
@@ -272,7 +272,11 @@ pub(crate) struct Ctx<'a> {
 
 const INTERNAL: &str = "internal error: register type mismatch";
 
-fn operand<'a, T: Elem>(s: Src, ctx: &Ctx<'a>, regs: &'a [Buf]) -> Result<&'a [T], String> {
+pub(super) fn operand<'a, T: Elem>(
+    s: Src,
+    ctx: &Ctx<'a>,
+    regs: &'a [Buf],
+) -> Result<&'a [T], String> {
     match s {
         Src::X => {
             let (dt, bytes) = ctx.x.ok_or("internal error: no input column")?;
@@ -289,7 +293,11 @@ fn operand<'a, T: Elem>(s: Src, ctx: &Ctx<'a>, regs: &'a [Buf]) -> Result<&'a [T
     }
 }
 
-fn opnd<'a, T: Elem>(s: Src, ctx: &Ctx<'a>, regs: &'a [Buf]) -> Result<Opnd<'a, T>, String> {
+pub(super) fn opnd<'a, T: Elem>(
+    s: Src,
+    ctx: &Ctx<'a>,
+    regs: &'a [Buf],
+) -> Result<Opnd<'a, T>, String> {
     match s {
         Src::C(r) => T::slice(&regs[r])
             .and_then(|s| s.first())

@@ -58,6 +58,7 @@ mod complex;
 // `pub(crate)` so the convert kernel casts with the same NumPy casts.
 pub(crate) mod elem;
 mod eval;
+mod fpwarn;
 mod parse;
 mod pyval;
 pub(crate) mod types;
@@ -74,6 +75,8 @@ use crate::layout::DType;
 use elem::{Buf, Scalar};
 use eval::{Ctx, Program, Res, CHUNK};
 use pyval::PyVal;
+
+pub use fpwarn::FpWarnings;
 
 /// An expression error: where (1-based column in the expression text) and
 /// what. Displays as `column 7: unknown name 'y'`.
@@ -139,6 +142,30 @@ pub struct Compiled {
 pub struct Scratch {
     regs: Vec<Buf>,
     cap: usize,
+    /// NumPy's RuntimeWarnings of the elements evaluated so far.
+    warnings: FpWarnings,
+    origins: fpwarn::Origins,
+}
+
+impl Scratch {
+    /// Counts what `inst`, just run into its register, raised.
+    fn check(&mut self, inst: &eval::Inst, ctx: &Ctx<'_>) {
+        let out = self.regs[inst.dst()].bytes();
+        fpwarn::check(
+            inst,
+            ctx,
+            &self.regs,
+            out,
+            &mut self.origins,
+            &mut self.warnings,
+        );
+    }
+
+    /// NumPy's floating-point RuntimeWarnings of every element evaluated
+    /// with this scratch so far, counted by element.
+    pub fn warnings(&self) -> &FpWarnings {
+        &self.warnings
+    }
 }
 
 /// Input elements of one dtype. `Bool` holds bytes 0/1.
@@ -402,7 +429,12 @@ impl Compiled {
         for &(r, s) in &self.prog.consts {
             regs[r] = s.fill(cap);
         }
-        Scratch { regs, cap }
+        Scratch {
+            regs,
+            cap,
+            warnings: FpWarnings::default(),
+            origins: fpwarn::Origins::default(),
+        }
     }
 
     fn fits(&self, scratch: &Scratch) -> bool {
@@ -451,7 +483,9 @@ impl Compiled {
             None
         };
         if !self.fits(scratch) {
+            let warnings = std::mem::take(&mut scratch.warnings);
             *scratch = self.new_scratch(len);
+            scratch.warnings = warnings;
         }
         let (body, last) = match p.insts.split_last() {
             Some((last, body)) if p.direct && out_dt == p.result_dt => (body, Some(last)),
@@ -469,12 +503,14 @@ impl Compiled {
             };
             for inst in body {
                 eval::exec(inst, &ctx, &mut scratch.regs, &p.geom)?;
+                scratch.check(inst, &ctx);
             }
             let out = &mut out_bytes[lo * size..(lo + n) * size];
             match last {
                 Some(inst) => eval::exec_into(inst, &ctx, &scratch.regs, out, &p.geom)?,
                 None => self.store_chunk(&ctx, &scratch.regs, out_dt, out)?,
             }
+            self.check_last(last, &ctx, scratch, out_dt, out);
             lo += n;
         }
         Ok(())
@@ -502,7 +538,9 @@ impl Compiled {
         let size = dt.itemsize() as usize;
         let len = bytes.len() / size;
         if !self.fits(scratch) {
+            let warnings = std::mem::take(&mut scratch.warnings);
             *scratch = self.new_scratch(len);
+            scratch.warnings = warnings;
         }
         let (body, last) = match p.insts.split_last() {
             Some((last, body)) if p.direct && dt == p.result_dt && !p.last_reads_x => {
@@ -524,6 +562,7 @@ impl Compiled {
                 };
                 for inst in body {
                     eval::exec(inst, &ctx, &mut scratch.regs, &p.geom)?;
+                    scratch.check(inst, &ctx);
                 }
             }
             // x of this chunk is no longer read: the result may overwrite it.
@@ -538,9 +577,35 @@ impl Compiled {
                 Some(inst) => eval::exec_into(inst, &ctx, &scratch.regs, out, &p.geom)?,
                 None => self.store_chunk(&ctx, &scratch.regs, dt, out)?,
             }
+            self.check_last(last, &ctx, scratch, dt, out);
             lo += n;
         }
         Ok(())
+    }
+
+    /// Counts the warnings of the chunk's last step: the last instruction
+    /// written into `out`, or the store of the result into it.
+    fn check_last(
+        &self,
+        last: Option<&eval::Inst>,
+        ctx: &Ctx<'_>,
+        scratch: &mut Scratch,
+        out_dt: DType,
+        out: &[u8],
+    ) {
+        let Scratch {
+            regs,
+            warnings,
+            origins,
+            ..
+        } = scratch;
+        match (last, self.prog.result) {
+            (Some(inst), _) => fpwarn::check(inst, ctx, regs, out, origins, warnings),
+            (None, Res::Val(src, dt)) => {
+                fpwarn::check_store(src, dt, ctx, regs, out_dt, out, origins, warnings)
+            }
+            (None, Res::Weak(_)) => {}
+        }
     }
 
     fn store_chunk(

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{AnyRowsMut, Kernel, KernelSpec, RowsIn};
 use crate::error::{Error, Result};
 use crate::expr::{Column, ColumnMut, Compiled, Expr, Scratch};
+use crate::kernels::reduce::Warnings;
 use crate::layout::DType;
 use crate::plan::RowRange;
 
@@ -261,5 +262,17 @@ impl Kernel for Apply {
                 }
             })
         })
+    }
+
+    fn take_result(&self) -> std::result::Result<Option<Vec<u8>>, String> {
+        // NumPy's RuntimeWarnings of the elements EXPR computed here.
+        let guard = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = Warnings::default();
+        if let Some(s) = guard.as_ref() {
+            for (what, n) in s.warnings().messages() {
+                w.add(&what, n);
+            }
+        }
+        Ok(Some(w.encode()))
     }
 }

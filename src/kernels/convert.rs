@@ -216,8 +216,14 @@ impl Convert {
             )));
         }
         if !can_cast(params.dtype, params.byte_order, out, params.casting) {
+            // What would work: the strictest rule that allows the pair.
+            let hint = Casting::ALL
+                .iter()
+                .find(|&&c| can_cast(params.dtype, params.byte_order, out, c))
+                .map(|c| format!("; --casting {c} allows it"))
+                .unwrap_or_default();
             return Err(Error::refused(format!(
-                "cannot convert {} to {} ({}) under --casting {}: np.can_cast('{}', '{}', '{}') is False",
+                "cannot convert {} to {} ({}) under --casting {}: np.can_cast('{}', '{}', '{}') is False{hint}",
                 params.descr(),
                 out,
                 out.descr(),

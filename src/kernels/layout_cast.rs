@@ -34,6 +34,9 @@ pub(crate) fn can_cast(
         return None;
     }
     let same_order = order == ByteOrder::Little || from.descr().starts_with('|');
+    if let Some(v) = super::unit_cast::can_cast(from, !same_order, to, casting) {
+        return Some(v);
+    }
     let complex = |d: DType| matches!(d, DType::C64 | DType::C128);
     let safe = if from == to {
         true
@@ -59,8 +62,11 @@ pub(crate) fn check_supported(from: DType, to: DType) -> Result<(), String> {
     if from == to || (numeric(from) && numeric(to)) {
         return Ok(());
     }
+    if let Some(r) = super::unit_cast::supports(from, to) {
+        return r;
+    }
     Err(format!(
-        "convert from {from} ({}) to {to} ({}) is not supported by mmrun's kernels: they convert between bool, integer, float, complex64 and complex128, and copies any other dtype only to itself; \
+        "convert from {from} ({}) to {to} ({}) is not supported by mmrun's kernels: they convert between bool, integer, float, complex64 and complex128, between datetime64 units, between timedelta64 units and between S and U strings, and copy any other dtype only to itself; \
          a program of yours can write it through mmrun exec FILE -- PROGRAM",
         from.descr(),
         to.descr()
@@ -92,6 +98,9 @@ pub(crate) fn cast_block(
     if from == to {
         out.copy_from_slice(&input[..out.len()]);
         return Ok(());
+    }
+    if let Some(Ok(())) = super::unit_cast::supports(from, to) {
+        return super::unit_cast::cast_block(from, to, input, out);
     }
     match (component(from), component(to)) {
         (Some(DType::F32), Some(DType::F64)) => {

@@ -14,6 +14,7 @@ pub mod fill;
 pub mod func;
 mod layout_cast;
 pub mod reduce;
+mod unit_cast;
 pub mod values;
 
 use half::f16;

@@ -1654,6 +1654,8 @@ pub struct Reduce {
     inner: usize,
     /// Across rows: the worker's stack of finished nodes.
     stack: Mutex<Vec<Node>>,
+    /// Per-row axes: the RuntimeWarnings of the worker's rows.
+    warnings: Mutex<Warnings>,
     /// The row being read in parts ([`Kernel::read_part`]).
     part: Mutex<Option<PartRow>>,
 }
@@ -1718,6 +1720,7 @@ impl Reduce {
             inner,
             stack: Mutex::new(Vec::new()),
             part: Mutex::new(None),
+            warnings: Mutex::new(Warnings::default()),
         })
     }
 
@@ -1895,6 +1898,7 @@ impl Reduce {
         out: &mut [u8],
         row: u64,
         buf: &mut Vec<St>,
+        warnings: &mut Warnings,
     ) -> std::result::Result<(), String> {
         let p = &this.params;
         let count = this.n as u64;
@@ -1909,8 +1913,9 @@ impl Reduce {
             }
             for &st in buf.iter() {
                 let v = finish(p.op, st, count, p.ddof);
-                store(v, p.out_dtype, out, k)
+                let stored = store(v, p.out_dtype, out, k)
                     .map_err(|e| format!("row {row}: {} {e}", p.op.name()))?;
+                warnings.element(p, st, count, v, stored);
                 k += 1;
             }
         }
@@ -2138,11 +2143,17 @@ fn read_part_typed<T: Elem>(
     };
     if !params.axis.across_rows() {
         let out = out.ok_or("a per-row reduction's last part needs its output row")?;
+        let mut warnings = Warnings::default();
         for (i, &st) in states.iter().enumerate() {
             let v = finish(params.op, st, n, params.ddof);
-            store(v, params.out_dtype, out, i)
+            let stored = store(v, params.out_dtype, out, i)
                 .map_err(|e| format!("row {row}: {} {e}", params.op.name()))?;
+            warnings.element(params, st, n, v, stored);
         }
+        k.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .merge(&warnings);
         if params.pairs && params.op == Op::Mean {
             complex_mean_parts(params.out_dtype, out, None);
         }
@@ -2199,13 +2210,18 @@ fn run_rows<T: Elem>(
 ) -> std::result::Result<(), String> {
     let (rl, stride, off) = (k.row_len as usize, k.stride, k.col_off);
     let mut buf = Vec::new();
+    let mut warnings = Warnings::default();
     for (i, o) in out.chunks_mut(out_row_bytes.max(1)).enumerate() {
         let row = &x[i * stride + off..i * stride + off + rl];
-        Reduce::reduce_row(row, k, o, first_row + i as u64, &mut buf)?;
+        Reduce::reduce_row(row, k, o, first_row + i as u64, &mut buf, &mut warnings)?;
         if k.params.pairs && k.params.op == Op::Mean {
             complex_mean_parts(k.params.out_dtype, o, None);
         }
     }
+    k.warnings
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .merge(&warnings);
     Ok(())
 }
 
@@ -2296,6 +2312,11 @@ impl Kernel for Reduce {
     }
 
     fn take_result(&self) -> std::result::Result<Option<Vec<u8>>, String> {
+        if !self.params.axis.across_rows() {
+            // A per-row reduction hands back its rows' warning counts.
+            let w = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
+            return Ok(Some(w.encode()));
+        }
         let mut stack = self.stack.lock().unwrap_or_else(|p| p.into_inner());
         let len: usize = stack.iter().map(|n| 21 + n.states.bytes().len()).sum();
         let mut out = Vec::new();

@@ -528,7 +528,38 @@ fn blank_long_suffixes(text: &mut [u8]) {
 fn check_plain_literal(text: &[u8]) -> Result<(), NpyError> {
     let mut quote: Option<u8> = None;
     let mut escaped = false;
+    // Brackets must pair up within CPython's 200 levels, as Python's
+    // tokenizer requires ("too many nested parentheses"); checked here
+    // because the literal parser backtracks exponentially on an unclosed
+    // nest (`[('a', [('a', …` of a few hundred bytes would take hours).
+    let mut open: Vec<u8> = Vec::new();
     for &c in text {
+        if quote.is_none() {
+            match c {
+                b'(' | b'[' | b'{' => {
+                    open.push(c);
+                    if open.len() > 200 {
+                        return Err(err(
+                            "corrupt .npy header: more than 200 nested brackets (Python's limit)",
+                        ));
+                    }
+                }
+                b')' | b']' | b'}' => {
+                    let want = match c {
+                        b')' => b'(',
+                        b']' => b'[',
+                        _ => b'{',
+                    };
+                    if open.pop() != Some(want) {
+                        return Err(err(format!(
+                            "corrupt .npy header: unmatched '{}'",
+                            char::from(c)
+                        )));
+                    }
+                }
+                _ => {}
+            }
+        }
         match quote {
             Some(q) => {
                 if escaped {
@@ -552,6 +583,12 @@ fn check_plain_literal(text: &[u8]) -> Result<(), NpyError> {
             },
         }
     }
+    if let Some(&c) = open.last() {
+        return Err(err(format!(
+            "corrupt .npy header: '{}' is never closed",
+            char::from(c)
+        )));
+    }
     Ok(())
 }
 
@@ -562,6 +599,40 @@ mod tests {
 
     fn parse(bytes: &[u8]) -> Result<NpyInfo, NpyError> {
         read_header(&mut Cursor::new(bytes), bytes.len() as u64)
+    }
+
+    /// An unclosed nest of fields (which made the literal parser backtrack
+    /// for minutes at a dozen levels) and nesting past Python's 200 levels
+    /// are refused at once; a closed structured descr is still read.
+    #[test]
+    fn unbalanced_or_too_deep_brackets_are_refused_at_once() {
+        let file = |descr: &str| {
+            let dict = format!("{{'descr': {descr}, 'fortran_order': False, 'shape': (3,), }}");
+            let mut f = b"\x93NUMPY\x01\x00".to_vec();
+            f.extend_from_slice(&(dict.len() as u16 + 1).to_le_bytes());
+            f.extend_from_slice(dict.as_bytes());
+            f.push(b'\n');
+            f
+        };
+        let t0 = std::time::Instant::now();
+        for descr in [
+            "[('a', ".repeat(300),
+            format!("{}'<f4'{}", "[".repeat(201), "]".repeat(201)),
+            "[('a', '<f4')".to_string(),
+            "[('a', '<f4')))".to_string(),
+        ] {
+            let f = file(&descr);
+            let n = f.len() as u64;
+            assert!(
+                read_other_header(&mut Cursor::new(&f), n).is_err(),
+                "{descr}"
+            );
+            assert!(read_header(&mut Cursor::new(&f), n).is_err(), "{descr}");
+        }
+        assert!(t0.elapsed().as_secs() < 5, "{:?}", t0.elapsed());
+        let f = file("[('a', '<f4'), ('n', [('x', '<i2', (3,))])]");
+        let info = read_other_header(&mut Cursor::new(&f), f.len() as u64).unwrap();
+        assert_eq!(info.dtype.itemsize, 10);
     }
 
     #[test]

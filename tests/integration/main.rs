@@ -58,3 +58,7 @@ mod mapped_path;
 mod layering;
 // Inputs answered as NumPy answers them, no panics, helpful messages, quiet and JSON output.
 mod agreement;
+// NumPy's RuntimeWarnings of per-row reductions and apply --expr, counted the same for any split.
+mod runtime_warnings;
+// mmrun convert between datetime64 units, timedelta64 units and S/U strings, against NumPy.
+mod convert_units;

@@ -5,18 +5,24 @@
 //! result elements raised each, so a user sees both what NumPy would have
 //! said and how much of the result it concerns. The warnings follow from
 //! each element's final state and from the shape alone, so they are the
-//! same for any split of the rows.
+//! same for any split of the rows: workers of a per-row reduction count
+//! their rows' and hand the counts to the coordinator
+//! ([`Warnings::encode`]), which adds them up.
+//!
+//! The same counter carries `apply --expr`'s warnings ("overflow
+//! encountered in multiply", …; see [`crate::expr`]), whose messages are
+//! built from the ufunc's name.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Axis, Op, ReduceParams, St, Value};
+use super::{Op, ReduceParams, St, Value};
 
 /// Warnings by NumPy's message, with the number of result elements each
 /// concerns.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Warnings(BTreeMap<&'static str, u64>);
+pub struct Warnings(BTreeMap<String, u64>);
 
 /// NumPy's texts.
 const EMPTY_MEAN: &str = "Mean of empty slice";
@@ -27,12 +33,43 @@ const INVALID_DIVIDE: &str = "invalid value encountered in divide";
 const ZERO_DIVIDE: &str = "divide by zero encountered in divide";
 const OVERFLOW_REDUCE: &str = "overflow encountered in reduce";
 const OVERFLOW_CAST: &str = "overflow encountered in cast";
+/// np.nanmin / np.nanmax of a slice of NaN only.
+const ALL_NAN: &str = "All-NaN slice encountered";
 
 impl Warnings {
-    fn add(&mut self, what: &'static str, n: u64) {
+    /// Counts `n` more result elements that raise `what` (NumPy's text).
+    pub fn add(&mut self, what: &str, n: u64) {
         if n > 0 {
-            *self.0.entry(what).or_default() += n;
+            match self.0.get_mut(what) {
+                Some(c) => *c = c.saturating_add(n),
+                None => {
+                    self.0.insert(what.to_string(), n);
+                }
+            }
         }
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &Warnings) {
+        for (w, n) in other.iter() {
+            self.add(w, n);
+        }
+    }
+
+    /// The counts as a worker hands them to the coordinator.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.0).unwrap_or_default()
+    }
+
+    /// Counts a worker handed back ([`Warnings::encode`]); empty bytes
+    /// (a worker with nothing to say) are no warnings.
+    pub fn decode(bytes: &[u8]) -> crate::error::Result<Warnings> {
+        if bytes.is_empty() {
+            return Ok(Warnings::default());
+        }
+        serde_json::from_slice(bytes).map(Warnings).map_err(|e| {
+            crate::error::Error::failed(format!("a worker's warning counts are unreadable: {e}"))
+        })
     }
 
     /// Whether nothing was warned.
@@ -41,8 +78,8 @@ impl Warnings {
     }
 
     /// `(message, count)` pairs, by message.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        self.0.iter().map(|(&w, &n)| (w, n))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
+        self.0.iter().map(|(w, &n)| (w.as_str(), n))
     }
 
     /// As the JSON report lists them: `[{"warning": "RuntimeWarning: …",
@@ -83,6 +120,9 @@ impl Warnings {
             // warnings silenced and raise their own.
             (Op::NanMean, St::N([c, ..])) if c < 1.0 => self.add(EMPTY_MEAN, 1),
             (Op::NanVar | Op::NanStd, St::N([c, ..])) if c <= p.ddof as f64 => self.add(DOF_NAN, 1),
+            // Only a slice of NaN only has a NaN nanmin (an empty one is
+            // refused before any work).
+            (Op::NanMin | Op::NanMax, St::F(v)) if v.is_nan() => self.add(ALL_NAN, 1),
             _ => {}
         }
         // A finite result past the float dtype's range is stored as inf.
@@ -94,38 +134,5 @@ impl Warnings {
                 }
             }
         }
-    }
-
-    /// The warnings every result element of a per-row reduction raises
-    /// whatever the data: an empty mean, variances without degrees of
-    /// freedom. Data-dependent ones (all-NaN rows, overflow) are only
-    /// counted for reductions finished by the coordinator.
-    pub fn of_shape(p: &ReduceParams) -> Warnings {
-        let mut w = Warnings::default();
-        let outputs: u64 = p.axis.out_shape(&p.shape).iter().product();
-        let count = p.axis.count(&p.shape);
-        if outputs == 0 || matches!(p.axis, Axis::Zero | Axis::All | Axis::ZeroInner { .. }) {
-            return w;
-        }
-        match p.op {
-            Op::Mean | Op::NanMean if count == 0 => {
-                w.add(EMPTY_MEAN, outputs);
-                if p.op == Op::Mean || !p.dtype.is_float() {
-                    w.add(INVALID_DIVIDE, outputs);
-                }
-            }
-            Op::Var | Op::Std | Op::NanVar | Op::NanStd if count <= p.ddof => {
-                let nan = matches!(p.op, Op::NanVar | Op::NanStd) && p.dtype.is_float();
-                w.add(if nan { DOF_NAN } else { DOF }, outputs);
-                // An empty or one-element slice has M2 = 0: 0 / 0. Longer
-                // ones divide M2 by 0, which is "invalid" or "divide by
-                // zero" depending on the data: not counted here.
-                if (matches!(p.op, Op::Var | Op::Std) || !p.dtype.is_float()) && count <= 1 {
-                    w.add(INVALID_DIVIDE, outputs);
-                }
-            }
-            _ => {}
-        }
-        w
     }
 }
