@@ -434,7 +434,7 @@ pub struct ReduceParams {
     pub cols: Option<Cols>,
     /// The last axis holds the (real, imaginary) parts of complex
     /// elements, kept by the reduction: a mean then divides as NumPy's
-    /// complex division by `n + 0j` does ([`complex_mean_parts`]).
+    /// complex division by `n + 0j` does.
     #[serde(default, skip_serializing_if = "is_false")]
     pub pairs: bool,
 }

@@ -34,7 +34,7 @@ use crate::layout::DType;
 /// NumPy's NaT.
 const NAT: i64 = i64::MIN;
 
-/// The index of `Y` and `M` in [`crate::layout::TIME_UNITS`].
+/// The index of `Y` and `M` in [`crate::layout::dtype::TIME_UNITS`].
 const Y: u8 = 1;
 const M: u8 = 2;
 const W: u8 = 3;
