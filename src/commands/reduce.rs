@@ -179,12 +179,18 @@ impl Reduction {
             )));
         }
         let ndim = input.shape.len();
-        let view_axis = resolved.keeping_a_last_axis(ndim).ok_or_else(|| {
-            Error::refused(format!(
-                "--axis {axis_text} of a {ndim}-D array names no axis to reduce"
-            ))
-        })?;
         let mut shape = input.shape.clone();
+        let view_axis = if ndim == 0 {
+            // A 0-d array is its one element: read as (1, 2), along axis 0.
+            shape.push(1);
+            Axis::Zero
+        } else {
+            resolved.keeping_a_last_axis(ndim).ok_or_else(|| {
+                Error::refused(format!(
+                    "--axis {axis_text} of a {ndim}-D array names no axis to reduce"
+                ))
+            })?
+        };
         shape.push(2);
         let view = Layout {
             dtype: part(input.dtype),

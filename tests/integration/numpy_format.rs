@@ -171,11 +171,12 @@ for name in cases:
         v.update(ok=True, dtype=arr.dtype.str, itemsize=arr.dtype.itemsize, shape=list(arr.shape),
                  structured=arr.dtype.names is not None,
                  fortran=bool(arr.flags.f_contiguous and not arr.flags.c_contiguous),
-                 computable=arr.dtype.kind in 'biuf' and arr.dtype.itemsize <= 8 and arr.dtype.names is None,
+                 computable=(arr.dtype.kind in 'biuf' and arr.dtype.itemsize <= 8 or arr.dtype.kind == 'c' and arr.dtype.itemsize <= 16) and arr.dtype.names is None,
                  native=not arr.dtype.str.startswith('>'))
         if v['computable']:
             total = np.sum(arr)
-            v['sum'] = float(total) if arr.dtype.kind == 'f' else int(total)
+            v['sum'] = float(total.real) if arr.dtype.kind in 'fc' else int(total)
+            v['sum_imag'] = float(total.imag) if arr.dtype.kind == 'c' else 0.0
     except Exception as e:
         v.update(ok=False, error=type(e).__name__ + ': ' + str(e)[:80])
     print(json.dumps(v))
@@ -197,8 +198,26 @@ fn refused_once(out: &std::process::Output) -> bool {
             == 1
 }
 
-/// `mmrun reduce FILE --op sum --axis all --json`'s value.
-fn mmrun_sum(d: &Dir, file: &str) -> Result<f64, std::process::Output> {
+/// A complex number as Python prints it (`(1.5-2j)`, `2j`): its parts.
+fn parse_complex(text: &str) -> Option<(f64, f64)> {
+    let t = text.trim().trim_start_matches('(').trim_end_matches(')');
+    let body = t.strip_suffix('j')?;
+    let b = body.as_bytes();
+    let split = (1..b.len())
+        .rev()
+        .find(|&i| (b[i] == b'+' || b[i] == b'-') && !matches!(b[i - 1], b'e' | b'E'));
+    match split {
+        Some(i) => Some((
+            body[..i].parse().ok()?,
+            body[i..].trim_start_matches('+').parse().ok()?,
+        )),
+        None => Some((0.0, body.parse().ok()?)),
+    }
+}
+
+/// `mmrun reduce FILE --op sum --axis all --json`'s value, as (real,
+/// imaginary) parts (the imaginary part 0 but for complex files).
+fn mmrun_sum(d: &Dir, file: &str) -> Result<(f64, f64), std::process::Output> {
     let out = d.run(&[
         "reduce", file, "--op", "sum", "--axis", "all", "--json", "-w", "2",
     ]);
@@ -209,7 +228,9 @@ fn mmrun_sum(d: &Dir, file: &str) -> Result<f64, std::process::Output> {
     // Integer results are strings (exact beyond 2**53), floats numbers.
     let v = &doc["results"]["value"];
     Ok(v.as_f64()
-        .or_else(|| v.as_str().and_then(|t| t.parse().ok()))
+        .map(|x| (x, 0.0))
+        .or_else(|| v.as_str().and_then(|t| t.parse().ok().map(|x| (x, 0.0))))
+        .or_else(|| v.as_str().and_then(parse_complex))
         .unwrap_or_else(|| panic!("{file}: no numeric value in {doc}")))
 }
 
@@ -237,7 +258,7 @@ fn numpy_format_tests_agree_case_for_case() {
                 ));
             }
             if let Ok(sum) = mmrun_sum(&d, &name) {
-                problem(format!("NumPy refuses it, mmrun reduce gives {sum}"));
+                problem(format!("NumPy refuses it, mmrun reduce gives {sum:?}"));
             }
             checked += 1;
             continue;
@@ -267,7 +288,7 @@ fn numpy_format_tests_agree_case_for_case() {
         let sum = mmrun_sum(&d, &name);
         if v["computable"] == false {
             match sum {
-                Ok(s) => problem(format!("layout-only dtype, mmrun reduce gives {s}")),
+                Ok(s) => problem(format!("layout-only dtype, mmrun reduce gives {s:?}")),
                 Err(out) if !refused_once(&out) => {
                     problem(format!("reduce not refused cleanly: {}", stderr(&out)))
                 }
@@ -276,7 +297,7 @@ fn numpy_format_tests_agree_case_for_case() {
             checked += 1;
             continue;
         }
-        let want = v["sum"].as_f64().unwrap();
+        let want = (v["sum"].as_f64().unwrap(), v["sum_imag"].as_f64().unwrap());
         let got = match sum {
             Ok(s) => s,
             // Big-endian or Fortran order: refused with the convert command
@@ -302,12 +323,15 @@ fn numpy_format_tests_agree_case_for_case() {
                 }
             }
             Err(out) => {
-                problem(format!("NumPy sums it to {want}, mmrun: {}", stderr(&out)));
+                problem(format!(
+                    "NumPy sums it to {want:?}, mmrun: {}",
+                    stderr(&out)
+                ));
                 continue;
             }
         };
         if got != want {
-            problem(format!("sum: mmrun {got}, NumPy {want}"));
+            problem(format!("sum: mmrun {got:?}, NumPy {want:?}"));
         }
         checked += 1;
     }
