@@ -602,9 +602,9 @@ impl States {
         }
     }
 
-    /// [`States::identity`], or an error when the memory cannot be had
-    /// (a row of billions of elements along axis 0).
-    fn try_identity(op: Op, kind: Kind, width: usize) -> std::result::Result<States, String> {
+    /// `width` states before any element, or an error when the memory for
+    /// them cannot be had (a row of billions of elements along axis 0).
+    fn identity(op: Op, kind: Kind, width: usize) -> std::result::Result<States, String> {
         let one = matches!(op, Op::Prod | Op::All);
         Ok(match kind {
             Kind::F => States::F(states_of_len(width, if one { 1.0 } else { 0.0 })?),
@@ -613,17 +613,6 @@ impl States {
             Kind::N => States::N(states_of_len(width, [0.0; 3])?),
             Kind::A => States::A(states_of_len(width, <[i128; 2]>::identity(op))?),
         })
-    }
-
-    fn identity(op: Op, kind: Kind, width: usize) -> States {
-        let one = matches!(op, Op::Prod | Op::All);
-        match kind {
-            Kind::F => States::F(vec![if one { 1.0 } else { 0.0 }; width]),
-            Kind::I => States::I(vec![one as i128; width]),
-            Kind::V => States::V(vec![[0.0; 2]; width]),
-            Kind::N => States::N(vec![[0.0; 3]; width]),
-            Kind::A => States::A(vec![<[i128; 2]>::identity(op); width]),
-        }
     }
 
     fn bytes(&self) -> &[u8] {
@@ -2053,11 +2042,7 @@ fn read_part_typed<T: Elem>(
             return Err(format!("row {row} was not read from its start"));
         }
         let zero = match k.params.axis {
-            Axis::Zero => Some(States::try_identity(
-                k.params.op,
-                k.kind,
-                k.row_len as usize,
-            )?),
+            Axis::Zero => Some(States::identity(k.params.op, k.kind, k.row_len as usize)?),
             _ => None,
         };
         let strided = (k.inner > 1 && zero.is_none())
@@ -2373,7 +2358,7 @@ impl Forest {
     /// Adds one node, merging it with its sibling (and up) when present.
     pub fn insert(&mut self, mut node: Node) -> Result<()> {
         let width = self.params.width();
-        let expect = States::identity(self.params.op, self.kind, 0);
+        let expect = States::identity(self.params.op, self.kind, 0).map_err(Error::failed)?;
         if node.states.len() != width
             || std::mem::discriminant(&node.states) != std::mem::discriminant(&expect)
             || node.level >= 64
@@ -2433,7 +2418,10 @@ impl Forest {
         let width = self.params.width();
         let unit = self.params.unit();
         if self.rows == 0 {
-            return Ok((States::identity(self.params.op, self.kind, width), 0));
+            return Ok((
+                States::identity(self.params.op, self.kind, width).map_err(Error::failed)?,
+                0,
+            ));
         }
         let level = 64 - (self.rows - 1).leading_zeros();
         let (states, rows) = self.value(0, level)?.expect("rows > 0");

@@ -386,32 +386,24 @@ fn scan(
     if let Some(step) = part_elems(kernel, row_bytes, layout.dtype.itemsize()) {
         // Rows wider than a block, read in parts of about a block: the
         // pages a part touches are all a worker holds, whatever the shape.
-        let itemsize = layout.dtype.itemsize();
         while row < task.range.end {
-            let base = (row - task.range.start) * row_bytes;
-            let mut from = 0;
-            while from < row_len {
-                let m = step.min(row_len - from);
-                let lo = (base + from * itemsize) as usize;
-                let hi = lo + (m * itemsize) as usize;
-                ahead.before(&map, lo, hi);
-                let bytes = aligned_view(&map[lo..hi], aligned, &mut bounce);
-                let rows_in = RowsIn {
-                    bytes,
-                    dtype: layout.dtype,
-                    first_row: row,
-                    row_len,
-                };
-                kernel
-                    .read_part(rows_in, from, from + m == row_len, None)
-                    .map_err(|e| Error::failed(format!("row {row}: {e}")))?;
-                if hi - released >= prefetch::WINDOW {
-                    map.release(released, hi - released)
-                        .map_err(|e| Error::io_failed("cannot release rows of", &task.path, e))?;
-                    released = hi;
-                }
-                from += m;
-            }
+            let row_in = RowInParts {
+                dtype: layout.dtype,
+                row,
+                row_len,
+                base: ((row - task.range.start) * row_bytes) as usize,
+                aligned,
+                step,
+            };
+            let mut window = Window {
+                map: &mut map,
+                ahead: &mut ahead,
+                released: &mut released,
+                bounce: &mut bounce,
+            };
+            row_in
+                .read(kernel, &mut window, None)
+                .map_err(|e| Error::failed(format!("row {row}: {e}")))?;
             row += 1;
             if let Some((counters, slot)) = progress {
                 counters.store(slot, row - task.range.start);
@@ -447,6 +439,67 @@ fn scan(
         test_hooks::after_block(task, row);
     }
     Ok(())
+}
+
+/// One row of a read-only mapping handed to a kernel in parts
+/// ([`Kernel::read_part`]).
+struct RowInParts {
+    dtype: DType,
+    row: u64,
+    row_len: u64,
+    /// Where the row starts in the mapping, in bytes.
+    base: usize,
+    /// Whether the mapping's elements are aligned for `dtype`.
+    aligned: bool,
+    /// Elements per part ([`part_elems`]).
+    step: u64,
+}
+
+/// The read-only mapping a row is read from, with its read-ahead, the
+/// bytes below which it was released and the staging buffer for
+/// unaligned elements.
+struct Window<'a> {
+    map: &'a mut ReadRegion,
+    ahead: &'a mut Prefetch,
+    released: &'a mut usize,
+    bounce: &'a mut Vec<u64>,
+}
+
+impl RowInParts {
+    /// Hands the row to `kernel` part by part, `out` (the row's output,
+    /// for a kernel that writes rows) with the last; each window of
+    /// parts read is released from the resident set.
+    fn read(
+        &self,
+        kernel: &dyn Kernel,
+        w: &mut Window<'_>,
+        out: Option<AnyRowsMut<'_>>,
+    ) -> std::result::Result<(), String> {
+        let itemsize = self.dtype.itemsize();
+        let mut out = out;
+        let mut from = 0;
+        while from < self.row_len {
+            let m = self.step.min(self.row_len - from);
+            let lo = self.base + (from * itemsize) as usize;
+            let hi = lo + (m * itemsize) as usize;
+            w.ahead.before(&*w.map, lo, hi);
+            let rows_in = RowsIn {
+                bytes: aligned_view(&w.map[lo..hi], self.aligned, w.bounce),
+                dtype: self.dtype,
+                first_row: self.row,
+                row_len: self.row_len,
+            };
+            let last = from + m == self.row_len;
+            kernel.read_part(rows_in, from, last, if last { out.take() } else { None })?;
+            if hi - *w.released >= prefetch::WINDOW {
+                // Only memory is at stake: a failure costs nothing.
+                let _ = w.map.release(*w.released, hi - *w.released);
+                *w.released = hi;
+            }
+            from += m;
+        }
+        Ok(())
+    }
 }
 
 /// The elements per part in which `kernel` reads rows of `row_bytes` bytes
@@ -621,65 +674,47 @@ fn run_blocks(
             let a = ((row - task.range.start) * in_row_bytes) as usize;
             in_ahead.before(map, a, a + (n * in_row_bytes) as usize);
         }
-        let mut call =
-            |kernel: &dyn Kernel, out: AnyRowsMut<'_>, in_bounce: &mut Vec<u64>| match input
-                .as_mut()
-            {
-                None => kernel.run(out),
-                Some((map, inp, in_row_bytes, in_row_len)) if parts.is_some() => {
-                    let step = parts.expect("checked");
-                    let itemsize = inp.layout.dtype.itemsize();
-                    let a = ((row - task.range.start) * *in_row_bytes) as usize;
-                    let mut out = Some(out);
-                    let mut from = 0;
-                    while from < *in_row_len {
-                        let m = step.min(*in_row_len - from);
-                        let (lo, hi) = (
-                            a + (from * itemsize) as usize,
-                            a + ((from + m) * itemsize) as usize,
-                        );
-                        in_ahead.before(&*map, lo, hi);
-                        let start = inp.layout.data_offset + row * *in_row_bytes + from * itemsize;
-                        let bytes =
-                            aligned_view(&map[lo..hi], start.is_multiple_of(itemsize), in_bounce);
-                        let rows_in = RowsIn {
-                            bytes,
-                            dtype: inp.layout.dtype,
-                            first_row: row,
-                            row_len: *in_row_len,
-                        };
-                        let last = from + m == *in_row_len;
-                        kernel.read_part(
-                            rows_in,
-                            from,
-                            last,
-                            if last { out.take() } else { None },
-                        )?;
-                        if hi - in_released_bytes >= prefetch::WINDOW {
-                            // Only memory is at stake: a failure costs nothing.
-                            let _ = map.release(in_released_bytes, hi - in_released_bytes);
-                            in_released_bytes = hi;
-                        }
-                        from += m;
-                    }
-                    Ok(())
-                }
-                Some((map, inp, in_row_bytes, in_row_len)) => {
-                    let a = ((row - task.range.start) * *in_row_bytes) as usize;
-                    let b = a + (n * *in_row_bytes) as usize;
-                    let raw = if whole_input { &map[..] } else { &map[a..b] };
-                    let start = inp.layout.data_offset + row * *in_row_bytes;
-                    let aligned = whole_input || start.is_multiple_of(inp.layout.dtype.itemsize());
-                    let bytes = aligned_view(raw, aligned, in_bounce);
-                    let rows_in = RowsIn {
-                        bytes,
-                        dtype: inp.layout.dtype,
-                        first_row: row,
-                        row_len: *in_row_len,
-                    };
-                    kernel.run_io(rows_in, out)
-                }
-            };
+        let mut call = |kernel: &dyn Kernel, out: AnyRowsMut<'_>, in_bounce: &mut Vec<u64>| match (
+            input.as_mut(),
+            parts,
+        ) {
+            (None, _) => kernel.run(out),
+            (Some((map, inp, in_row_bytes, in_row_len)), Some(step)) => {
+                let row_in = RowInParts {
+                    dtype: inp.layout.dtype,
+                    row,
+                    row_len: *in_row_len,
+                    base: ((row - task.range.start) * *in_row_bytes) as usize,
+                    aligned: inp
+                        .layout
+                        .data_offset
+                        .is_multiple_of(inp.layout.dtype.itemsize()),
+                    step,
+                };
+                let mut window = Window {
+                    map,
+                    ahead: &mut in_ahead,
+                    released: &mut in_released_bytes,
+                    bounce: in_bounce,
+                };
+                row_in.read(kernel, &mut window, Some(out))
+            }
+            (Some((map, inp, in_row_bytes, in_row_len)), None) => {
+                let a = ((row - task.range.start) * *in_row_bytes) as usize;
+                let b = a + (n * *in_row_bytes) as usize;
+                let raw = if whole_input { &map[..] } else { &map[a..b] };
+                let start = inp.layout.data_offset + row * *in_row_bytes;
+                let aligned = whole_input || start.is_multiple_of(inp.layout.dtype.itemsize());
+                let bytes = aligned_view(raw, aligned, in_bounce);
+                let rows_in = RowsIn {
+                    bytes,
+                    dtype: inp.layout.dtype,
+                    first_row: row,
+                    row_len: *in_row_len,
+                };
+                kernel.run_io(rows_in, out)
+            }
+        };
         let rows_failed = |e: String| Error::failed(format!("rows {row}..{}: {e}", row + n));
         match region.as_mut() {
             Some(region) if aligned => {
