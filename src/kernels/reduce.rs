@@ -1889,8 +1889,6 @@ impl Reduce {
         buf: &mut Vec<St>,
         warnings: &mut Warnings,
     ) -> std::result::Result<(), String> {
-        let p = &this.params;
-        let count = this.n as u64;
         let mut k = 0usize;
         for o in 0..this.outer {
             let part = &x[o * this.n * this.inner..(o + 1) * this.n * this.inner];
@@ -1900,15 +1898,56 @@ impl Reduce {
             } else {
                 this.strided_states(part, buf);
             }
-            for &st in buf.iter() {
-                let v = finish(p.op, st, count, p.ddof);
-                let stored = store(v, p.out_dtype, out, k)
-                    .map_err(|e| format!("row {row}: {} {e}", p.op.name()))?;
-                warnings.element(p, st, count, v, stored);
-                k += 1;
-            }
+            this.store_states(buf, out, k, row, warnings)?;
+            k += buf.len();
+        }
+        this.finish_row(out);
+        Ok(())
+    }
+
+    /// Finishes `states` into results `at ..` of output row `row` (`out`),
+    /// counting NumPy's warnings.
+    fn store_states(
+        &self,
+        states: &[St],
+        out: &mut [u8],
+        at: usize,
+        row: u64,
+        warnings: &mut Warnings,
+    ) -> std::result::Result<(), String> {
+        let p = &self.params;
+        let count = self.n as u64;
+        for (i, &st) in states.iter().enumerate() {
+            let v = finish(p.op, st, count, p.ddof);
+            let stored = store(v, p.out_dtype, out, at + i)
+                .map_err(|e| format!("row {row}: {} {e}", p.op.name()))?;
+            warnings.element(p, st, count, v, stored);
         }
         Ok(())
+    }
+
+    /// Once an output row is stored: a complex mean's parts as NumPy's
+    /// complex division gives them ([`complex_mean_parts`]).
+    fn finish_row(&self, out: &mut [u8]) {
+        if self.params.pairs && self.params.op == Op::Mean {
+            complex_mean_parts(self.params.out_dtype, out, None);
+        }
+    }
+
+    /// Pushes row `row`'s `states` on the worker's stack as a leaf.
+    fn push_leaf(&self, stack: &mut Vec<Node>, row: u64, states: States) {
+        let node = Node {
+            start: row,
+            level: 0,
+            states,
+        };
+        match self.kind {
+            Kind::F => self.push_node::<f64>(stack, node),
+            Kind::I => self.push_node::<i128>(stack, node),
+            Kind::V => self.push_node::<[f64; 2]>(stack, node),
+            Kind::N => self.push_node::<[f64; 3]>(stack, node),
+            Kind::A => self.push_node::<[i128; 2]>(stack, node),
+        }
     }
 }
 
@@ -2104,21 +2143,10 @@ fn read_part_typed<T: Elem>(
     let params = &k.params;
     if let Some(states) = zero {
         let mut stack = k.stack.lock().unwrap_or_else(|p| p.into_inner());
-        let node = Node {
-            start: row,
-            level: 0,
-            states,
-        };
-        match k.kind {
-            Kind::F => k.push_node::<f64>(&mut stack, node),
-            Kind::I => k.push_node::<i128>(&mut stack, node),
-            Kind::V => k.push_node::<[f64; 2]>(&mut stack, node),
-            Kind::N => k.push_node::<[f64; 3]>(&mut stack, node),
-            Kind::A => k.push_node::<[i128; 2]>(&mut stack, node),
-        }
+        k.push_leaf(&mut stack, row, states);
         return Ok(());
     }
-    let states: Vec<St> = match strided {
+    let mut states: Vec<St> = match strided {
         Some(acc) => {
             let mut states = Vec::new();
             acc.finish(k.kind, &mut states);
@@ -2129,60 +2157,31 @@ fn read_part_typed<T: Elem>(
     if !params.axis.across_rows() {
         let out = out.ok_or("a per-row reduction's last part needs its output row")?;
         let mut warnings = Warnings::default();
-        for (i, &st) in states.iter().enumerate() {
-            let v = finish(params.op, st, n, params.ddof);
-            let stored = store(v, params.out_dtype, out, i)
-                .map_err(|e| format!("row {row}: {} {e}", params.op.name()))?;
-            warnings.element(params, st, n, v, stored);
-        }
+        k.store_states(&states, out, 0, row, &mut warnings)?;
+        k.finish_row(out);
         k.warnings
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .merge(&warnings);
-        if params.pairs && params.op == Op::Mean {
-            complex_mean_parts(params.out_dtype, out, None);
-        }
         return Ok(());
     }
-    let mut stack = k.stack.lock().unwrap_or_else(|p| p.into_inner());
-    macro_rules! leaf {
-        ($s:ty) => {
-            k.push_node::<$s>(
-                &mut stack,
-                Node {
-                    start: row,
-                    level: 0,
-                    states: <$s>::wrap(states.into_iter().map(<$s>::of).collect()),
-                },
-            )
-        };
-    }
-    match k.kind {
-        Kind::F => leaf!(f64),
-        Kind::I => leaf!(i128),
-        Kind::V => leaf!([f64; 2]),
-        Kind::N => leaf!([f64; 3]),
-        Kind::A => {
-            // np.argmin(axis=None) counts flat indices of the whole array.
-            let states = states
-                .into_iter()
-                .map(|st| match st {
-                    St::A([key, i]) if params.axis == Axis::All => {
-                        St::A([key, row as i128 * k.row_len as i128 + i])
-                    }
-                    st => st,
-                })
-                .collect::<Vec<_>>();
-            k.push_node::<[i128; 2]>(
-                &mut stack,
-                Node {
-                    start: row,
-                    level: 0,
-                    states: States::A(states.into_iter().map(<[i128; 2]>::of).collect()),
-                },
-            )
+    if params.axis == Axis::All {
+        // np.argmin(axis=None) counts flat indices of the whole array.
+        for st in &mut states {
+            if let St::A([_, i]) = st {
+                *i += row as i128 * k.row_len as i128;
+            }
         }
     }
+    let states = match k.kind {
+        Kind::F => States::F(states.into_iter().map(f64::of).collect()),
+        Kind::I => States::I(states.into_iter().map(i128::of).collect()),
+        Kind::V => States::V(states.into_iter().map(<[f64; 2]>::of).collect()),
+        Kind::N => States::N(states.into_iter().map(<[f64; 3]>::of).collect()),
+        Kind::A => States::A(states.into_iter().map(<[i128; 2]>::of).collect()),
+    };
+    let mut stack = k.stack.lock().unwrap_or_else(|p| p.into_inner());
+    k.push_leaf(&mut stack, row, states);
     Ok(())
 }
 
@@ -2199,9 +2198,6 @@ fn run_rows<T: Elem>(
     for (i, o) in out.chunks_mut(out_row_bytes.max(1)).enumerate() {
         let row = &x[i * stride + off..i * stride + off + rl];
         Reduce::reduce_row(row, k, o, first_row + i as u64, &mut buf, &mut warnings)?;
-        if k.params.pairs && k.params.op == Op::Mean {
-            complex_mean_parts(k.params.out_dtype, o, None);
-        }
     }
     k.warnings
         .lock()
